@@ -1,0 +1,379 @@
+"""The strict state core: which ASGI WebSocket message is legal now, and what follows.
+
+Pure and synchronous (sans-I/O): this module never awaits, never touches a socket
+and imports nothing of the project. `WebSocket` moves messages; this decides.
+
+Two sides are tracked:
+
+- the client side (what the server reported): CONNECTING -> CONNECTED -> DISCONNECTED;
+- the application side (what the app sent): CONNECTING -> CONNECTED | RESPONSE ->
+  DISCONNECTED.
+
+The application side follows what the application did even once the client has
+gone; the verdict of `ConnectionState.send` then says whether the message is still
+worth forwarding to the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "ConnectionState",
+    "WebSocketState",
+    "WebSocketStateError",
+    "check_close",
+]
+
+CONNECT = "websocket.connect"
+RECEIVE = "websocket.receive"
+DISCONNECT = "websocket.disconnect"
+ACCEPT = "websocket.accept"
+SEND = "websocket.send"
+CLOSE = "websocket.close"
+RESPONSE_START = "websocket.http.response.start"
+RESPONSE_BODY = "websocket.http.response.body"
+
+INCOMING_TYPES = (CONNECT, RECEIVE, DISCONNECT)
+OUTGOING_TYPES = (ACCEPT, SEND, CLOSE, RESPONSE_START, RESPONSE_BODY)
+
+# The close code ASGI servers turn into an HTTP 403 when it closes a pending handshake.
+REJECT_CODE = 403
+MAX_REASON_BYTES = 123
+
+
+class WebSocketState(IntEnum):
+    """The state of one side of a WebSocket connection.
+
+    Example:
+        >>> ws.client_state is WebSocketState.CONNECTED
+        True
+    """
+
+    CONNECTING = 0
+    CONNECTED = 1
+    DISCONNECTED = 2
+    RESPONSE = 3
+
+
+CONNECTING = WebSocketState.CONNECTING
+CONNECTED = WebSocketState.CONNECTED
+DISCONNECTED = WebSocketState.DISCONNECTED
+RESPONSE = WebSocketState.RESPONSE
+
+
+class WebSocketStateError(RuntimeError):
+    """An ASGI message, or a call that produces one, is not legal in the current state.
+
+    The message names the current state, what was attempted and what to do instead.
+    A refused message changes no state.
+
+    Example:
+        >>> await ws.close()
+        >>> await ws.close()
+        WebSocketStateError: cannot send 'websocket.close': the application already closed ...
+    """
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether `code` may be sent in a close frame (RFC 6455 section 7.4, IANA registry)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def check_close(code: object, reason: object, *, handshake_pending: bool) -> None:
+    """Raise `ValueError` (or `TypeError`) if a close `code` or `reason` may not be sent.
+
+    Before the handshake is accepted the code never reaches the wire (the server answers
+    HTTP 403), so `403` is accepted there too, as Bocadillo's `reject()` used it.
+    """
+    if type(code) is not int:
+        raise TypeError(f"close code must be an int, got {type(code).__name__}")
+    if not is_valid_close_code(code) and not (handshake_pending and code == REJECT_CODE):
+        raise ValueError(
+            f"invalid close code {code}: use 1000-1003, 1007-1014 or 3000-4999 "
+            "(4000-4999 are free for applications)"
+        )
+    if reason is None:
+        return
+    if not isinstance(reason, str):
+        raise TypeError(f"close reason must be a str, got {type(reason).__name__}")
+    size = len(reason.encode("utf-8"))
+    if size > MAX_REASON_BYTES:
+        raise ValueError(
+            f"close reason is {size} bytes in UTF-8; the limit is {MAX_REASON_BYTES}: shorten it"
+        )
+
+
+def _describe(client_state: WebSocketState, application_state: WebSocketState) -> str:
+    return f"client {client_state.name}, application {application_state.name}"
+
+
+def _check_headers(headers: object, message_type: str) -> None:
+    if headers is None:
+        return
+    try:
+        pairs = list(headers)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"{message_type!r} headers must be an iterable of (bytes, bytes) pairs, "
+            f"got {type(headers).__name__}"
+        ) from None
+    for pair in pairs:
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and isinstance(pair[0], bytes)
+            and isinstance(pair[1], bytes)
+        ):
+            raise TypeError(
+                f"{message_type!r} headers must be (bytes, bytes) pairs, got {pair!r}: "
+                "encode names and values, e.g. (b'x-token', b'abc')"
+            )
+
+
+def check_data_fields(message: Mapping[str, Any], message_type: str) -> None:
+    """Raise `ValueError` unless `message` carries exactly one of `text` (str) or `bytes`."""
+    text = message.get("text")
+    data = message.get("bytes")
+    if (text is None) == (data is None):
+        raise ValueError(
+            f"{message_type!r} must carry exactly one of 'text' or 'bytes', "
+            f"got {'both' if text is not None else 'neither'}"
+        )
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"{message_type!r} 'text' must be a str, got {type(text).__name__}")
+    if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"{message_type!r} 'bytes' must be bytes, got {type(data).__name__}")
+
+
+class ConnectionState:
+    """The state machine of one WebSocket connection, in both directions.
+
+    Feed it every message: `receive(message)` for what the server delivered,
+    `send(message)` for what the application is about to send. Each call either
+    raises (`WebSocketStateError` for a message illegal now, `ValueError`/`TypeError`
+    for a malformed one) and changes nothing, or records the transition.
+
+    Parameters:
+        denial_response: whether the server supports the `websocket.http.response`
+            extension (WebSocket denial responses).
+    """
+
+    __slots__ = (
+        "application_state",
+        "client_state",
+        "denial_response",
+        "disconnect_code",
+        "disconnect_reason",
+    )
+
+    def __init__(self, *, denial_response: bool = False) -> None:
+        self.client_state = CONNECTING
+        self.application_state = CONNECTING
+        self.denial_response = denial_response
+        #: The code and reason of the client's `websocket.disconnect`, once it came.
+        self.disconnect_code: int | None = None
+        self.disconnect_reason = ""
+
+    def __repr__(self) -> str:
+        return f"<ConnectionState {_describe(self.client_state, self.application_state)}>"
+
+    # Incoming: server -> application.
+
+    def check_receive(self) -> None:
+        """Raise if awaiting the next server message now would be illegal or hang forever."""
+        client_state = self.client_state
+        application_state = self.application_state
+        if client_state is CONNECTED and application_state is not CONNECTING:
+            if application_state is RESPONSE:
+                raise WebSocketStateError(
+                    f"cannot receive ({_describe(client_state, application_state)}): a denial "
+                    "response is being sent; finish it with a final websocket.http.response.body"
+                )
+            return
+        if client_state is CONNECTING:
+            return
+        if client_state is DISCONNECTED:
+            raise WebSocketStateError(
+                f"cannot receive ({_describe(client_state, application_state)}): the client "
+                f"already disconnected with code {self.disconnect_code}; stop receiving once "
+                "WebSocketDisconnect has been raised"
+            )
+        raise WebSocketStateError(
+            f"cannot receive ({_describe(client_state, application_state)}): no message arrives "
+            "before the handshake is accepted; call accept() first or use auto_accept=True"
+        )
+
+    def receive(self, message: Mapping[str, Any]) -> None:
+        """Validate a message delivered by the server and record the transition."""
+        message_type = message.get("type")
+        client_state = self.client_state
+        if client_state is CONNECTED:
+            if message_type == RECEIVE:
+                application_state = self.application_state
+                if application_state is CONNECTING or application_state is RESPONSE:
+                    raise WebSocketStateError(
+                        f"server sent {RECEIVE!r} while "
+                        f"{_describe(client_state, application_state)}: "
+                        "no message may arrive before the handshake is accepted"
+                    )
+                check_data_fields(message, RECEIVE)
+                return
+            if message_type == DISCONNECT:
+                self._record_disconnect(message)
+                return
+        elif client_state is CONNECTING:
+            if message_type == CONNECT:
+                self.client_state = CONNECTED
+                return
+            if message_type == DISCONNECT:
+                self._record_disconnect(message)
+                return
+        if message_type not in INCOMING_TYPES:
+            raise ValueError(
+                f"server sent an unknown WebSocket message type {message_type!r}; "
+                f"expected one of {', '.join(INCOMING_TYPES)}"
+            )
+        raise WebSocketStateError(
+            f"server sent {message_type!r} while "
+            f"{_describe(client_state, self.application_state)}: "
+            + _incoming_hint(client_state, message_type)
+        )
+
+    def _record_disconnect(self, message: Mapping[str, Any]) -> None:
+        code = message.get("code", 1005)
+        reason = message.get("reason") or ""
+        if type(code) is not int:
+            raise TypeError(f"{DISCONNECT!r} 'code' must be an int, got {type(code).__name__}")
+        if not isinstance(reason, str):
+            raise TypeError(f"{DISCONNECT!r} 'reason' must be a str, got {type(reason).__name__}")
+        self.client_state = DISCONNECTED
+        self.disconnect_code = code
+        self.disconnect_reason = reason
+
+    def connection_lost(self, code: int = 1006) -> None:
+        """Record that the server reported the connection broken (a send raised `OSError`)."""
+        if self.client_state is not DISCONNECTED:
+            self.client_state = DISCONNECTED
+            self.disconnect_code = code
+            self.disconnect_reason = ""
+
+    # Outgoing: application -> server.
+
+    def send_data(self) -> bool:
+        """Check a `websocket.send` built by a typed method; return whether to forward it.
+
+        The fast path of `send`: the payload was built by `WebSocket` and needs no check.
+        `False` means the client is gone: raise `WebSocketDisconnect` instead of sending.
+        """
+        if self.application_state is CONNECTED:
+            return self.client_state is not DISCONNECTED
+        raise self._refuse(SEND)
+
+    def send(self, message: Mapping[str, Any]) -> bool:
+        """Validate a message the application is about to send and record the transition.
+
+        Returns whether the message should be forwarded to the server: `False` once
+        the client has disconnected, where there is no one left to send it to.
+        """
+        message_type = message.get("type")
+        application_state = self.application_state
+        if application_state is CONNECTING:
+            if message_type == ACCEPT:
+                if self.client_state is CONNECTING:
+                    raise self._refuse(ACCEPT)
+                subprotocol = message.get("subprotocol")
+                if subprotocol is not None and not isinstance(subprotocol, str):
+                    raise TypeError(
+                        f"{ACCEPT!r} 'subprotocol' must be a str or None, "
+                        f"got {type(subprotocol).__name__}"
+                    )
+                _check_headers(message.get("headers"), ACCEPT)
+                self.application_state = CONNECTED
+            elif message_type == CLOSE:
+                check_close(
+                    message.get("code", 1000), message.get("reason"), handshake_pending=True
+                )
+                self.application_state = DISCONNECTED
+            elif message_type == RESPONSE_START:
+                if not self.denial_response:
+                    raise WebSocketStateError(
+                        f"cannot send {RESPONSE_START!r}: the server does not support the "
+                        "websocket.http.response extension; close the handshake instead "
+                        "(reject() without a response answers HTTP 403)"
+                    )
+                status = message.get("status")
+                if type(status) is not int or not 100 <= status <= 599:
+                    raise ValueError(
+                        f"{RESPONSE_START!r} 'status' must be an int HTTP status, got {status!r}"
+                    )
+                _check_headers(message.get("headers"), RESPONSE_START)
+                self.application_state = RESPONSE
+            else:
+                raise self._refuse(message_type)
+        elif application_state is CONNECTED:
+            if message_type == SEND:
+                check_data_fields(message, SEND)
+            elif message_type == CLOSE:
+                check_close(
+                    message.get("code", 1000), message.get("reason"), handshake_pending=False
+                )
+                self.application_state = DISCONNECTED
+            else:
+                raise self._refuse(message_type)
+        elif application_state is RESPONSE and message_type == RESPONSE_BODY:
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise ValueError(
+                    f"{RESPONSE_BODY!r} 'body' must be bytes, got {type(body).__name__}"
+                )
+            if not message.get("more_body", False):
+                self.application_state = DISCONNECTED
+        else:
+            raise self._refuse(message_type)
+        return self.client_state is not DISCONNECTED
+
+    def _refuse(self, message_type: object) -> Exception:
+        if message_type not in OUTGOING_TYPES:
+            return ValueError(
+                f"unknown WebSocket message type {message_type!r}; "
+                f"expected one of {', '.join(OUTGOING_TYPES)}"
+            )
+        assert isinstance(message_type, str)
+        return WebSocketStateError(
+            f"cannot send {message_type!r} "
+            f"({_describe(self.client_state, self.application_state)}): "
+            + _outgoing_hint(self.client_state, self.application_state, message_type)
+        )
+
+
+def _incoming_hint(client_state: WebSocketState, message_type: str) -> str:
+    if client_state is DISCONNECTED:
+        return "the client already disconnected; nothing may follow websocket.disconnect"
+    if message_type == CONNECT:
+        return "websocket.connect comes once, first"
+    return "websocket.connect must come first"
+
+
+def _outgoing_hint(
+    client_state: WebSocketState, application_state: WebSocketState, message_type: str
+) -> str:
+    if application_state is DISCONNECTED:
+        return "the application already closed the connection; nothing more can be sent"
+    if application_state is RESPONSE:
+        return (
+            "a denial response is under way; finish it with websocket.http.response.body "
+            "(more_body=False)"
+        )
+    if application_state is CONNECTED:
+        if message_type == ACCEPT:
+            return "the connection is already accepted; accept() only once"
+        return "a denial response can only be sent before the handshake is accepted"
+    # Application CONNECTING.
+    if message_type == ACCEPT:
+        return "receive websocket.connect first (accept() does it for you)"
+    if message_type == RESPONSE_BODY:
+        return "send websocket.http.response.start first (send_denial_response() does both)"
+    return "the handshake is still pending; call accept() first or use auto_accept=True"

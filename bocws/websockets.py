@@ -1,0 +1,565 @@
+"""`WebSocket`: Bocadillo's high-level WebSocket API over any ASGI server.
+
+The object only moves messages between the ASGI callables and the user; every
+message, in both directions, is judged by the state core (`bocws._state`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Container, Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from ._state import (
+    ACCEPT,
+    CLOSE,
+    CONNECTED,
+    CONNECTING,
+    DISCONNECT,
+    DISCONNECTED,
+    RESPONSE,
+    RESPONSE_BODY,
+    SEND,
+    ConnectionState,
+    WebSocketState,
+    check_close,
+)
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover
+    from typing_extensions import Self
+
+__all__ = [
+    "DenialResponseUnsupported",
+    "MessageTypeError",
+    "WebSocket",
+    "WebSocketDisconnect",
+]
+
+logger = logging.getLogger("bocws")
+
+MESSAGE_TYPES = ("text", "bytes", "json", "event")
+MessageType = Literal["text", "bytes", "json", "event"]
+JSONMode = Literal["text", "binary"]
+DEFAULT_CAUGHT_CLOSE_CODES = (1000, 1001)
+DENIAL_EXTENSION = "websocket.http.response"
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+
+
+class MessageTypeError(TypeError):
+    """A frame of one kind arrived where the other was expected (text vs. binary).
+
+    Attributes:
+        expected: `"text"` or `"bytes"`, what the call expected.
+        received: `"text"` or `"bytes"`, what the client sent.
+
+    Example:
+        >>> await ws.receive_text()  # the client sent a binary frame
+        MessageTypeError: expected a text frame, received a binary frame ...
+    """
+
+    def __init__(self, expected: str, received: str, call: str) -> None:
+        self.expected = expected
+        self.received = received
+        names = {"text": "a text frame", "bytes": "a binary frame"}
+        super().__init__(
+            f"{call} expected {names[expected]}, received {names[received]}: "
+            f"use receive_{received}() or set receive_type={received!r}"
+            + (" (or receive_json(mode='binary'))" if call.startswith("receive_json") else "")
+        )
+
+
+class DenialResponseUnsupported(RuntimeError):
+    """The server does not support the ASGI `websocket.http.response` extension.
+
+    Raised by `WebSocket.send_denial_response()`; `reject(response)` falls back to a
+    plain HTTP 403 instead.
+    """
+
+
+class _AnyCode:
+    """The `caught_close_codes` container that holds every close code."""
+
+    __slots__ = ()
+
+    def __contains__(self, code: object) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "all"
+
+
+def _normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Container[int]:
+    if codes is None:
+        return frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
+    if codes is all:
+        return _AnyCode()
+    if callable(codes) or not isinstance(codes, Iterable):
+        raise TypeError(
+            "caught_close_codes must be None, the builtin all, or an iterable of ints, "
+            f"got {codes!r}"
+        )
+    normalized = frozenset(codes)
+    for code in normalized:
+        if type(code) is not int:
+            raise TypeError(f"caught_close_codes must hold ints, got {code!r}")
+    return normalized
+
+
+def _check_type(name: str, value: str | None) -> None:
+    if value is not None and value not in MESSAGE_TYPES:
+        raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(MESSAGE_TYPES)}")
+
+
+def _dump_json(data: Any) -> str:
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as error:  # NaN/Infinity, circular references
+        raise TypeError(f"cannot serialise to JSON: {error}") from error
+
+
+class WebSocket(HTTPConnection):
+    """A WebSocket connection, with Bocadillo's high-level API.
+
+    Connection information comes from Starlette's `HTTPConnection`: `url`, `headers`,
+    `query_params`, `path_params`, `cookies`, `client`, `session`, `user`, `auth`,
+    `state`, and the scope as a mapping (`ws["path"]`).
+
+    Parameters:
+        scope: the ASGI scope (of type `"websocket"`).
+        receive: the ASGI receive callable.
+        send: the ASGI send callable.
+        auto_accept: accept the handshake lazily, on the first operation that needs an
+            open connection (a send or receive, `close()`, `async for`, `async with`).
+            With `False`, call `accept()` (or enter `async with`) yourself.
+        value_type: the type of messages in both directions: `"text"`, `"bytes"`,
+            `"json"` or `"event"`. Overrides `receive_type` and `send_type`.
+        receive_type: the type `receive()` returns. Defaults to `"text"`.
+        send_type: the type `send()` takes. Defaults to `"text"`.
+        caught_close_codes: close codes of `WebSocketDisconnect` silenced by
+            `async with` and `async for`. `None` means `(1000, 1001)`; the builtin
+            `all` means every code; `()` means none.
+
+    Raises:
+        ValueError: for an unknown message type or a scope that is not a WebSocket's.
+
+    Example:
+        >>> async def app(scope, receive, send):
+        ...     ws = WebSocket(scope, receive, send, value_type="json")
+        ...     async with ws:
+        ...         async for message in ws:
+        ...             await ws.send({"echo": message})
+    """
+
+    receive: Callable[[], Awaitable[Any]]
+    """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
+    `receive_json()` or `receive_event()`, chosen once at construction."""
+
+    send: Callable[[Any], Awaitable[None]]
+    """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()` or
+    `send_event()`, chosen once at construction."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        *,
+        auto_accept: bool = True,
+        value_type: MessageType | None = None,
+        receive_type: MessageType | None = None,
+        send_type: MessageType | None = None,
+        caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
+    ) -> None:
+        if scope.get("type") != "websocket":
+            raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope.get('type')!r}")
+        super().__init__(scope)
+        _check_type("value_type", value_type)
+        _check_type("receive_type", receive_type)
+        _check_type("send_type", send_type)
+        if value_type is not None:
+            receive_type = send_type = value_type
+        self.receive_type: MessageType = receive_type or "text"
+        self.send_type: MessageType = send_type or "text"
+        self.auto_accept = auto_accept
+        self.caught_close_codes: Container[int] = _normalize_caught(caught_close_codes)
+        self._receive = receive
+        self._send = send
+        self._core = ConnectionState(
+            denial_response=DENIAL_EXTENSION in (scope.get("extensions") or {})
+        )
+        # Lazy auto-accept: cleared by the first accept, close or rejection.
+        self._accept_pending = auto_accept
+        # Bound once here so that receive()/send() cost no lookup per message.
+        self.receive = getattr(self, "receive_" + self.receive_type)
+        self.send = getattr(self, "send_" + self.send_type)
+
+    def __repr__(self) -> str:
+        return (
+            f"<WebSocket {self.scope.get('path', '')!r} client={self.client_state.name} "
+            f"application={self.application_state.name}>"
+        )
+
+    # Connection information.
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return list(self.scope.get("subprotocols") or ())
+
+    @property
+    def client_state(self) -> WebSocketState:
+        """The client side: CONNECTING, CONNECTED or DISCONNECTED."""
+        return self._core.client_state
+
+    @property
+    def application_state(self) -> WebSocketState:
+        """The application side: CONNECTING, CONNECTED, RESPONSE or DISCONNECTED."""
+        return self._core.application_state
+
+    # Handshake.
+
+    async def accept(
+        self, subprotocol: str | None = None, headers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        """Accept the handshake, receiving the client's `websocket.connect` first if needed.
+
+        Parameters:
+            subprotocol: one of `subprotocols`, to tell the client which was chosen.
+            headers: extra response headers, as `(bytes, bytes)` pairs.
+
+        Raises:
+            ValueError: the client did not offer `subprotocol`.
+            WebSocketStateError: the handshake was already accepted or refused.
+            WebSocketDisconnect: the client left during the handshake.
+        """
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(
+                f"subprotocol {subprotocol!r} was not offered by the client; "
+                f"it offered {self.subprotocols!r}"
+            )
+        message: Message = {"type": ACCEPT, "subprotocol": subprotocol}
+        if headers is not None:
+            message["headers"] = list(headers)
+        await self._send_handshake(message)
+
+    async def _send_handshake(self, message: Message) -> None:
+        # The server's websocket.connect must be consumed before accepting.
+        if message["type"] == ACCEPT and self._core.client_state is CONNECTING:
+            if self._core.application_state is not CONNECTING:
+                raise self._core._refuse(ACCEPT)
+            event = await self._receive()
+            self._core.receive(event)
+        await self._forward(message)
+
+    async def _accept_now(self) -> None:
+        # Only reached while the lazy auto-accept is still pending.
+        await self._send_handshake({"type": ACCEPT, "subprotocol": None})
+
+    async def reject(self, response: Response | None = None) -> None:
+        """Refuse the connection.
+
+        While the handshake is pending: without `response`, close it so that the server
+        answers HTTP 403; with a Starlette `Response`, send it as a denial response
+        (falling back to the plain 403, with a warning in the log, when the server lacks
+        the `websocket.http.response` extension). After accept: close with 1008
+        (policy violation).
+
+        Raises:
+            WebSocketStateError: the connection is already closed.
+        """
+        core = self._core
+        if core.application_state is CONNECTING:
+            if response is not None:
+                if core.denial_response:
+                    await self.send_denial_response(response)
+                    return
+                logger.warning(
+                    "the server does not support WebSocket denial responses; "
+                    "rejecting %s with a plain HTTP 403 instead",
+                    self.scope.get("path", ""),
+                )
+            await self._forward({"type": CLOSE, "code": 403, "reason": ""})
+            return
+        if response is not None and core.application_state is CONNECTED:
+            logger.warning(
+                "reject(response) after accept cannot send an HTTP response; closing with 1008"
+            )
+        await self._forward({"type": CLOSE, "code": POLICY_VIOLATION, "reason": ""})
+
+    async def send_denial_response(self, response: Response) -> None:
+        """Answer the pending handshake with an HTTP `response` instead of accepting it.
+
+        Raises:
+            DenialResponseUnsupported: the server lacks the `websocket.http.response`
+                extension; use `reject()` for a plain 403.
+            WebSocketStateError: the handshake is no longer pending.
+        """
+        if not self._core.denial_response:
+            raise DenialResponseUnsupported(
+                "this server does not support the ASGI websocket.http.response extension: "
+                "use reject() without a response for a plain HTTP 403"
+            )
+        if self._core.application_state is not CONNECTING:
+            raise self._core._refuse("websocket.http.response.start")
+        await response(self.scope, self._receive, self._forward)
+
+    # Closing.
+
+    def _closes_handshake(self) -> bool:
+        # A close now would refuse the handshake rather than end an open connection.
+        return self._core.application_state is CONNECTING and not self._accept_pending
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection with `code` and `reason`.
+
+        A pending auto-accept happens first, so the client sees the code. Once the
+        client has disconnected, the close is recorded and nothing is sent.
+
+        Raises:
+            ValueError: an invalid close code, or a reason over 123 UTF-8 bytes
+                (nothing is sent).
+            WebSocketStateError: the application already closed the connection.
+        """
+        check_close(code, reason, handshake_pending=self._closes_handshake())
+        if self._accept_pending:
+            await self._accept_now()
+        await self._forward({"type": CLOSE, "code": code, "reason": reason or ""})
+
+    async def ensure_closed(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection unless either side already has; never raises for that.
+
+        A denial response under way is finished with an empty body.
+
+        Raises:
+            ValueError: an invalid close code or reason.
+        """
+        core = self._core
+        check_close(code, reason, handshake_pending=self._closes_handshake())
+        if core.application_state is DISCONNECTED or core.client_state is DISCONNECTED:
+            return
+        try:
+            if core.application_state is RESPONSE:
+                await self._forward({"type": RESPONSE_BODY, "body": b"", "more_body": False})
+            else:
+                await self.close(code, reason)
+        except WebSocketDisconnect:
+            pass  # the client left meanwhile: the connection is closed either way
+
+    # Receiving.
+
+    async def _next_message(self, raise_on_disconnect: bool) -> Message:
+        if self._accept_pending:
+            await self._accept_now()
+        core = self._core
+        core.check_receive()
+        message = await self._receive()
+        core.receive(message)
+        if raise_on_disconnect and message["type"] == DISCONNECT:
+            raise WebSocketDisconnect(core.disconnect_code or 1005, core.disconnect_reason)
+        return message
+
+    async def receive_event(self) -> Message:
+        """Receive a raw ASGI event, validated by the state core.
+
+        Returns `websocket.disconnect` events rather than raising.
+
+        Raises:
+            WebSocketStateError: nothing can be received now (before accept with
+                `auto_accept=False`, or after the client disconnected).
+        """
+        return await self._next_message(False)
+
+    async def receive_text(self) -> str:
+        """Receive a text message.
+
+        Raises:
+            MessageTypeError: the client sent a binary frame.
+            WebSocketDisconnect: the client closed the connection.
+        """
+        text: str | None = (await self._next_message(True)).get("text")
+        if text is None:
+            raise MessageTypeError("text", "bytes", "receive_text()")
+        return text
+
+    async def receive_bytes(self) -> bytes:
+        """Receive a binary message.
+
+        Raises:
+            MessageTypeError: the client sent a text frame.
+            WebSocketDisconnect: the client closed the connection.
+        """
+        data: bytes | None = (await self._next_message(True)).get("bytes")
+        if data is None:
+            raise MessageTypeError("bytes", "text", "receive_bytes()")
+        return bytes(data)
+
+    async def receive_json(self, mode: JSONMode = "text") -> Any:
+        """Receive a message and parse it as JSON.
+
+        Parameters:
+            mode: `"text"` to expect text frames, `"binary"` for UTF-8 binary frames.
+
+        Raises:
+            json.JSONDecodeError: the message is not valid JSON (or not UTF-8).
+            MessageTypeError: the frame is not of the kind `mode` expects.
+            WebSocketDisconnect: the client closed the connection.
+        """
+        if mode == "text":
+            text = (await self._next_message(True)).get("text")
+            if text is None:
+                raise MessageTypeError("text", "bytes", "receive_json()")
+            return json.loads(text)
+        if mode != "binary":
+            raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+        data = (await self._next_message(True)).get("bytes")
+        if data is None:
+            raise MessageTypeError("bytes", "text", "receive_json(mode='binary')")
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise json.JSONDecodeError(
+                f"message is not valid UTF-8 ({error.reason})",
+                bytes(data).decode("utf-8", "replace"),
+                error.start,
+            ) from None
+        return json.loads(text)
+
+    # Sending.
+
+    async def _send_data(self, message: Message) -> None:
+        if self._accept_pending:
+            await self._accept_now()
+        core = self._core
+        if not core.send_data():
+            raise WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+        try:
+            await self._send(message)
+        except OSError:
+            core.connection_lost(1006)
+            raise WebSocketDisconnect(1006) from None
+
+    async def _forward(self, message: Message) -> None:
+        """Send `message` after the core validated it; map a broken connection to 1006."""
+        core = self._core
+        forward = core.send(message)
+        if core.application_state is not CONNECTING:
+            self._accept_pending = False
+        if not forward:
+            if message["type"] in (SEND, ACCEPT):
+                raise WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+            return  # a close or denial response for a client that is gone: done
+        try:
+            await self._send(message)
+        except OSError:
+            core.connection_lost(1006)
+            raise WebSocketDisconnect(1006) from None
+
+    async def send_event(self, event: Message) -> None:
+        """Send a raw ASGI event, validated by the state core.
+
+        A pending auto-accept happens first for `websocket.send`; handshake events
+        (`websocket.accept`, `websocket.close`, denial responses) are sent as given.
+
+        Raises:
+            WebSocketStateError: the event is not legal in the current state.
+            ValueError: the event is malformed.
+            WebSocketDisconnect: the client has gone.
+        """
+        event_type = event.get("type")
+        if event_type == ACCEPT:
+            await self._send_handshake(event)
+            return
+        if self._accept_pending and event_type == SEND:
+            await self._accept_now()
+        await self._forward(event)
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message.
+
+        Raises:
+            TypeError: `data` is not a `str`.
+            WebSocketDisconnect: the client has gone.
+        """
+        if not isinstance(data, str):
+            raise TypeError(
+                f"send_text() takes a str, got {type(data).__name__}"
+                + ("; use send_bytes() for bytes" if isinstance(data, bytes) else "")
+            )
+        await self._send_data({"type": SEND, "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message.
+
+        Raises:
+            TypeError: `data` is not bytes-like.
+            WebSocketDisconnect: the client has gone.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"send_bytes() takes bytes, got {type(data).__name__}"
+                + ("; use send_text() for str" if isinstance(data, str) else "")
+            )
+        await self._send_data({"type": SEND, "bytes": bytes(data)})
+
+    async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
+        """Serialise `data` to JSON and send it.
+
+        Parameters:
+            mode: `"text"` for a text frame, `"binary"` for a UTF-8 binary frame.
+
+        Raises:
+            TypeError: `data` cannot be serialised (nothing is sent; the connection
+                stays usable).
+            WebSocketDisconnect: the client has gone.
+        """
+        text = _dump_json(data)
+        if mode == "text":
+            await self._send_data({"type": SEND, "text": text})
+        elif mode == "binary":
+            await self._send_data({"type": SEND, "bytes": text.encode("utf-8")})
+        else:
+            raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+
+    # Lifecycle helpers.
+
+    async def __aenter__(self) -> Self:
+        if self._core.application_state is CONNECTING:
+            await self._accept_now()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            await self.ensure_closed(1000)
+            return False
+        if isinstance(exc, WebSocketDisconnect):
+            return exc.code in self.caught_close_codes
+        if isinstance(exc, Exception):
+            await self.ensure_closed(INTERNAL_ERROR)
+        return False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except WebSocketDisconnect as disconnect:
+            if disconnect.code in self.caught_close_codes:
+                raise StopAsyncIteration from None
+            raise

@@ -1,0 +1,83 @@
+"""An in-memory ASGI WebSocket server: scripted incoming events, recorded outgoing ones."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from bocws import WebSocket
+
+Message = dict[str, Any]
+
+CONNECT: Message = {"type": "websocket.connect"}
+
+
+def text(data: str) -> Message:
+    return {"type": "websocket.receive", "text": data}
+
+
+def binary(data: bytes) -> Message:
+    return {"type": "websocket.receive", "bytes": data}
+
+
+def disconnect(code: int = 1000, reason: str = "") -> Message:
+    return {"type": "websocket.disconnect", "code": code, "reason": reason}
+
+
+class FakeServer:
+    """Delivers `incoming` in order; records what the application sends."""
+
+    def __init__(
+        self,
+        incoming: Iterable[Message] = (),
+        *,
+        denial_response: bool = True,
+        subprotocols: Iterable[str] = (),
+        path: str = "/ws",
+    ) -> None:
+        self.incoming: deque[Message] = deque(incoming)
+        self.sent: list[Message] = []
+        self.fail_sends_with: BaseException | None = None
+        extensions = {"websocket.http.response": {}} if denial_response else {}
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "scheme": "ws",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 50000),
+            "root_path": "",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"room=lobby&n=2",
+            "headers": [
+                (b"host", b"127.0.0.1:8000"),
+                (b"cookie", b"token=abc; theme=dark"),
+                (b"origin", b"http://127.0.0.1:8000"),
+            ],
+            "subprotocols": list(subprotocols),
+            "path_params": {"room": "lobby"},
+            "extensions": extensions,
+            "state": {},
+        }
+
+    async def receive(self) -> Message:
+        if not self.incoming:
+            raise AssertionError("the application awaited a message the server will never send")
+        return self.incoming.popleft()
+
+    async def send(self, message: Message) -> None:
+        if self.fail_sends_with is not None:
+            raise self.fail_sends_with
+        self.sent.append(dict(message))
+
+    def types(self) -> list[str]:
+        return [message["type"] for message in self.sent]
+
+    def websocket(self, **options: Any) -> WebSocket:
+        return WebSocket(self.scope, self.receive, self.send, **options)
+
+
+def connected(*incoming: Message, **server_options: Any) -> FakeServer:
+    """A server whose client connects, then sends `incoming`."""
+    return FakeServer([CONNECT, *incoming], **server_options)

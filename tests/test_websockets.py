@@ -1,0 +1,711 @@
+"""The WebSocket object, message by message, against an in-memory server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+import starlette.websockets
+from starlette.responses import PlainTextResponse
+
+from bocws import (
+    DenialResponseUnsupported,
+    MessageTypeError,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+    WebSocketStateError,
+)
+
+from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
+
+pytestmark = pytest.mark.anyio
+
+ACCEPT = {"type": "websocket.accept", "subprotocol": None}
+
+
+def close(code: int = 1000, reason: str = "") -> dict[str, Any]:
+    return {"type": "websocket.close", "code": code, "reason": reason}
+
+
+# Construction and connection information.
+
+
+def test_websocket_disconnect_is_starlettes_class() -> None:
+    assert WebSocketDisconnect is starlette.websockets.WebSocketDisconnect
+
+
+@pytest.mark.parametrize("option", ["value_type", "receive_type", "send_type"])
+def test_unknown_message_type_is_a_value_error(option: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown .*'xml'.*text, bytes, json, event"):
+        FakeServer().websocket(**{option: "xml"})
+
+
+def test_non_websocket_scope_is_refused() -> None:
+    server = FakeServer()
+    server.scope["type"] = "http"
+    with pytest.raises(ValueError, match="'websocket' scope"):
+        WebSocket(server.scope, server.receive, server.send)
+
+
+def test_types_default_to_text_and_value_type_sets_both() -> None:
+    ws = FakeServer().websocket()
+    assert (ws.receive_type, ws.send_type) == ("text", "text")
+    ws = FakeServer().websocket(value_type="json", receive_type="bytes")
+    assert (ws.receive_type, ws.send_type) == ("json", "json")
+    ws = FakeServer().websocket(receive_type="bytes", send_type="event")
+    assert (ws.receive_type, ws.send_type) == ("bytes", "event")
+
+
+def test_connection_information_comes_from_the_scope() -> None:
+    ws = FakeServer(subprotocols=["chat.v2", "chat.v1"]).websocket()
+    assert ws.url.path == "/ws"
+    assert str(ws.url) == "ws://127.0.0.1:8000/ws?room=lobby&n=2"
+    assert ws.headers["origin"] == "http://127.0.0.1:8000"
+    assert ws.query_params["n"] == "2"
+    assert ws.path_params == {"room": "lobby"}
+    assert ws.cookies == {"token": "abc", "theme": "dark"}
+    assert ws.client is not None
+    assert ws.client.port == 50000
+    assert ws["path"] == "/ws"
+    assert ws.subprotocols == ["chat.v2", "chat.v1"]
+    ws.state.visits = 1
+    assert ws.scope["state"]["visits"] == 1
+    assert ws.client_state is WebSocketState.CONNECTING
+    assert ws.application_state is WebSocketState.CONNECTING
+    assert "CONNECTING" in repr(ws)
+
+
+def test_caught_close_codes_default_to_1000_and_1001() -> None:
+    codes = FakeServer().websocket().caught_close_codes
+    assert 1000 in codes
+    assert 1001 in codes
+    assert 1006 not in codes
+
+
+def test_caught_close_codes_all_means_every_code() -> None:
+    codes = FakeServer().websocket(caught_close_codes=all).caught_close_codes
+    assert all(code in codes for code in (1000, 1006, 1011, 3000, 4999))
+
+
+def test_caught_close_codes_empty_means_none() -> None:
+    codes = FakeServer().websocket(caught_close_codes=()).caught_close_codes
+    assert 1000 not in codes
+
+
+def test_caught_close_codes_take_any_iterable_of_ints() -> None:
+    codes = FakeServer().websocket(caught_close_codes=iter([4000, 4001])).caught_close_codes
+    assert 4000 in codes
+    assert 4001 in codes
+    assert 1000 not in codes
+
+
+@pytest.mark.parametrize("codes", [["1000"], len, 1000])
+def test_caught_close_codes_reject_other_values(codes: Any) -> None:
+    with pytest.raises(TypeError, match="caught_close_codes"):
+        FakeServer().websocket(caught_close_codes=codes)
+
+
+# Lazy auto-accept.
+
+
+async def test_auto_accept_waits_for_the_first_operation() -> None:
+    server = connected(text("hi"))
+    ws = server.websocket()
+    assert server.sent == []
+    assert await ws.receive() == "hi"
+    assert server.sent == [ACCEPT]
+    assert ws.application_state is WebSocketState.CONNECTED
+
+
+async def test_auto_accept_lets_the_view_reject_first() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.reject()
+    assert server.sent == [close(403)]
+    assert ws.application_state is WebSocketState.DISCONNECTED
+
+
+async def test_auto_accept_happens_before_the_first_send() -> None:
+    server = connected()
+    await server.websocket().send("hello")
+    assert server.sent == [ACCEPT, {"type": "websocket.send", "text": "hello"}]
+
+
+async def test_close_accepts_first_so_the_client_sees_the_code() -> None:
+    server = connected()
+    await server.websocket().close(4002, "done")
+    assert server.sent == [ACCEPT, close(4002, "done")]
+
+
+async def test_without_auto_accept_receive_before_accept_is_a_state_error() -> None:
+    server = connected(text("hi"))
+    ws = server.websocket(auto_accept=False)
+    assert await ws.receive_event() == CONNECT
+    with pytest.raises(WebSocketStateError, match=r"accept\(\)"):
+        await ws.receive()
+    assert server.sent == []
+
+
+async def test_without_auto_accept_send_before_accept_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket(auto_accept=False)
+    with pytest.raises(WebSocketStateError, match=r"call accept\(\) first"):
+        await ws.send_text("hi")
+    assert server.sent == []
+
+
+async def test_client_leaving_during_handshake_raises_disconnect_on_first_receive() -> None:
+    server = FakeServer([disconnect(1001)])
+    ws = server.websocket()
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.receive()
+    assert info.value.code == 1001
+    assert server.sent == []
+
+
+# accept()
+
+
+async def test_accept_receives_connect_then_accepts_with_subprotocol_and_headers() -> None:
+    server = connected(subprotocols=["chat.v2", "chat.v1"])
+    ws = server.websocket(auto_accept=False)
+    await ws.accept("chat.v1", headers=[(b"x-bocws", b"1")])
+    assert server.sent == [
+        {"type": "websocket.accept", "subprotocol": "chat.v1", "headers": [(b"x-bocws", b"1")]}
+    ]
+    assert ws.client_state is WebSocketState.CONNECTED
+
+
+async def test_accept_with_a_subprotocol_not_offered_is_a_value_error() -> None:
+    server = connected(subprotocols=["chat.v2"])
+    with pytest.raises(ValueError, match=r"'chat.v1' was not offered.*\['chat.v2'\]"):
+        await server.websocket().accept("chat.v1")
+    assert server.sent == []
+
+
+async def test_accept_twice_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(WebSocketStateError, match="already accepted"):
+        await ws.accept()
+    assert server.sent == [ACCEPT]
+
+
+async def test_accept_after_reject_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.reject()
+    with pytest.raises(WebSocketStateError, match="already closed"):
+        await ws.accept()
+
+
+async def test_accept_with_bad_headers_is_refused_and_stays_pending() -> None:
+    server = connected(text("hi"))
+    ws = server.websocket()
+    with pytest.raises(TypeError, match=r"\(bytes, bytes\) pairs"):
+        await ws.accept(headers=[("x", "y")])  # type: ignore[list-item]
+    assert server.sent == []
+    assert await ws.receive() == "hi"
+    assert server.sent == [ACCEPT]
+
+
+# reject() and denial responses.
+
+
+async def test_reject_with_a_response_sends_a_denial_response() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.reject(PlainTextResponse("go away", status_code=401))
+    assert server.types() == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert server.sent[0]["status"] == 401
+    assert server.sent[1]["body"] == b"go away"
+    assert ws.application_state is WebSocketState.DISCONNECTED
+
+
+async def test_reject_with_a_response_falls_back_to_403_without_the_extension(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = connected(denial_response=False)
+    with caplog.at_level(logging.WARNING, logger="bocws"):
+        await server.websocket().reject(PlainTextResponse("no", status_code=401))
+    assert server.sent == [close(403)]
+    assert "plain HTTP 403" in caplog.text
+
+
+async def test_reject_after_accept_closes_with_1008() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    await ws.reject()
+    assert server.sent == [ACCEPT, close(1008)]
+
+
+async def test_reject_with_a_response_after_accept_closes_1008_and_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with caplog.at_level(logging.WARNING, logger="bocws"):
+        await ws.reject(PlainTextResponse("no", status_code=401))
+    assert server.sent == [ACCEPT, close(1008)]
+    assert "1008" in caplog.text
+
+
+async def test_reject_after_close_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.close()
+    with pytest.raises(WebSocketStateError):
+        await ws.reject()
+
+
+async def test_send_denial_response_without_the_extension_raises_clearly() -> None:
+    server = connected(denial_response=False)
+    with pytest.raises(DenialResponseUnsupported, match=r"websocket\.http\.response"):
+        await server.websocket().send_denial_response(PlainTextResponse("no", 401))
+    assert server.sent == []
+
+
+async def test_send_denial_response_after_accept_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(WebSocketStateError, match="before the handshake is accepted"):
+        await ws.send_denial_response(PlainTextResponse("no", 401))
+
+
+# Receiving, by type.
+
+
+@pytest.mark.parametrize(
+    ("receive_type", "incoming", "expected"),
+    [
+        ("text", text("hé"), "hé"),
+        ("bytes", binary(b"\x00\xff"), b"\x00\xff"),
+        ("json", text('{"a": [1, 2]}'), {"a": [1, 2]}),
+        ("event", text("raw"), text("raw")),
+    ],
+)
+async def test_receive_dispatches_to_the_configured_type(
+    receive_type: Any, incoming: dict[str, Any], expected: Any
+) -> None:
+    ws = connected(incoming).websocket(receive_type=receive_type)
+    assert await ws.receive() == expected
+
+
+async def test_receive_text_on_a_binary_frame_names_both_kinds() -> None:
+    ws = connected(binary(b"x")).websocket()
+    with pytest.raises(MessageTypeError, match="expected a text frame, received a binary frame"):
+        await ws.receive_text()
+
+
+async def test_receive_bytes_on_a_text_frame_names_both_kinds() -> None:
+    ws = connected(text("x")).websocket()
+    with pytest.raises(MessageTypeError) as info:
+        await ws.receive_bytes()
+    assert (info.value.expected, info.value.received) == ("bytes", "text")
+    assert isinstance(info.value, TypeError)
+
+
+async def test_receive_json_text_mode_refuses_binary_frames() -> None:
+    ws = connected(binary(b"{}")).websocket()
+    with pytest.raises(MessageTypeError, match="receive_json"):
+        await ws.receive_json()
+
+
+async def test_receive_json_binary_mode_reads_utf8_binary_frames() -> None:
+    ws = connected(binary('{"é": 1}'.encode())).websocket()
+    assert await ws.receive_json(mode="binary") == {"é": 1}
+
+
+async def test_receive_json_binary_mode_refuses_text_frames() -> None:
+    ws = connected(text("{}")).websocket()
+    with pytest.raises(MessageTypeError, match="mode='binary'"):
+        await ws.receive_json(mode="binary")
+
+
+async def test_invalid_json_raises_json_decode_error() -> None:
+    ws = connected(text("{nope"), text("[1]")).websocket()
+    with pytest.raises(json.JSONDecodeError):
+        await ws.receive_json()
+    assert await ws.receive_json() == [1]
+
+
+async def test_invalid_utf8_in_binary_json_raises_json_decode_error() -> None:
+    ws = connected(binary(b'{"a": "\xff"}')).websocket()
+    with pytest.raises(json.JSONDecodeError, match="not valid UTF-8"):
+        await ws.receive_json(mode="binary")
+
+
+async def test_receive_json_unknown_mode_is_a_value_error() -> None:
+    ws = connected(text("{}")).websocket()
+    with pytest.raises(ValueError, match="'text' or 'binary'"):
+        await ws.receive_json(mode="yaml")  # type: ignore[arg-type]
+
+
+async def test_receive_raises_disconnect_with_code_and_reason() -> None:
+    server = connected(disconnect(4000, "bye"))
+    ws = server.websocket()
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.receive()
+    assert (info.value.code, info.value.reason) == (4000, "bye")
+    assert ws.client_state is WebSocketState.DISCONNECTED
+
+
+async def test_receive_after_disconnect_is_a_state_error() -> None:
+    ws = connected(disconnect(1000)).websocket()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.receive()
+    with pytest.raises(WebSocketStateError, match="already disconnected with code 1000"):
+        await ws.receive()
+
+
+async def test_receive_event_returns_disconnect_events() -> None:
+    ws = connected(disconnect(1001)).websocket()
+    assert await ws.receive_event() == disconnect(1001)
+
+
+async def test_a_malformed_server_event_is_refused() -> None:
+    ws = connected({"type": "websocket.receive"}).websocket()
+    with pytest.raises(ValueError, match="exactly one of 'text' or 'bytes'"):
+        await ws.receive_event()
+
+
+# Sending, by type.
+
+
+@pytest.mark.parametrize(
+    ("send_type", "value", "expected"),
+    [
+        ("text", "hé", {"type": "websocket.send", "text": "hé"}),
+        ("bytes", b"\x00", {"type": "websocket.send", "bytes": b"\x00"}),
+        ("json", {"é": [1, None]}, {"type": "websocket.send", "text": '{"é":[1,null]}'}),
+        ("event", {"type": "websocket.send", "text": "é"}, {"type": "websocket.send", "text": "é"}),
+    ],
+)
+async def test_send_dispatches_to_the_configured_type(
+    send_type: Any, value: Any, expected: dict[str, Any]
+) -> None:
+    server = connected()
+    await server.websocket(send_type=send_type).send(value)
+    assert server.sent == [ACCEPT, expected]
+
+
+async def test_send_json_binary_mode_sends_utf8_bytes() -> None:
+    server = connected()
+    await server.websocket().send_json(["é"], mode="binary")
+    assert server.sent[-1] == {"type": "websocket.send", "bytes": '["é"]'.encode()}
+
+
+async def test_send_bytes_accepts_bytearray_and_memoryview() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.send_bytes(bytearray(b"ab"))
+    await ws.send_bytes(memoryview(b"cd"))
+    assert [m.get("bytes") for m in server.sent[1:]] == [b"ab", b"cd"]
+
+
+async def test_send_json_unknown_mode_is_a_value_error() -> None:
+    ws = connected().websocket()
+    with pytest.raises(ValueError, match="'text' or 'binary'"):
+        await ws.send_json({}, mode="yaml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("data", [{1, 2}, object(), float("nan"), {"x": float("inf")}])
+async def test_unserialisable_json_raises_type_error_and_sends_nothing(data: Any) -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(TypeError):
+        await ws.send_json(data)
+    assert server.sent == [ACCEPT]
+    await ws.send_json({"still": "usable"})
+    assert server.sent[-1] == {"type": "websocket.send", "text": '{"still":"usable"}'}
+
+
+async def test_circular_json_raises_type_error() -> None:
+    data: list[Any] = []
+    data.append(data)
+    with pytest.raises(TypeError, match="Circular"):
+        await connected().websocket().send_json(data)
+
+
+async def test_send_text_with_bytes_is_a_type_error_naming_the_fix() -> None:
+    server = connected()
+    with pytest.raises(TypeError, match=r"send_text\(\) takes a str, got bytes; use send_bytes"):
+        await server.websocket().send_text(b"x")  # type: ignore[arg-type]
+    assert server.sent == []
+
+
+async def test_send_bytes_with_str_is_a_type_error_naming_the_fix() -> None:
+    with pytest.raises(TypeError, match=r"got str; use send_text"):
+        await connected().websocket().send_bytes("x")  # type: ignore[arg-type]
+
+
+async def test_send_event_is_validated_by_the_core() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(WebSocketStateError, match="already accepted"):
+        await ws.send_event({"type": "websocket.accept"})
+    with pytest.raises(ValueError, match="exactly one of"):
+        await ws.send_event({"type": "websocket.send", "text": "a", "bytes": b"a"})
+    assert server.sent == [ACCEPT]
+
+
+async def test_send_event_accept_receives_connect_first() -> None:
+    server = connected(subprotocols=["a"])
+    ws = server.websocket(auto_accept=False)
+    await ws.send_event({"type": "websocket.accept", "subprotocol": "a"})
+    assert server.sent == [{"type": "websocket.accept", "subprotocol": "a"}]
+
+
+async def test_send_event_close_while_pending_rejects_the_handshake() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.send_event(close(403))
+    assert server.sent == [close(403)]
+
+
+async def test_send_after_the_client_disconnected_raises_its_code() -> None:
+    server = connected(disconnect(1001, "gone"))
+    ws = server.websocket()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.receive()
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_text("late")
+    assert (info.value.code, info.value.reason) == (1001, "gone")
+    with pytest.raises(WebSocketDisconnect):
+        await ws.send_event({"type": "websocket.send", "text": "late"})
+    assert server.sent == [ACCEPT]
+
+
+async def test_a_broken_connection_on_send_raises_disconnect_1006() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = ConnectionResetError("peer reset")
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_text("x")
+    assert info.value.code == 1006
+    assert ws.client_state is WebSocketState.DISCONNECTED
+    await ws.ensure_closed()  # nothing to close any more, and no error
+
+
+async def test_a_broken_connection_on_close_raises_disconnect_1006() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = OSError("broken pipe")
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.close()
+    assert info.value.code == 1006
+
+
+# close() and ensure_closed()
+
+
+@pytest.mark.parametrize("code", [999, 1005, 1006, 1015, 2000, 5000])
+async def test_close_with_an_invalid_code_is_a_value_error_and_sends_nothing(code: int) -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(ValueError, match=f"invalid close code {code}"):
+        await ws.close(code)
+    assert server.sent == [ACCEPT]
+    await ws.close()
+    assert server.sent == [ACCEPT, close()]
+
+
+async def test_close_with_an_invalid_code_does_not_accept_first() -> None:
+    server = connected()
+    with pytest.raises(ValueError, match="invalid close code 1006"):
+        await server.websocket().close(1006)
+    assert server.sent == []
+
+
+async def test_close_reason_over_123_bytes_is_a_value_error() -> None:
+    server = connected()
+    with pytest.raises(ValueError, match="123"):
+        await server.websocket().close(1000, "ü" * 62)
+    assert server.sent == []
+
+
+async def test_close_twice_is_a_state_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.close()
+    with pytest.raises(WebSocketStateError, match="already closed"):
+        await ws.close()
+    assert server.sent == [ACCEPT, close()]
+
+
+async def test_close_after_client_disconnect_sends_nothing() -> None:
+    server = connected(disconnect(1000))
+    ws = server.websocket()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.receive()
+    await ws.close()
+    assert server.sent == [ACCEPT]
+    assert ws.application_state is WebSocketState.DISCONNECTED
+
+
+async def test_close_403_is_refused_after_accept() -> None:
+    ws = connected().websocket(auto_accept=False)
+    await ws.accept()
+    with pytest.raises(ValueError, match="invalid close code 403"):
+        await ws.close(403)
+
+
+async def test_close_before_accept_without_auto_accept_refuses_the_handshake() -> None:
+    server = connected()
+    await server.websocket(auto_accept=False).close(403)
+    assert server.sent == [close(403)]
+
+
+async def test_ensure_closed_closes_an_open_connection() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    await ws.ensure_closed(4000, "done")
+    assert server.sent == [ACCEPT, close(4000, "done")]
+
+
+async def test_ensure_closed_is_silent_when_already_closed() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.close()
+    await ws.ensure_closed()
+    await ws.ensure_closed()
+    assert server.sent == [ACCEPT, close()]
+
+
+async def test_ensure_closed_is_silent_after_client_disconnect() -> None:
+    server = connected(disconnect(1001))
+    ws = server.websocket()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.receive()
+    await ws.ensure_closed()
+    assert server.sent == [ACCEPT]
+
+
+async def test_ensure_closed_validates_its_code() -> None:
+    with pytest.raises(ValueError, match="invalid close code 1006"):
+        await connected().websocket().ensure_closed(1006)
+
+
+async def test_ensure_closed_finishes_a_denial_response_under_way() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.send_event({"type": "websocket.http.response.start", "status": 401, "headers": []})
+    await ws.ensure_closed()
+    last = server.sent[-1]
+    assert last == {"type": "websocket.http.response.body", "body": b"", "more_body": False}
+    assert ws.application_state is WebSocketState.DISCONNECTED
+
+
+async def test_ensure_closed_swallows_a_connection_broken_meanwhile() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = BrokenPipeError()
+    await ws.ensure_closed()
+    assert ws.client_state is WebSocketState.DISCONNECTED
+
+
+# async with
+
+
+async def test_async_with_accepts_on_entry_and_closes_1000_on_exit() -> None:
+    server = connected()
+    async with server.websocket() as ws:
+        assert server.sent == [ACCEPT]
+        assert ws.application_state is WebSocketState.CONNECTED
+    assert server.sent == [ACCEPT, close()]
+
+
+async def test_async_with_accepts_even_without_auto_accept() -> None:
+    server = connected()
+    async with server.websocket(auto_accept=False):
+        assert server.sent == [ACCEPT]
+
+
+async def test_entering_twice_is_harmless() -> None:
+    server = connected()
+    ws = server.websocket()
+    async with ws, ws:
+        pass
+    assert server.sent == [ACCEPT, close()]
+
+
+async def test_async_with_silences_a_caught_close_code() -> None:
+    server = connected(disconnect(1001))
+    async with server.websocket() as ws:
+        await ws.receive()
+    assert ws.client_state is WebSocketState.DISCONNECTED
+    assert server.sent == [ACCEPT]
+
+
+async def test_async_with_propagates_an_uncaught_close_code() -> None:
+    server = connected(disconnect(4000))
+    with pytest.raises(WebSocketDisconnect) as info:
+        async with server.websocket() as ws:
+            await ws.receive()
+    assert info.value.code == 4000
+    assert server.sent == [ACCEPT]
+
+
+async def test_async_with_all_catches_every_code() -> None:
+    server = connected(disconnect(4999))
+    async with server.websocket(caught_close_codes=all) as ws:
+        await ws.receive()
+
+
+async def test_async_with_closes_1011_on_an_exception_and_propagates_it() -> None:
+    server = connected()
+    with pytest.raises(ZeroDivisionError):
+        async with server.websocket():
+            1 / 0  # noqa: B018
+    assert server.sent == [ACCEPT, close(1011)]
+
+
+async def test_async_with_does_not_close_again_after_an_explicit_close() -> None:
+    server = connected()
+    async with server.websocket() as ws:
+        await ws.close(4000)
+    assert server.sent == [ACCEPT, close(4000)]
+
+
+# async for
+
+
+async def test_async_for_yields_messages_until_a_caught_close() -> None:
+    server = connected(text('{"n": 1}'), text('{"n": 2}'), disconnect(1000))
+    seen = [message async for message in server.websocket(value_type="json")]
+    assert seen == [{"n": 1}, {"n": 2}]
+
+
+async def test_async_for_raises_an_uncaught_close() -> None:
+    server = connected(text("a"), disconnect(1006))
+    seen = []
+
+    async def consume() -> None:
+        async for message in server.websocket():
+            seen.append(message)
+
+    with pytest.raises(WebSocketDisconnect) as info:
+        await consume()
+    assert seen == ["a"]
+    assert info.value.code == 1006
+
+
+async def test_async_for_with_no_caught_codes_raises_even_1000() -> None:
+    server = connected(disconnect(1000))
+    with pytest.raises(WebSocketDisconnect):
+        async for _ in server.websocket(caught_close_codes=()):
+            pass

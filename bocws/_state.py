@@ -270,7 +270,7 @@ class ConnectionState:
         """
         if self.application_state is CONNECTED:
             return self.client_state is not DISCONNECTED
-        raise self._refuse(SEND)
+        raise self.refusal(SEND)
 
     def send(self, message: Mapping[str, Any]) -> bool:
         """Validate a message the application is about to send and record the transition.
@@ -283,7 +283,7 @@ class ConnectionState:
         if application_state is CONNECTING:
             if message_type == ACCEPT:
                 if self.client_state is CONNECTING:
-                    raise self._refuse(ACCEPT)
+                    raise self.refusal(ACCEPT)
                 subprotocol = message.get("subprotocol")
                 if subprotocol is not None and not isinstance(subprotocol, str):
                     raise TypeError(
@@ -312,7 +312,7 @@ class ConnectionState:
                 _check_headers(message.get("headers"), RESPONSE_START)
                 self.application_state = RESPONSE
             else:
-                raise self._refuse(message_type)
+                raise self.refusal(message_type)
         elif application_state is CONNECTED:
             if message_type == SEND:
                 check_data_fields(message, SEND)
@@ -322,7 +322,7 @@ class ConnectionState:
                 )
                 self.application_state = DISCONNECTED
             else:
-                raise self._refuse(message_type)
+                raise self.refusal(message_type)
         elif application_state is RESPONSE and message_type == RESPONSE_BODY:
             body = message.get("body", b"")
             if not isinstance(body, (bytes, bytearray, memoryview)):
@@ -332,10 +332,11 @@ class ConnectionState:
             if not message.get("more_body", False):
                 self.application_state = DISCONNECTED
         else:
-            raise self._refuse(message_type)
+            raise self.refusal(message_type)
         return self.client_state is not DISCONNECTED
 
-    def _refuse(self, message_type: object) -> Exception:
+    def refusal(self, message_type: object) -> Exception:
+        """The error explaining why `message_type` cannot be sent now (not raised here)."""
         if message_type not in OUTGOING_TYPES:
             return ValueError(
                 f"unknown WebSocket message type {message_type!r}; "

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable, Container, Iterable
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -33,11 +32,6 @@ from ._state import (
     check_close,
 )
 
-if sys.version_info >= (3, 11):
-    from typing import Self
-else:  # pragma: no cover
-    from typing_extensions import Self
-
 __all__ = [
     "DenialResponseUnsupported",
     "MessageTypeError",
@@ -46,6 +40,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("bocws")
+
+_WebSocket = TypeVar("_WebSocket", bound="WebSocket")
 
 MESSAGE_TYPES = ("text", "bytes", "json", "event")
 MessageType = Literal["text", "bytes", "json", "event"]
@@ -257,7 +253,7 @@ class WebSocket(HTTPConnection):
         # The server's websocket.connect must be consumed before accepting.
         if message["type"] == ACCEPT and self._core.client_state is CONNECTING:
             if self._core.application_state is not CONNECTING:
-                raise self._core._refuse(ACCEPT)
+                raise self._core.refusal(ACCEPT)
             event = await self._receive()
             self._core.receive(event)
         await self._forward(message)
@@ -311,7 +307,7 @@ class WebSocket(HTTPConnection):
                 "use reject() without a response for a plain HTTP 403"
             )
         if self._core.application_state is not CONNECTING:
-            raise self._core._refuse("websocket.http.response.start")
+            raise self._core.refusal("websocket.http.response.start")
         await response(self.scope, self._receive, self._forward)
 
     # Closing.
@@ -533,7 +529,7 @@ class WebSocket(HTTPConnection):
 
     # Lifecycle helpers.
 
-    async def __aenter__(self) -> Self:
+    async def __aenter__(self: _WebSocket) -> _WebSocket:
         if self._core.application_state is CONNECTING:
             await self._accept_now()
         return self
@@ -553,7 +549,7 @@ class WebSocket(HTTPConnection):
             await self.ensure_closed(INTERNAL_ERROR)
         return False
 
-    def __aiter__(self) -> Self:
+    def __aiter__(self: _WebSocket) -> _WebSocket:
         return self
 
     async def __anext__(self) -> Any:

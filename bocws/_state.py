@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "ConnectionState",
@@ -77,6 +77,11 @@ class WebSocketStateError(RuntimeError):
     """
 
 
+def is_int(value: object) -> TypeGuard[int]:
+    """Whether `value` is an int, including IntEnum codes (wsproto's, websockets'), not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def is_valid_close_code(code: int) -> bool:
     """Whether `code` may be sent in a close frame (RFC 6455 section 7.4, IANA registry)."""
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
@@ -88,7 +93,7 @@ def check_close(code: object, reason: object, *, handshake_pending: bool) -> Non
     Before the handshake is accepted the code never reaches the wire (the server answers
     HTTP 403), so `403` is accepted there too, as Bocadillo's `reject()` used it.
     """
-    if type(code) is not int:
+    if not is_int(code):
         raise TypeError(f"close code must be an int, got {type(code).__name__}")
     if not is_valid_close_code(code) and not (handshake_pending and code == REJECT_CODE):
         raise ValueError(
@@ -245,12 +250,12 @@ class ConnectionState:
     def _record_disconnect(self, message: Mapping[str, Any]) -> None:
         code = message.get("code", 1005)
         reason = message.get("reason") or ""
-        if type(code) is not int:
+        if not is_int(code):
             raise TypeError(f"{DISCONNECT!r} 'code' must be an int, got {type(code).__name__}")
         if not isinstance(reason, str):
             raise TypeError(f"{DISCONNECT!r} 'reason' must be a str, got {type(reason).__name__}")
         self.client_state = DISCONNECTED
-        self.disconnect_code = code
+        self.disconnect_code = int(code)  # a plain int, whatever enum the server used
         self.disconnect_reason = reason
 
     def connection_lost(self, code: int = 1006) -> None:
@@ -305,7 +310,7 @@ class ConnectionState:
                         "(reject() without a response answers HTTP 403)"
                     )
                 status = message.get("status")
-                if type(status) is not int or not 100 <= status <= 599:
+                if not is_int(status) or not 100 <= status <= 599:
                     raise ValueError(
                         f"{RESPONSE_START!r} 'status' must be an int HTTP status, got {status!r}"
                     )

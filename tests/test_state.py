@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -11,6 +12,11 @@ from hypothesis import strategies as st
 
 from bocws import WebSocketState, WebSocketStateError
 from bocws._state import ConnectionState, check_close
+
+
+class CloseReason(IntEnum):
+    NORMAL = 1000
+
 
 CONNECTING = WebSocketState.CONNECTING
 CONNECTED = WebSocketState.CONNECTED
@@ -220,6 +226,20 @@ def test_disconnect_without_code_means_1005() -> None:
     core = make_core(CONNECTED, CONNECTED)
     core.receive({"type": "websocket.disconnect"})
     assert core.disconnect_code == 1005
+
+
+def test_disconnect_code_as_an_int_enum_is_stored_as_a_plain_int() -> None:
+    # wsproto's CloseReason and websockets' CloseCode are IntEnums.
+    core = make_core(CONNECTED, CONNECTED)
+    core.receive({"type": "websocket.disconnect", "code": CloseReason.NORMAL})
+    assert core.disconnect_code == 1000
+    assert type(core.disconnect_code) is int
+
+
+def test_close_accepts_int_enum_codes_but_not_bools() -> None:
+    check_close(CloseReason.NORMAL, None, handshake_pending=False)
+    with pytest.raises(TypeError, match="got bool"):
+        check_close(True, None, handshake_pending=False)
 
 
 def test_connection_lost_records_1006_once() -> None:

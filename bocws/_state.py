@@ -187,8 +187,12 @@ class ConnectionState:
 
     # Incoming: server -> application.
 
-    def check_receive(self) -> None:
-        """Raise if awaiting the next server message now would be illegal or hang forever."""
+    def check_receive(self, *, data: bool = False) -> None:
+        """Raise if awaiting the next server message now would be illegal or hang forever.
+
+        With `data=True` (a text, bytes or JSON receive), the server's `websocket.connect`
+        is not an acceptable answer either: the handshake must have been accepted.
+        """
         client_state = self.client_state
         application_state = self.application_state
         if client_state is CONNECTED and application_state is not CONNECTING:
@@ -198,7 +202,7 @@ class ConnectionState:
                     "response is being sent; finish it with a final websocket.http.response.body"
                 )
             return
-        if client_state is CONNECTING:
+        if client_state is CONNECTING and not data:
             return
         if client_state is DISCONNECTED:
             raise WebSocketStateError(

@@ -29,6 +29,7 @@ from ._state import (
     SEND,
     ConnectionState,
     WebSocketState,
+    WebSocketStateError,
     check_close,
 )
 
@@ -185,8 +186,8 @@ class WebSocket(HTTPConnection):
         _check_type("send_type", send_type)
         if value_type is not None:
             receive_type = send_type = value_type
-        self.receive_type: MessageType = receive_type or "text"
-        self.send_type: MessageType = send_type or "text"
+        self._receive_type: MessageType = receive_type or "text"
+        self._send_type: MessageType = send_type or "text"
         self.auto_accept = auto_accept
         self.caught_close_codes: Container[int] = _normalize_caught(caught_close_codes)
         self._receive = receive
@@ -197,14 +198,24 @@ class WebSocket(HTTPConnection):
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
         # Bound once here so that receive()/send() cost no lookup per message.
-        self.receive = getattr(self, "receive_" + self.receive_type)
-        self.send = getattr(self, "send_" + self.send_type)
+        self.receive = getattr(self, "receive_" + self._receive_type)
+        self.send = getattr(self, "send_" + self._send_type)
 
     def __repr__(self) -> str:
         return (
             f"<WebSocket {self.scope.get('path', '')!r} client={self.client_state.name} "
             f"application={self.application_state.name}>"
         )
+
+    @property
+    def receive_type(self) -> MessageType:
+        """What `receive()` returns: `"text"`, `"bytes"`, `"json"` or `"event"`."""
+        return self._receive_type
+
+    @property
+    def send_type(self) -> MessageType:
+        """What `send()` takes: `"text"`, `"bytes"`, `"json"` or `"event"`."""
+        return self._send_type
 
     # Connection information.
 
@@ -355,10 +366,11 @@ class WebSocket(HTTPConnection):
     # Receiving.
 
     async def _next_message(self, raise_on_disconnect: bool) -> Message:
+        # raise_on_disconnect also marks a data receive (text, bytes, JSON), not a raw one.
         if self._accept_pending:
             await self._accept_now()
         core = self._core
-        core.check_receive()
+        core.check_receive(data=raise_on_disconnect)
         message = await self._receive()
         core.receive(message)
         if raise_on_disconnect and message["type"] == DISCONNECT:
@@ -543,11 +555,17 @@ class WebSocket(HTTPConnection):
         if exc is None:
             await self.ensure_closed(1000)
             return False
-        if isinstance(exc, WebSocketDisconnect):
+        if isinstance(exc, WebSocketDisconnect) and self._is_own_disconnect(exc):
             return exc.code in self.caught_close_codes
         if isinstance(exc, Exception):
             await self.ensure_closed(INTERNAL_ERROR)
         return False
+
+    def _is_own_disconnect(self, disconnect: WebSocketDisconnect) -> bool:
+        # A disconnect raised by another WebSocket (a chat peer that left) is not ours
+        # to silence: this connection is still open and gets the 1011 of any error.
+        core = self._core
+        return core.client_state is DISCONNECTED and disconnect.code == core.disconnect_code
 
     def __aiter__(self: _WebSocket) -> _WebSocket:
         return self
@@ -557,5 +575,10 @@ class WebSocket(HTTPConnection):
             return await self.receive()
         except WebSocketDisconnect as disconnect:
             if disconnect.code in self.caught_close_codes:
+                raise StopAsyncIteration from None
+            raise
+        except WebSocketStateError:
+            # Event mode yields the websocket.disconnect event itself, then ends.
+            if self._core.client_state is DISCONNECTED and self._receive_type == "event":
                 raise StopAsyncIteration from None
             raise

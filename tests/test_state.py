@@ -170,6 +170,18 @@ def test_check_receive_in_every_state(client: WebSocketState, application: WebSo
     assert (core.client_state, core.application_state) == (client, application)
 
 
+@pytest.mark.parametrize(("client", "application"), STATE_PAIRS)
+def test_check_receive_for_data_needs_an_accepted_handshake(
+    client: WebSocketState, application: WebSocketState
+) -> None:
+    core = make_core(client, application)
+    if client is CONNECTED and application in (CONNECTED, DISCONNECTED):
+        core.check_receive(data=True)
+    else:
+        with pytest.raises(WebSocketStateError, match=client.name):
+            core.check_receive(data=True)
+
+
 def test_receive_before_accept_says_to_accept() -> None:
     core = make_core(CONNECTED, CONNECTING)
     with pytest.raises(WebSocketStateError, match=r"call accept\(\) first"):

@@ -59,6 +59,12 @@ def test_types_default_to_text_and_value_type_sets_both() -> None:
     assert (ws.receive_type, ws.send_type) == ("bytes", "event")
 
 
+def test_message_types_are_read_only() -> None:
+    ws = FakeServer().websocket()
+    with pytest.raises(AttributeError):
+        ws.receive_type = "json"  # type: ignore[misc]
+
+
 def test_connection_information_comes_from_the_scope() -> None:
     ws = FakeServer(subprotocols=["chat.v2", "chat.v1"]).websocket()
     assert ws.url.path == "/ws"
@@ -147,6 +153,19 @@ async def test_without_auto_accept_receive_before_accept_is_a_state_error() -> N
     with pytest.raises(WebSocketStateError, match=r"accept\(\)"):
         await ws.receive()
     assert server.sent == []
+
+
+@pytest.mark.parametrize("method", ["receive", "receive_text", "receive_bytes", "receive_json"])
+async def test_without_auto_accept_data_receive_before_connect_is_a_state_error(
+    method: str,
+) -> None:
+    server = connected(text("hi"))
+    ws = server.websocket(auto_accept=False)
+    with pytest.raises(WebSocketStateError, match=r"call accept\(\) first"):
+        await getattr(ws, method)()
+    assert len(server.incoming) == 2  # the connect event was not consumed
+    await ws.accept()
+    assert await ws.receive() == "hi"
 
 
 async def test_without_auto_accept_send_before_accept_is_a_state_error() -> None:
@@ -666,6 +685,20 @@ async def test_async_with_all_catches_every_code() -> None:
         await ws.receive()
 
 
+async def test_async_with_does_not_silence_another_connections_disconnect() -> None:
+    # A chat relays to a peer who left: the peer's WebSocketDisconnect(1001) is not ours.
+    peer_server = connected(disconnect(1001))
+    peer = peer_server.websocket()
+    with pytest.raises(WebSocketDisconnect):
+        await peer.receive()
+    server = connected()
+    with pytest.raises(WebSocketDisconnect) as info:
+        async with server.websocket():
+            await peer.send_text("are you there?")
+    assert info.value.code == 1001
+    assert server.sent == [ACCEPT, close(1011)]
+
+
 async def test_async_with_closes_1011_on_an_exception_and_propagates_it() -> None:
     server = connected()
     with pytest.raises(ZeroDivisionError):
@@ -702,6 +735,20 @@ async def test_async_for_raises_an_uncaught_close() -> None:
         await consume()
     assert seen == ["a"]
     assert info.value.code == 1006
+
+
+async def test_async_for_in_event_mode_yields_the_disconnect_event_then_ends() -> None:
+    server = connected(text("a"), disconnect(4000))
+    events = [event async for event in server.websocket(value_type="event")]
+    assert events == [text("a"), disconnect(4000)]
+
+
+async def test_async_for_in_event_mode_still_raises_other_state_errors() -> None:
+    ws = connected().websocket(value_type="event", auto_accept=False)
+    assert await ws.receive() == CONNECT
+    with pytest.raises(WebSocketStateError, match="before the handshake is accepted"):
+        async for _ in ws:
+            pass  # pragma: no cover
 
 
 async def test_async_for_with_no_caught_codes_raises_even_1000() -> None:

@@ -42,6 +42,7 @@ OUTGOING_TYPES = (ACCEPT, SEND, CLOSE, RESPONSE_START, RESPONSE_BODY)
 # The close code ASGI servers turn into an HTTP 403 when it closes a pending handshake.
 REJECT_CODE = 403
 MAX_REASON_BYTES = 123
+BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 class WebSocketState(IntEnum):
@@ -118,14 +119,13 @@ def _describe(client_state: WebSocketState, application_state: WebSocketState) -
 def _check_headers(headers: object, message_type: str) -> None:
     if headers is None:
         return
-    try:
-        pairs = list(headers)  # type: ignore[call-overload]
-    except TypeError:
+    # A list or tuple only: validating any other iterable would consume what is forwarded.
+    if not isinstance(headers, (list, tuple)):
         raise TypeError(
-            f"{message_type!r} headers must be an iterable of (bytes, bytes) pairs, "
+            f"{message_type!r} headers must be a list of (bytes, bytes) pairs, "
             f"got {type(headers).__name__}"
-        ) from None
-    for pair in pairs:
+        )
+    for pair in headers:
         if not (
             isinstance(pair, (tuple, list))
             and len(pair) == 2
@@ -136,9 +136,19 @@ def _check_headers(headers: object, message_type: str) -> None:
                 f"{message_type!r} headers must be (bytes, bytes) pairs, got {pair!r}: "
                 "encode names and values, e.g. (b'x-token', b'abc')"
             )
+        name = pair[0]
+        if name != name.lower():
+            raise ValueError(f"{message_type!r} header names must be lowercase, got {name!r}")
+        if message_type == ACCEPT and name == b"sec-websocket-protocol":
+            raise ValueError(
+                "do not send a sec-websocket-protocol header: pass the chosen subprotocol "
+                "as accept(subprotocol=...) (the 'subprotocol' key)"
+            )
 
 
-def check_data_fields(message: Mapping[str, Any], message_type: str) -> None:
+def check_data_fields(
+    message: Mapping[str, Any], message_type: str, bytes_types: tuple[type, ...] = BYTES_LIKE
+) -> None:
     """Raise `ValueError` unless `message` carries exactly one of `text` (str) or `bytes`."""
     text = message.get("text")
     data = message.get("bytes")
@@ -149,7 +159,7 @@ def check_data_fields(message: Mapping[str, Any], message_type: str) -> None:
         )
     if text is not None and not isinstance(text, str):
         raise ValueError(f"{message_type!r} 'text' must be a str, got {type(text).__name__}")
-    if data is not None and not isinstance(data, (bytes, bytearray, memoryview)):
+    if data is not None and not isinstance(data, bytes_types):
         raise ValueError(f"{message_type!r} 'bytes' must be bytes, got {type(data).__name__}")
 
 
@@ -324,7 +334,8 @@ class ConnectionState:
                 raise self.refusal(message_type)
         elif application_state is CONNECTED:
             if message_type == SEND:
-                check_data_fields(message, SEND)
+                # The ASGI spec wants a byte string here; servers may not take a memoryview.
+                check_data_fields(message, SEND, (bytes,))
             elif message_type == CLOSE:
                 check_close(
                     message.get("code", 1000), message.get("reason"), handshake_pending=False
@@ -334,7 +345,7 @@ class ConnectionState:
                 raise self.refusal(message_type)
         elif application_state is RESPONSE and message_type == RESPONSE_BODY:
             body = message.get("body", b"")
-            if not isinstance(body, (bytes, bytearray, memoryview)):
+            if not isinstance(body, BYTES_LIKE):
                 raise ValueError(
                     f"{RESPONSE_BODY!r} 'body' must be bytes, got {type(body).__name__}"
                 )

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Container, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+import anyio
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -31,6 +32,7 @@ from ._state import (
     WebSocketState,
     WebSocketStateError,
     check_close,
+    is_int,
 )
 
 __all__ = [
@@ -106,11 +108,12 @@ def _normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Conta
             "caught_close_codes must be None, the builtin all, or an iterable of ints, "
             f"got {codes!r}"
         )
-    normalized = frozenset(codes)
-    for code in normalized:
-        if type(code) is not int:
+    normalized = set()
+    for code in codes:
+        if not is_int(code):
             raise TypeError(f"caught_close_codes must hold ints, got {code!r}")
-    return normalized
+        normalized.add(int(code))
+    return frozenset(normalized)
 
 
 def _check_type(name: str, value: str | None) -> None:
@@ -197,6 +200,7 @@ class WebSocket(HTTPConnection):
         )
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
+        self._accepting: anyio.Event | None = None
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
         self.send = getattr(self, "send_" + self._send_type)
@@ -250,17 +254,22 @@ class WebSocket(HTTPConnection):
             WebSocketStateError: the handshake was already accepted or refused.
             WebSocketDisconnect: the client left during the handshake.
         """
-        if subprotocol is not None and subprotocol not in self.subprotocols:
-            raise ValueError(
-                f"subprotocol {subprotocol!r} was not offered by the client; "
-                f"it offered {self.subprotocols!r}"
-            )
         message: Message = {"type": ACCEPT, "subprotocol": subprotocol}
         if headers is not None:
-            message["headers"] = list(headers)
+            message["headers"] = [
+                (name.lower(), value) if isinstance(name, bytes) else (name, value)
+                for name, value in headers
+            ]
         await self._send_handshake(message)
 
     async def _send_handshake(self, message: Message) -> None:
+        if message["type"] == ACCEPT:
+            subprotocol = message.get("subprotocol")
+            if subprotocol is not None and subprotocol not in self.subprotocols:
+                raise ValueError(
+                    f"subprotocol {subprotocol!r} was not offered by the client; "
+                    f"it offered {self.subprotocols!r}"
+                )
         # The server's websocket.connect must be consumed before accepting.
         if message["type"] == ACCEPT and self._core.client_state is CONNECTING:
             if self._core.application_state is not CONNECTING:
@@ -270,8 +279,18 @@ class WebSocket(HTTPConnection):
         await self._forward(message)
 
     async def _accept_now(self) -> None:
-        # Only reached while the lazy auto-accept is still pending.
-        await self._send_handshake({"type": ACCEPT, "subprotocol": None})
+        # Only reached while the lazy auto-accept is still pending. Two tasks may get
+        # here at once (a sender and a receiver): one accepts, the other waits for it.
+        accepting = self._accepting
+        if accepting is not None:
+            await accepting.wait()
+            return
+        self._accepting = accepting = anyio.Event()
+        try:
+            await self._send_handshake({"type": ACCEPT, "subprotocol": None})
+        finally:
+            accepting.set()
+            self._accepting = None
 
     async def reject(self, response: Response | None = None) -> None:
         """Refuse the connection.
@@ -284,6 +303,7 @@ class WebSocket(HTTPConnection):
 
         Raises:
             WebSocketStateError: the connection is already closed.
+            WebSocketDisconnect: the server reported the connection broken (1006).
         """
         core = self._core
         if core.application_state is CONNECTING:
@@ -311,6 +331,7 @@ class WebSocket(HTTPConnection):
             DenialResponseUnsupported: the server lacks the `websocket.http.response`
                 extension; use `reject()` for a plain 403.
             WebSocketStateError: the handshake is no longer pending.
+            WebSocketDisconnect: the server reported the connection broken (1006).
         """
         if not self._core.denial_response:
             raise DenialResponseUnsupported(
@@ -337,6 +358,7 @@ class WebSocket(HTTPConnection):
             ValueError: an invalid close code, or a reason over 123 UTF-8 bytes
                 (nothing is sent).
             WebSocketStateError: the application already closed the connection.
+            WebSocketDisconnect: the server reported the connection broken (1006).
         """
         check_close(code, reason, handshake_pending=self._closes_handshake())
         if self._accept_pending:
@@ -456,6 +478,8 @@ class WebSocket(HTTPConnection):
         except OSError:
             core.connection_lost(1006)
             raise WebSocketDisconnect(1006) from None
+        except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
+            raise TypeError(f"text is not valid Unicode and cannot be sent: {error}") from error
 
     async def _forward(self, message: Message) -> None:
         """Send `message` after the core validated it; map a broken connection to 1006."""
@@ -496,7 +520,8 @@ class WebSocket(HTTPConnection):
         """Send a text message.
 
         Raises:
-            TypeError: `data` is not a `str`.
+            TypeError: `data` is not a `str`, or holds a lone surrogate (not valid
+                Unicode; nothing is sent).
             WebSocketDisconnect: the client has gone.
         """
         if not isinstance(data, str):
@@ -531,11 +556,14 @@ class WebSocket(HTTPConnection):
                 stays usable).
             WebSocketDisconnect: the client has gone.
         """
-        text = _dump_json(data)
         if mode == "text":
-            await self._send_data({"type": SEND, "text": text})
+            await self._send_data({"type": SEND, "text": _dump_json(data)})
         elif mode == "binary":
-            await self._send_data({"type": SEND, "bytes": text.encode("utf-8")})
+            try:
+                payload = _dump_json(data).encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise TypeError(f"cannot serialise to JSON: {error}") from error
+            await self._send_data({"type": SEND, "bytes": payload})
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import IntEnum
 from typing import Any
 
+import anyio
 import pytest
 import starlette.websockets
 from starlette.responses import PlainTextResponse
@@ -756,3 +758,113 @@ async def test_async_for_with_no_caught_codes_raises_even_1000() -> None:
     with pytest.raises(WebSocketDisconnect):
         async for _ in server.websocket(caught_close_codes=()):
             pass
+
+
+# Found in review: concurrency, spec details, and odd inputs.
+
+
+async def test_concurrent_first_operations_accept_once_and_lose_no_message() -> None:
+    # Starlette's TestClient starts the app before websocket.connect is queued.
+    connect_ready = anyio.Event()
+    server = connected(text("hello"))
+    ws = server.websocket()
+    scripted_receive = server.receive
+
+    async def slow_receive() -> dict[str, Any]:
+        await connect_ready.wait()
+        return await scripted_receive()
+
+    ws._receive = slow_receive
+    received: list[str] = []
+
+    async def receiver() -> None:
+        received.append(await ws.receive_text())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(receiver)
+        tasks.start_soon(ws.send_text, "hi")
+        await anyio.wait_all_tasks_blocked()
+        connect_ready.set()
+    assert received == ["hello"]
+    assert server.sent == [ACCEPT, {"type": "websocket.send", "text": "hi"}]
+
+
+async def test_headers_from_a_generator_are_refused_rather_than_lost() -> None:
+    server = connected()
+    ws = server.websocket()
+    headers = ((name, b"1") for name in [b"x-a"])
+    with pytest.raises(TypeError, match="must be a list"):
+        await ws.send_event({"type": "websocket.accept", "headers": headers})
+    assert server.sent == []
+
+
+async def test_accept_lowercases_header_names() -> None:
+    server = connected()
+    await server.websocket().accept(headers=[(b"X-Up", b"1")])
+    assert server.sent[0]["headers"] == [(b"x-up", b"1")]
+
+
+async def test_raw_accept_with_uppercase_header_names_is_refused() -> None:
+    server = connected()
+    with pytest.raises(ValueError, match="lowercase"):
+        await server.websocket().send_event(
+            {"type": "websocket.accept", "headers": [(b"X-Up", b"1")]}
+        )
+    assert server.sent == []
+
+
+async def test_accept_refuses_a_sec_websocket_protocol_header() -> None:
+    server = connected(subprotocols=["chat"])
+    with pytest.raises(ValueError, match=r"accept\(subprotocol=...\)"):
+        await server.websocket().accept(headers=[(b"sec-websocket-protocol", b"chat")])
+    assert server.sent == []
+
+
+async def test_raw_accept_with_a_subprotocol_not_offered_is_refused() -> None:
+    server = connected(subprotocols=["chat"])
+    with pytest.raises(ValueError, match="not offered"):
+        await server.websocket().send_event({"type": "websocket.accept", "subprotocol": "x"})
+    assert server.sent == []
+
+
+async def test_raw_send_needs_a_byte_string() -> None:
+    server = connected()
+    ws = server.websocket()
+    with pytest.raises(ValueError, match="'bytes' must be bytes, got memoryview"):
+        await ws.send_event({"type": "websocket.send", "bytes": memoryview(b"x")})
+    assert server.sent == [ACCEPT]
+
+
+def test_caught_close_codes_take_int_enums() -> None:
+    class Close(IntEnum):
+        GOING_AWAY = 1001
+
+    codes = FakeServer().websocket(caught_close_codes=[Close.GOING_AWAY]).caught_close_codes
+    assert 1001 in codes
+    assert 1000 not in codes
+
+
+async def test_send_text_with_a_lone_surrogate_is_a_type_error() -> None:
+    async def encoding_send(message: dict[str, Any]) -> None:
+        if "text" in message:
+            message["text"].encode("utf-8")  # what a real server does first
+
+    server = connected()
+    ws = WebSocket(server.scope, server.receive, encoding_send)
+    with pytest.raises(TypeError, match="not valid Unicode"):
+        await ws.send_text("\ud800")
+    await ws.send_text("still usable")
+
+
+async def test_send_json_binary_with_a_lone_surrogate_is_a_type_error() -> None:
+    server = connected()
+    ws = server.websocket()
+    await ws.accept()
+    with pytest.raises(TypeError, match="cannot serialise"):
+        await ws.send_json({"a": "\ud800"}, mode="binary")
+    assert server.sent == [ACCEPT]
+
+
+async def test_send_json_checks_its_mode_before_serialising() -> None:
+    with pytest.raises(ValueError, match="'text' or 'binary'"):
+        await connected().websocket().send_json(object(), mode="yaml")  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -97,6 +98,20 @@ def make_core(
 STATE_PAIRS = list(itertools.product(CLIENT_STATES, APPLICATION_STATES))
 
 
+def assert_refused(
+    core: ConnectionState, call: Callable[[dict[str, Any]], object], message: dict[str, Any]
+) -> None:
+    """`call(message)` raises a state error naming the message and both states, changing none."""
+    before = (core.client_state, core.application_state)
+    with pytest.raises(WebSocketStateError) as info:
+        call(message)
+    text = str(info.value)
+    assert message["type"] in text
+    assert before[0].name in text
+    assert before[1].name in text
+    assert (core.client_state, core.application_state) == before
+
+
 @pytest.mark.parametrize(("client", "application"), STATE_PAIRS)
 @pytest.mark.parametrize("message_type", list(INCOMING))
 def test_every_incoming_message_in_every_state(
@@ -105,13 +120,7 @@ def test_every_incoming_message_in_every_state(
     core = make_core(client, application)
     expected = expected_incoming(client, application, message_type)
     if expected is None:
-        with pytest.raises(WebSocketStateError) as info:
-            core.receive(INCOMING[message_type])
-        text = str(info.value)
-        assert message_type in text
-        assert client.name in text
-        assert application.name in text
-        assert (core.client_state, core.application_state) == (client, application)
+        assert_refused(core, core.receive, INCOMING[message_type])
     else:
         core.receive(INCOMING[message_type])
         assert core.client_state is expected
@@ -126,13 +135,7 @@ def test_every_outgoing_message_in_every_state(
     core = make_core(client, application)
     expected = expected_outgoing(client, application, message_type)
     if expected is None:
-        with pytest.raises(WebSocketStateError) as info:
-            core.send(OUTGOING[message_type])
-        text = str(info.value)
-        assert message_type in text
-        assert client.name in text
-        assert application.name in text
-        assert (core.client_state, core.application_state) == (client, application)
+        assert_refused(core, core.send, OUTGOING[message_type])
     else:
         forward = core.send(OUTGOING[message_type])
         assert core.application_state is expected

@@ -299,7 +299,17 @@ class ConnectionState:
         """
         message_type = message.get("type")
         application_state = self.application_state
-        if application_state is CONNECTING:
+        if message_type == CLOSE and (
+            application_state is CONNECTING or application_state is CONNECTED
+        ):
+            # Before accept the close refuses the handshake, so 403 is allowed there.
+            check_close(
+                message.get("code", 1000),
+                message.get("reason"),
+                handshake_pending=application_state is CONNECTING,
+            )
+            self.application_state = DISCONNECTED
+        elif application_state is CONNECTING:
             if message_type == ACCEPT:
                 if self.client_state is CONNECTING:
                     raise self.refusal(ACCEPT)
@@ -311,11 +321,6 @@ class ConnectionState:
                     )
                 _check_headers(message.get("headers"), ACCEPT)
                 self.application_state = CONNECTED
-            elif message_type == CLOSE:
-                check_close(
-                    message.get("code", 1000), message.get("reason"), handshake_pending=True
-                )
-                self.application_state = DISCONNECTED
             elif message_type == RESPONSE_START:
                 if not self.denial_response:
                     raise WebSocketStateError(
@@ -333,16 +338,10 @@ class ConnectionState:
             else:
                 raise self.refusal(message_type)
         elif application_state is CONNECTED:
-            if message_type == SEND:
-                # The ASGI spec wants a byte string here; servers may not take a memoryview.
-                check_data_fields(message, SEND, (bytes,))
-            elif message_type == CLOSE:
-                check_close(
-                    message.get("code", 1000), message.get("reason"), handshake_pending=False
-                )
-                self.application_state = DISCONNECTED
-            else:
+            if message_type != SEND:
                 raise self.refusal(message_type)
+            # The ASGI spec wants a byte string here; servers may not take a memoryview.
+            check_data_fields(message, SEND, (bytes,))
         elif application_state is RESPONSE and message_type == RESPONSE_BODY:
             body = message.get("body", b"")
             if not isinstance(body, BYTES_LIKE):

@@ -260,18 +260,17 @@ class WebSocket(HTTPConnection):
                 (name.lower(), value) if isinstance(name, bytes) else (name, value)
                 for name, value in headers
             ]
-        await self._send_handshake(message)
+        await self._send_accept(message)
 
-    async def _send_handshake(self, message: Message) -> None:
-        if message["type"] == ACCEPT:
-            subprotocol = message.get("subprotocol")
-            if subprotocol is not None and subprotocol not in self.subprotocols:
-                raise ValueError(
-                    f"subprotocol {subprotocol!r} was not offered by the client; "
-                    f"it offered {self.subprotocols!r}"
-                )
-        # The server's websocket.connect must be consumed before accepting.
-        if message["type"] == ACCEPT and self._core.client_state is CONNECTING:
+    async def _send_accept(self, message: Message) -> None:
+        """Send a `websocket.accept`, receiving the client's `websocket.connect` first."""
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(
+                f"subprotocol {subprotocol!r} was not offered by the client; "
+                f"it offered {self.subprotocols!r}"
+            )
+        if self._core.client_state is CONNECTING:
             if self._core.application_state is not CONNECTING:
                 raise self._core.refusal(ACCEPT)
             event = await self._receive()
@@ -287,7 +286,7 @@ class WebSocket(HTTPConnection):
             return
         self._accepting = accepting = anyio.Event()
         try:
-            await self._send_handshake({"type": ACCEPT, "subprotocol": None})
+            await self._send_accept({"type": ACCEPT, "subprotocol": None})
         finally:
             accepting.set()
             self._accepting = None
@@ -396,7 +395,7 @@ class WebSocket(HTTPConnection):
         message = await self._receive()
         core.receive(message)
         if raise_on_disconnect and message["type"] == DISCONNECT:
-            raise WebSocketDisconnect(core.disconnect_code or 1005, core.disconnect_reason)
+            raise self._client_gone()
         return message
 
     async def receive_event(self) -> Message:
@@ -472,12 +471,11 @@ class WebSocket(HTTPConnection):
             await self._accept_now()
         core = self._core
         if not core.send_data():
-            raise WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+            raise self._client_gone()
         try:
             await self._send(message)
         except OSError:
-            core.connection_lost(1006)
-            raise WebSocketDisconnect(1006) from None
+            raise self._connection_broken() from None
         except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
             raise TypeError(f"text is not valid Unicode and cannot be sent: {error}") from error
 
@@ -489,13 +487,23 @@ class WebSocket(HTTPConnection):
             self._accept_pending = False
         if not forward:
             if message["type"] in (SEND, ACCEPT):
-                raise WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+                raise self._client_gone()
             return  # a close or denial response for a client that is gone: done
         try:
             await self._send(message)
         except OSError:
-            core.connection_lost(1006)
-            raise WebSocketDisconnect(1006) from None
+            raise self._connection_broken() from None
+
+    def _client_gone(self) -> WebSocketDisconnect:
+        """The error for a client the core knows has disconnected, with its code."""
+        core = self._core
+        # The core records a code with every disconnect; 1006 only satisfies the type.
+        return WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+
+    def _connection_broken(self) -> WebSocketDisconnect:
+        """Record that the server's send raised OSError, and return the 1006 to raise."""
+        self._core.connection_lost(1006)
+        return self._client_gone()
 
     async def send_event(self, event: Message) -> None:
         """Send a raw ASGI event, validated by the state core.
@@ -510,7 +518,7 @@ class WebSocket(HTTPConnection):
         """
         event_type = event.get("type")
         if event_type == ACCEPT:
-            await self._send_handshake(event)
+            await self._send_accept(event)
             return
         if self._accept_pending and event_type == SEND:
             await self._accept_now()

@@ -1,6 +1,8 @@
 """bocws: Bocadillo's high-level WebSocket API for any ASGI application."""
 
 from ._state import WebSocketState, WebSocketStateError
+from .app import App
+from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import (
     DenialResponseUnsupported,
     MessageTypeError,
@@ -11,11 +13,15 @@ from .websockets import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
     "DenialResponseUnsupported",
     "MessageTypeError",
+    "ViewEndpoint",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketState",
     "WebSocketStateError",
+    "WebSocketView",
     "__version__",
+    "websocket_view",
 ]

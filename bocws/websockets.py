@@ -51,6 +51,8 @@ MessageType = Literal["text", "bytes", "json", "event"]
 JSONMode = Literal["text", "binary"]
 DEFAULT_CAUGHT_CLOSE_CODES = (1000, 1001)
 DENIAL_EXTENSION = "websocket.http.response"
+UNSUPPORTED_DATA = 1003
+INVALID_PAYLOAD = 1007
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 
@@ -200,6 +202,8 @@ class WebSocket(HTTPConnection):
         )
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
+        # The last error raised because of what the client sent (see views).
+        self._input_error: Exception | None = None
         self._accepting: anyio.Event | None = None
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
@@ -418,7 +422,7 @@ class WebSocket(HTTPConnection):
         """
         text: str | None = (await self._next_message(True)).get("text")
         if text is None:
-            raise MessageTypeError("text", "bytes", "receive_text()")
+            raise self._bad_input(MessageTypeError("text", "bytes", "receive_text()"))
         return text
 
     async def receive_bytes(self) -> bytes:
@@ -430,7 +434,7 @@ class WebSocket(HTTPConnection):
         """
         data: bytes | None = (await self._next_message(True)).get("bytes")
         if data is None:
-            raise MessageTypeError("bytes", "text", "receive_bytes()")
+            raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
         return bytes(data)
 
     async def receive_json(self, mode: JSONMode = "text") -> Any:
@@ -447,22 +451,45 @@ class WebSocket(HTTPConnection):
         if mode == "text":
             text = (await self._next_message(True)).get("text")
             if text is None:
-                raise MessageTypeError("text", "bytes", "receive_json()")
-            return json.loads(text)
+                raise self._bad_input(MessageTypeError("text", "bytes", "receive_json()"))
+            return self._parse_json(text)
         if mode != "binary":
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
         data = (await self._next_message(True)).get("bytes")
         if data is None:
-            raise MessageTypeError("bytes", "text", "receive_json(mode='binary')")
+            raise self._bad_input(MessageTypeError("bytes", "text", "receive_json(mode='binary')"))
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as error:
-            raise json.JSONDecodeError(
-                f"message is not valid UTF-8 ({error.reason})",
-                bytes(data).decode("utf-8", "replace"),
-                error.start,
+            raise self._bad_input(
+                json.JSONDecodeError(
+                    f"message is not valid UTF-8 ({error.reason})",
+                    bytes(data).decode("utf-8", "replace"),
+                    error.start,
+                )
             ) from None
-        return json.loads(text)
+        return self._parse_json(text)
+
+    def _parse_json(self, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise self._bad_input(error) from None
+
+    def _bad_input(self, error: Exception) -> Exception:
+        """Record `error` as caused by the client's data, and return it to raise."""
+        self._input_error = error
+        return error
+
+    def _input_close_code(self, error: BaseException) -> int | None:
+        """The close code for `error` if this connection raised it over client data.
+
+        1007 (invalid payload) for a message that is not JSON, 1003 (unsupported data)
+        for a frame of the wrong kind; `None` for any other error, a server bug.
+        """
+        if error is not self._input_error:
+            return None
+        return INVALID_PAYLOAD if isinstance(error, ValueError) else UNSUPPORTED_DATA
 
     # Sending.
 

@@ -1,0 +1,182 @@
+"""`App`: WebSocket views and HTTP endpoints over Starlette's routing."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Lifespan
+
+from .views import OPTION_DEFAULTS, ViewEndpoint, WebSocketView
+from .websockets import MessageType
+
+__all__ = ["App"]
+
+_View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketView]")
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+_Hook = TypeVar("_Hook", bound=Callable[[], Any])
+
+
+class App(Starlette):
+    """An ASGI application for WebSocket views, built on Starlette.
+
+    Everything Starlette's application offers works as usual (`routes`, `mount()`,
+    `add_middleware()`, `url_path_for()`, `state`, exception handlers, `lifespan`);
+    `App` adds Bocadillo-style decorators for views, HTTP endpoints and start-up and
+    shut-down hooks. A WebSocket connection that no WebSocket route matches is
+    refused with HTTP 403.
+
+    Parameters:
+        routes: Starlette routes to start with.
+        middleware: Starlette `Middleware` to wrap the application in.
+        exception_handlers: as for Starlette, for HTTP endpoints.
+        lifespan: an async context manager factory `lifespan(app)`, as for Starlette;
+            it runs inside the `on_startup`/`on_shutdown` hooks.
+        debug: show tracebacks in HTTP 500 responses.
+
+    Example:
+        >>> app = App()
+        >>> @app.websocket_route("/echo/{name}", value_type="json")
+        ... async def echo(ws, name: str):
+        ...     async for message in ws:
+        ...         await ws.send({"to": name, "echo": message})
+    """
+
+    def __init__(
+        self,
+        *,
+        routes: Sequence[BaseRoute] | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        exception_handlers: Mapping[Any, Any] | None = None,
+        lifespan: Lifespan[Any] | None = None,
+        debug: bool = False,
+    ) -> None:
+        super().__init__(
+            debug=debug,
+            routes=routes,
+            middleware=middleware,
+            exception_handlers=exception_handlers,
+            lifespan=lifespan,
+        )
+        self._startup_hooks: list[Callable[[], Any]] = []
+        self._shutdown_hooks: list[Callable[[], Any]] = []
+        self._user_lifespan = self.router.lifespan_context
+        self.router.lifespan_context = self._lifespan
+
+    # Routes.
+
+    def websocket_route(
+        self,
+        pattern: str,
+        *,
+        auto_accept: bool = True,
+        value_type: MessageType | None = None,
+        receive_type: MessageType | None = None,
+        send_type: MessageType | None = None,
+        caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
+        name: str | None = None,
+    ) -> Callable[[_View], _View]:
+        """Register a WebSocket view (function or `WebSocketView` class) at `pattern`.
+
+        `pattern` uses Starlette's syntax (`/chat/{room}`, `/items/{id:int}`); the view's
+        path parameters arrive as keyword arguments. Options are those of `WebSocket`.
+        The decorator returns the view unchanged.
+
+        Raises:
+            TypeError: the view is not async, or does not take a path parameter.
+
+        Example:
+            >>> @app.websocket_route("/chat/{room}", value_type="json")
+            ... async def chat(ws, room: str): ...
+        """
+        options = {
+            "auto_accept": auto_accept,
+            "value_type": value_type,
+            "receive_type": receive_type,
+            "send_type": send_type,
+            "caught_close_codes": caught_close_codes,
+        }
+
+        def register(view: _View) -> _View:
+            self.add_websocket_route(pattern, view, name=name, **options)
+            return view
+
+        return register
+
+    def add_websocket_route(
+        self,
+        path: str,
+        view: Callable[..., Awaitable[None]] | type[WebSocketView] | ViewEndpoint,
+        name: str | None = None,
+        **options: Any,
+    ) -> None:
+        """Register a view at `path`, like `websocket_route()` without the decorator.
+
+        `view` may already be a `ViewEndpoint` from `websocket_view()`; options given
+        here override its own.
+        """
+        # Only options that differ from the defaults override a ViewEndpoint's own.
+        given = {key: value for key, value in options.items() if value != OPTION_DEFAULTS.get(key)}
+        endpoint = (
+            view.replace(**given) if isinstance(view, ViewEndpoint) else ViewEndpoint(view, **given)
+        )
+        route = WebSocketRoute(path, endpoint, name=name)
+        endpoint.check_path_parameters(route.param_convertors, path)
+        self.router.routes.append(route)
+
+    def route(
+        self, pattern: str, methods: Sequence[str] | None = None, name: str | None = None
+    ) -> Callable[[_Endpoint], _Endpoint]:
+        """Register a Starlette HTTP endpoint (`request -> Response`) at `pattern`.
+
+        Example:
+            >>> @app.route("/")
+            ... async def home(request):
+            ...     return HTMLResponse(PAGE)
+        """
+
+        def register(endpoint: _Endpoint) -> _Endpoint:
+            self.router.routes.append(Route(pattern, endpoint, methods=methods, name=name))
+            return endpoint
+
+        return register
+
+    # Lifespan.
+
+    def on_startup(self, hook: _Hook) -> _Hook:
+        """Run `hook()` (sync or async) when the server starts, in registration order.
+
+        Example:
+            >>> @app.on_startup
+            ... async def connect():
+            ...     await broadcast.connect()
+        """
+        self._startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: _Hook) -> _Hook:
+        """Run `hook()` (sync or async) when the server stops, in registration order."""
+        self._shutdown_hooks.append(hook)
+        return hook
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Any) -> AsyncIterator[Any]:
+        for hook in self._startup_hooks:
+            await _call(hook)
+        try:
+            async with self._user_lifespan(app) as state:
+                yield state
+        finally:
+            for hook in self._shutdown_hooks:
+                await _call(hook)
+
+
+async def _call(hook: Callable[[], Any]) -> None:
+    result = hook()
+    if inspect.isawaitable(result):
+        await result

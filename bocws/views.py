@@ -1,0 +1,438 @@
+"""Turning functions and classes into ASGI WebSocket views.
+
+A view is an `async def view(ws, **params)` function or a `WebSocketView` subclass.
+`websocket_view()` wraps either in a `ViewEndpoint`: an ASGI application that builds
+the `WebSocket` with the route's options, fills the view's parameters from the path
+and the query string, and gives every connection the same lifecycle (closing codes,
+logging, errors).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import NoneType, UnionType
+from typing import Any, TypeVar, overload
+
+from starlette.exceptions import WebSocketException
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket as StarletteWebSocket
+
+from ._state import DISCONNECT, DISCONNECTED, RESPONSE
+from .websockets import (
+    INTERNAL_ERROR,
+    INVALID_PAYLOAD,
+    UNSUPPORTED_DATA,
+    MessageType,
+    WebSocket,
+    WebSocketDisconnect,
+    _check_type,
+    _normalize_caught,
+)
+
+__all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
+
+logger = logging.getLogger("bocws")
+
+_View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketView]")
+
+#: The options a route gives its `WebSocket`, with their defaults.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "auto_accept": True,
+    "value_type": None,
+    "receive_type": None,
+    "send_type": None,
+    "caught_close_codes": None,
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class ParameterError(ValueError):
+    """A view parameter is missing from the request or does not convert (handshake refused)."""
+
+
+def _to_str(raw: str) -> str:
+    return raw
+
+
+def _to_int(raw: str) -> int:
+    # Stricter than int(): no spaces, no underscores, no "+".
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError
+    return int(raw)
+
+
+def _to_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+def _to_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError
+
+
+_CONVERTERS: dict[Any, tuple[Callable[[str], Any], str]] = {
+    str: (_to_str, "a string"),
+    int: (_to_int, "an integer"),
+    float: (_to_float, "a finite number"),
+    bool: (_to_bool, "a boolean (true/false, 1/0, yes/no, on/off)"),
+}
+
+
+class _Parameter:
+    """One keyword parameter of a function view, and how to fill it."""
+
+    __slots__ = ("convert", "description", "name", "required")
+
+    def __init__(self, view_name: str, parameter: inspect.Parameter, annotation: Any) -> None:
+        self.name = parameter.name
+        self.required = parameter.default is inspect.Parameter.empty
+        if annotation is inspect.Parameter.empty or annotation is Any:
+            annotation = str
+        # `int | None` and `Optional[int]` convert as `int`.
+        if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
+            members = [arg for arg in typing.get_args(annotation) if arg is not NoneType]
+            if len(members) == 1:
+                annotation = members[0]
+        if annotation not in _CONVERTERS:
+            raise TypeError(
+                f"parameter {self.name!r} of view {view_name!r} is annotated {annotation!r}: "
+                "bocws fills view parameters from the path and the query string and converts "
+                "them to str, int, float or bool; read anything else from ws.query_params"
+            )
+        self.convert, self.description = _CONVERTERS[annotation]
+
+    def value(self, raw: Any, source: str) -> Any:
+        if not isinstance(raw, str):
+            return raw  # already converted by a Starlette path convertor, e.g. {id:int}
+        try:
+            return self.convert(raw)
+        except ValueError:
+            raise ParameterError(
+                f"{source} parameter {self.name!r} must be {self.description}, got {raw!r}"
+            ) from None
+
+
+def _view_name(view: object) -> str:
+    return getattr(view, "__qualname__", None) or repr(view)
+
+
+def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate route options once, when the view is declared; return them complete."""
+    unknown = set(options) - set(OPTION_DEFAULTS)
+    if unknown:
+        raise TypeError(
+            f"unknown view option(s) {', '.join(sorted(unknown))}: use {', '.join(OPTION_DEFAULTS)}"
+        )
+    merged = {**OPTION_DEFAULTS, **options}
+    for name in ("value_type", "receive_type", "send_type"):
+        _check_type(name, merged[name])
+    merged["caught_close_codes"] = _normalize_caught(merged["caught_close_codes"])
+    return merged
+
+
+class WebSocketView:
+    """A class-based view: one instance per connection, with hooks for its events.
+
+    Route options are class attributes (`auto_accept`, `value_type`, `receive_type`,
+    `send_type`, `caught_close_codes`); options given to `websocket_view()` or
+    `App.websocket_route()` override them.
+
+    Example:
+        >>> @app.websocket_route("/echo")
+        ... class Echo(WebSocketView):
+        ...     value_type = "json"
+        ...
+        ...     async def on_message(self, ws, message):
+        ...         await ws.send(message)
+    """
+
+    auto_accept: bool = True
+    value_type: MessageType | None = None
+    receive_type: MessageType | None = None
+    send_type: MessageType | None = None
+    caught_close_codes: Iterable[int] | Callable[..., Any] | None = None
+
+    async def on_connect(self, ws: WebSocket) -> None:
+        """Called first. The default accepts; override to check the client and `reject()`."""
+        await ws.accept()
+
+    async def on_message(self, ws: WebSocket, message: Any) -> None:
+        """Called for each message, decoded according to `receive_type`. Does nothing."""
+
+    async def on_disconnect(self, ws: WebSocket, code: int) -> None:
+        """Called once an accepted connection ends, with its close code. Does nothing."""
+
+
+class ViewEndpoint:
+    """The ASGI application serving a view; made by `websocket_view()`.
+
+    Use it wherever Starlette takes an ASGI endpoint: `bocws.App`, Starlette's
+    `WebSocketRoute(path, endpoint)`, or FastAPI's `add_api_websocket_route(path,
+    endpoint)` (FastAPI calls it with its `websocket` argument).
+
+    Attributes:
+        view: the function or `WebSocketView` subclass served.
+        options: the complete route options, validated.
+    """
+
+    def __init__(self, view: Callable[..., Awaitable[None]] | type[WebSocketView], **options: Any):
+        name = _view_name(view)
+        self._given = options
+        if isinstance(view, type):
+            if not issubclass(view, WebSocketView):
+                raise TypeError(
+                    f"view class {name!r} must subclass bocws.WebSocketView, or be a function"
+                )
+            class_options = {key: getattr(view, key) for key in OPTION_DEFAULTS}
+            options = {**class_options, **options}
+            self._parameters: list[_Parameter] = []
+            self._var_keyword = False
+        else:
+            if not inspect.iscoroutinefunction(view):
+                raise TypeError(
+                    f"view {name!r} must be an async function (async def), "
+                    f"got {type(view).__name__}"
+                )
+            self._parameters, self._var_keyword = _read_signature(name, view)
+        self.view = view
+        self.options = _check_options(options)
+        self.__name__ = getattr(view, "__name__", type(view).__name__)
+        self.__qualname__ = name
+        self.__doc__ = view.__doc__
+        self.__module__ = getattr(view, "__module__", __name__)
+        # What FastAPI's dependency analysis sees: one argument, the Starlette WebSocket.
+        self.__signature__ = _FASTAPI_SIGNATURE
+
+    def __repr__(self) -> str:
+        return f"<ViewEndpoint {self.__qualname__}>"
+
+    def replace(self, **options: Any) -> ViewEndpoint:
+        """A new endpoint for the same view, with `options` overriding those given here."""
+        return ViewEndpoint(self.view, **{**self._given, **options})
+
+    def check_path_parameters(self, names: Iterable[str], path: str) -> None:
+        """Raise `TypeError` if the view cannot take the path parameters `names`."""
+        if self._var_keyword or isinstance(self.view, type):
+            return
+        declared = {parameter.name for parameter in self._parameters}
+        missing = [name for name in names if name not in declared]
+        if missing:
+            raise TypeError(
+                f"view {self.__qualname__!r} does not take the path parameter(s) "
+                f"{', '.join(missing)} of {path!r}: add them to its signature (or **params)"
+            )
+
+    async def __call__(
+        self,
+        scope: Scope | None = None,
+        receive: Receive | None = None,
+        send: Send | None = None,
+        *,
+        websocket: Any = None,
+    ) -> None:
+        if websocket is not None:
+            # FastAPI's add_api_websocket_route: take over its untouched Starlette WebSocket.
+            scope, receive, send = websocket.scope, websocket._receive, websocket._send
+        if scope is None or receive is None or send is None:
+            raise TypeError("a view endpoint is called with (scope, receive, send)")
+        ws = WebSocket(scope, receive, send, **self.options)
+        await self._serve(ws)
+
+    async def _serve(self, ws: WebSocket) -> None:
+        """Run the view over `ws` and end the connection, whatever happens."""
+        try:
+            if isinstance(self.view, type):
+                await self._run_class(ws, self.view())
+            else:
+                try:
+                    kwargs = self._bind(ws)
+                except ParameterError as error:
+                    logger.info("%s: rejecting the handshake: %s", ws.url.path, error)
+                    await ws.reject()
+                    return
+                await self.view(ws, **kwargs)
+        except WebSocketDisconnect as disconnect:
+            if ws._is_own_disconnect(disconnect):
+                if disconnect.code in ws.caught_close_codes:
+                    return
+                self._log_error(ws, disconnect, "its code is not in caught_close_codes")
+                raise
+            await self._fail(ws, disconnect)
+            raise
+        except WebSocketException as error:
+            # Starlette's way to close with a code: honour it, as Starlette would.
+            logger.info(
+                "%s: view %s closed the connection with %s",
+                ws.url.path,
+                self.__qualname__,
+                error.code,
+            )
+            try:
+                await ws.ensure_closed(error.code, error.reason or None)
+            except (TypeError, ValueError):  # a code or reason that may not be sent
+                await self._fail(ws, error)
+                raise error from None
+            return
+        except Exception as error:
+            code = ws._input_close_code(error)
+            if code is None:
+                await self._fail(ws, error)
+                raise
+            logger.info(
+                "%s: closing with %s, the client sent bad data: %s", ws.url.path, code, error
+            )
+            await ws.ensure_closed(code, _INPUT_REASONS[code])
+            return
+        await ws.ensure_closed(1000)
+
+    async def _fail(self, ws: WebSocket, error: BaseException) -> None:
+        self._log_error(ws, error, "closing with 1011")
+        await ws.ensure_closed(INTERNAL_ERROR, "internal error")
+
+    def _log_error(self, ws: WebSocket, error: BaseException, outcome: str) -> None:
+        # One line: the exception goes on to the server, which logs its traceback.
+        logger.error(
+            "%s: view %s raised %s: %s; %s",
+            ws.url.path,
+            self.__qualname__,
+            type(error).__name__,
+            error,
+            outcome,
+        )
+
+    def _bind(self, ws: WebSocket) -> dict[str, Any]:
+        """The view's keyword arguments, from the path and the query string.
+
+        Raises:
+            ParameterError: a required parameter is missing or a value does not convert.
+        """
+        path_params: dict[str, Any] = ws.scope.get("path_params") or {}
+        kwargs: dict[str, Any] = {}
+        if self._parameters:
+            query = ws.query_params
+            for parameter in self._parameters:
+                name = parameter.name
+                if name in path_params:
+                    kwargs[name] = parameter.value(path_params[name], "path")
+                elif name in query:
+                    kwargs[name] = parameter.value(query[name], "query")
+                elif parameter.required:
+                    raise ParameterError(f"missing query parameter {name!r}")
+        if self._var_keyword:
+            for name, value in path_params.items():
+                kwargs.setdefault(name, value)
+        return kwargs
+
+    async def _run_class(self, ws: WebSocket, view: WebSocketView) -> None:
+        await view.on_connect(ws)
+        if ws.application_state is DISCONNECTED or ws.application_state is RESPONSE:
+            return  # on_connect rejected or closed the connection
+        event_mode = ws.receive_type == "event"
+        try:
+            while True:
+                message = await ws.receive()
+                if event_mode and message["type"] == DISCONNECT:
+                    code = int(message.get("code", 1005))
+                    break
+                await view.on_message(ws, message)
+        except WebSocketDisconnect as disconnect:
+            if ws._is_own_disconnect(disconnect):
+                await view.on_disconnect(ws, disconnect.code)
+            raise  # the lifecycle silences caught codes
+        await view.on_disconnect(ws, code)
+
+
+_INPUT_REASONS = {INVALID_PAYLOAD: "invalid JSON", UNSUPPORTED_DATA: "unsupported frame type"}
+
+# FastAPI reads this to call the endpoint as endpoint(websocket=<Starlette WebSocket>).
+_FASTAPI_SIGNATURE = inspect.Signature(
+    [inspect.Parameter("websocket", inspect.Parameter.KEYWORD_ONLY, annotation=StarletteWebSocket)]
+)
+
+
+def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Parameter], bool]:
+    """The keyword parameters of a function view after its first (the WebSocket)."""
+    signature = inspect.signature(view)
+    try:
+        hints = typing.get_type_hints(view)
+    except Exception:  # unresolvable annotations: fall back to what the signature holds
+        hints = {}
+    parameters = list(signature.parameters.values())
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    ):
+        raise TypeError(f"view {name!r} must take the WebSocket as its first argument")
+    filled: list[_Parameter] = []
+    var_keyword = False
+    for parameter in parameters[1:]:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            var_keyword = True
+        elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            if parameter.default is inspect.Parameter.empty:
+                raise TypeError(
+                    f"view {name!r}: parameter {parameter.name!r} is positional-only and "
+                    "cannot be passed by name; make it a keyword parameter"
+                )
+        elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+            annotation = hints.get(parameter.name, parameter.annotation)
+            filled.append(_Parameter(name, parameter, annotation))
+    return filled, var_keyword
+
+
+@overload
+def websocket_view(view: _View, /) -> ViewEndpoint: ...
+
+
+@overload
+def websocket_view(
+    view: None = None,
+    /,
+    *,
+    auto_accept: bool = ...,
+    value_type: MessageType | None = ...,
+    receive_type: MessageType | None = ...,
+    send_type: MessageType | None = ...,
+    caught_close_codes: Iterable[int] | Callable[..., Any] | None = ...,
+) -> Callable[[_View], ViewEndpoint]: ...
+
+
+def websocket_view(
+    view: _View | None = None, /, **options: Any
+) -> ViewEndpoint | Callable[[_View], ViewEndpoint]:
+    """Turn an `async def view(ws, **params)` or a `WebSocketView` class into an ASGI endpoint.
+
+    Use it bare (`@websocket_view`) or with route options (`@websocket_view(value_type=
+    "json")`): `auto_accept`, `value_type`, `receive_type`, `send_type`,
+    `caught_close_codes`, as for `WebSocket`.
+
+    Raises:
+        TypeError: the view is not an async function or a `WebSocketView` subclass, an
+            option is unknown, or a parameter's annotation cannot be converted.
+        ValueError: an unknown message type.
+
+    Example:
+        >>> @websocket_view(value_type="json")
+        ... async def echo(ws):
+        ...     async for message in ws:
+        ...         await ws.send(message)
+        >>> routes = [starlette.routing.WebSocketRoute("/echo", echo)]
+    """
+    if view is None:
+        return lambda view: ViewEndpoint(view, **options)
+    return ViewEndpoint(view, **options)

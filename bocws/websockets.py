@@ -100,11 +100,14 @@ class _AnyCode:
         return "all"
 
 
+_ANY_CODE = _AnyCode()
+
+
 def _normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Container[int]:
     if codes is None:
         return frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
-    if codes is all:
-        return _AnyCode()
+    if codes is all or isinstance(codes, _AnyCode):
+        return _ANY_CODE
     if callable(codes) or not isinstance(codes, Iterable):
         raise TypeError(
             "caught_close_codes must be None, the builtin all, or an iterable of ints, "

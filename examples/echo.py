@@ -5,10 +5,26 @@ Run it with `uvicorn examples.echo:app`, then open http://127.0.0.1:8000/.
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.types import Receive, Scope, Send
 
-from bocws import WebSocket
+from bocws import App, WebSocket
+
+app = App()
+
+
+@app.websocket_route("/echo")
+async def echo(ws: WebSocket) -> None:
+    """Send each text message back to the client."""
+    async for message in ws:
+        await ws.send(message)
+
+
+@app.route("/")
+async def home(request: Request) -> HTMLResponse:
+    """A page that talks to the echo socket."""
+    return HTMLResponse(PAGE)
+
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -22,7 +38,7 @@ PAGE = """<!doctype html>
     document.getElementById("log").append(item);
   };
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/`);
+  const socket = new WebSocket(`${scheme}://${location.host}/echo`);
   socket.onopen = () => log("connected");
   socket.onmessage = (event) => log(`echo: ${event.data}`);
   socket.onclose = (event) => log(`closed (${event.code})`);
@@ -34,13 +50,3 @@ PAGE = """<!doctype html>
   };
 </script>
 """
-
-
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    """A plain ASGI app: the page over HTTP, the echo over WebSocket."""
-    if scope["type"] == "http":
-        await HTMLResponse(PAGE)(scope, receive, send)
-    elif scope["type"] == "websocket":
-        async with WebSocket(scope, receive, send) as ws:
-            async for message in ws:
-                await ws.send(message)

@@ -220,6 +220,11 @@ class ConnectionState:
                 f"already disconnected with code {self.disconnect_code}; stop receiving once "
                 "WebSocketDisconnect has been raised"
             )
+        if application_state is DISCONNECTED:
+            raise WebSocketStateError(
+                f"cannot receive ({_describe(client_state, application_state)}): the handshake "
+                "was refused (reject() or close() before accept), so no message will arrive"
+            )
         raise WebSocketStateError(
             f"cannot receive ({_describe(client_state, application_state)}): no message arrives "
             "before the handshake is accepted; call accept() first or use auto_accept=True"

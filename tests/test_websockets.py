@@ -257,6 +257,13 @@ async def test_reject_with_a_response_falls_back_to_403_without_the_extension(
     assert "plain HTTP 403" in caplog.text
 
 
+async def test_receive_after_reject_says_the_handshake_was_refused() -> None:
+    ws = connected().websocket()
+    await ws.reject()
+    with pytest.raises(WebSocketStateError, match="handshake was refused"):
+        await ws.receive_text()
+
+
 async def test_reject_after_accept_closes_with_1008() -> None:
     server = connected()
     ws = server.websocket()

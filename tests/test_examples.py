@@ -94,11 +94,12 @@ async def receive_json(connection: ClientConnection) -> object:
     return json.loads(await recv(connection))
 
 
-async def say(connection: ClientConnection, user: str, text: str) -> dict[str, str]:
-    """Send a chat message; return it as the room should relay it."""
-    message = {"user": user, "text": text}
-    await connection.send(json.dumps(message))
-    return message
+async def relayed(sender: ClientConnection, text: str, *others: ClientConnection) -> None:
+    """Send a chat message; check that the sender and `others`, in order, receive it."""
+    message = {"user": "someone", "text": text}
+    await sender.send(json.dumps(message))
+    for member in (sender, *others):
+        assert await receive_json(member) == message
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -114,23 +115,15 @@ async def test_chat_relays_within_a_room_only_and_forgets_leavers() -> None:
     async with running_server(chat.app, "websockets-sansio") as base:  # type: ignore[arg-type]
         async with client(f"{base}/chat/a") as ana, client(f"{base}/chat/b") as eve:
             # A member's own message coming back proves it has joined.
-            message = await say(ana, "ana", "ana here")
-            assert await receive_json(ana) == message
-            message = await say(eve, "eve", "eve here")
-            assert await receive_json(eve) == message
+            await relayed(ana, "ana here")
+            await relayed(eve, "eve here")
             async with client(f"{base}/chat/a") as bob:
-                message = await say(bob, "bob", "bob here")
-                assert await receive_json(bob) == message
-                assert await receive_json(ana) == message
-                message = await say(ana, "ana", "hello a")
-                assert await receive_json(ana) == message
-                assert await receive_json(bob) == message
+                await relayed(bob, "bob here", ana)
+                await relayed(ana, "hello a", bob)
             await until(lambda: len(chat.rooms["a"]) == 1)  # Bob left: the room forgot him
-            message = await say(ana, "ana", "still here")
-            assert await receive_json(ana) == message
+            await relayed(ana, "still here")
             # Eve's next message is the first thing she receives: nothing from room a leaked.
-            message = await say(eve, "eve", "bye")
-            assert await receive_json(eve) == message
+            await relayed(eve, "bye")
         await until(lambda: chat.rooms == {})
 
 
@@ -140,16 +133,12 @@ async def test_chat_survives_a_member_that_vanishes() -> None:
         running_server(chat.app, "websockets-sansio") as base,  # type: ignore[arg-type]
         client(f"{base}/chat/c") as ana,
     ):
-        message = await say(ana, "ana", "first")
-        assert await receive_json(ana) == message
+        await relayed(ana, "first")
         async with client(f"{base}/chat/c") as bob:
-            message = await say(bob, "bob", "about to vanish")
-            assert await receive_json(bob) == message
-            assert await receive_json(ana) == message
+            await relayed(bob, "about to vanish", ana)
             bob.transport.abort()  # no close frame: the TCP connection just ends
         for number in range(3):
-            message = await say(ana, "ana", f"message {number}")
-            assert await receive_json(ana) == message
+            await relayed(ana, f"message {number}")
         await until(lambda: len(chat.rooms["c"]) == 1)
 
 

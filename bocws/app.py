@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -10,12 +11,14 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import Lifespan
+from starlette.types import Lifespan, Receive, Scope, Send
 
-from .views import OPTION_DEFAULTS, ViewEndpoint, WebSocketView
+from .views import DEFAULT, ViewEndpoint, WebSocketView
 from .websockets import MessageType
 
 __all__ = ["App"]
+
+logger = logging.getLogger("bocws")
 
 _View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketView]")
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
@@ -67,6 +70,7 @@ class App(Starlette):
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._user_lifespan = self.router.lifespan_context
         self.router.lifespan_context = self._lifespan
+        self.router.default = self._not_found
 
     # Routes.
 
@@ -74,18 +78,20 @@ class App(Starlette):
         self,
         pattern: str,
         *,
-        auto_accept: bool = True,
-        value_type: MessageType | None = None,
-        receive_type: MessageType | None = None,
-        send_type: MessageType | None = None,
-        caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
+        auto_accept: bool = DEFAULT,
+        value_type: MessageType | None = DEFAULT,
+        receive_type: MessageType | None = DEFAULT,
+        send_type: MessageType | None = DEFAULT,
+        caught_close_codes: Iterable[int] | Callable[..., Any] | None = DEFAULT,
         name: str | None = None,
     ) -> Callable[[_View], _View]:
         """Register a WebSocket view (function or `WebSocketView` class) at `pattern`.
 
         `pattern` uses Starlette's syntax (`/chat/{room}`, `/items/{id:int}`); the view's
-        path parameters arrive as keyword arguments. Options are those of `WebSocket`.
-        The decorator returns the view unchanged.
+        path parameters arrive as keyword arguments. Options are those of `WebSocket`;
+        those left out keep the view's own (a `WebSocketView`'s class attributes, the
+        options of `websocket_view()`), else `WebSocket`'s defaults. The decorator
+        returns the view unchanged.
 
         Raises:
             TypeError: the view is not async, or does not take a path parameter.
@@ -120,11 +126,10 @@ class App(Starlette):
         `view` may already be a `ViewEndpoint` from `websocket_view()`; options given
         here override its own.
         """
-        # Only options that differ from the defaults override a ViewEndpoint's own.
-        given = {key: value for key, value in options.items() if value != OPTION_DEFAULTS.get(key)}
-        endpoint = (
-            view.replace(**given) if isinstance(view, ViewEndpoint) else ViewEndpoint(view, **given)
-        )
+        if isinstance(view, ViewEndpoint):
+            endpoint = view.replace(**options)
+        else:
+            endpoint = ViewEndpoint(view, **options)
         route = WebSocketRoute(path, endpoint, name=name)
         endpoint.check_path_parameters(route.param_convertors, path)
         self.router.routes.append(route)
@@ -145,6 +150,14 @@ class App(Starlette):
             return endpoint
 
         return register
+
+    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # The same refusal as reject(): a close before accept, answered with HTTP 403.
+            logger.info("%s: no WebSocket route matches; refusing with 403", scope.get("path"))
+            await send({"type": "websocket.close", "code": 403, "reason": ""})
+            return
+        await self.router.not_found(scope, receive, send)
 
     # Lifespan.
 
@@ -168,12 +181,15 @@ class App(Starlette):
     async def _lifespan(self, app: Any) -> AsyncIterator[Any]:
         for hook in self._startup_hooks:
             await _call(hook)
+        started = False
         try:
             async with self._user_lifespan(app) as state:
+                started = True
                 yield state
         finally:
-            for hook in self._shutdown_hooks:
-                await _call(hook)
+            if started:  # shut down only what started completely, after the lifespan's exit
+                for hook in self._shutdown_hooks:
+                    await _call(hook)
 
 
 async def _call(hook: Callable[[], Any]) -> None:

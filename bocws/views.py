@@ -12,6 +12,8 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import re
+import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import NoneType, UnionType
@@ -33,6 +35,10 @@ from .websockets import (
     _normalize_caught,
 )
 
+# anyio, a Starlette dependency, brings the backport before Python 3.11.
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
+
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
 
 logger = logging.getLogger("bocws")
@@ -48,6 +54,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "caught_close_codes": None,
 }
 
+DIRECTIONS = frozenset({"receive_type", "send_type"})
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -60,17 +68,23 @@ def _to_str(raw: str) -> str:
     return raw
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
 def _to_int(raw: str) -> int:
-    # Stricter than int(): no spaces, no underscores, no "+".
-    digits = raw[1:] if raw.startswith("-") else raw
-    if not (digits.isascii() and digits.isdigit()):
+    # Stricter than int(): ASCII digits only, no spaces, underscores or "+".
+    if _INTEGER.fullmatch(raw) is None:
         raise ValueError
     return int(raw)
 
 
 def _to_float(raw: str) -> float:
+    # Stricter than float(): no spaces, underscores, "+", nan or infinity.
+    if _NUMBER.fullmatch(raw) is None:
+        raise ValueError
     value = float(raw)
-    if not math.isfinite(value):
+    if not math.isfinite(value):  # 1e999
         raise ValueError
     return value
 
@@ -128,6 +142,35 @@ class _Parameter:
 
 def _view_name(view: object) -> str:
     return getattr(view, "__qualname__", None) or repr(view)
+
+
+class _Default:
+    """The default of an option left out: the view's own setting, else `WebSocket`'s."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+#: Marks a route option that was not given (typed Any to stand in for any option type).
+DEFAULT: Any = _Default()
+
+
+def merge_options(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Route options `given` over those of `base` (a view's own); `DEFAULT`s are left out.
+
+    A `receive_type` or `send_type` given alone overrides `base`'s `value_type` for
+    that direction only.
+    """
+    given = {key: value for key, value in given.items() if value is not DEFAULT}
+    merged = dict(base)
+    value_type = merged.get("value_type")
+    if value_type is not None and "value_type" not in given and given.keys() & DIRECTIONS:
+        merged["receive_type"] = merged["send_type"] = value_type
+        merged["value_type"] = None
+    merged.update(given)
+    return merged
 
 
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,14 +234,14 @@ class ViewEndpoint:
 
     def __init__(self, view: Callable[..., Awaitable[None]] | type[WebSocketView], **options: Any):
         name = _view_name(view)
-        self._given = options
+        self._given = options = merge_options({}, options)
         if isinstance(view, type):
             if not issubclass(view, WebSocketView):
                 raise TypeError(
                     f"view class {name!r} must subclass bocws.WebSocketView, or be a function"
                 )
             class_options = {key: getattr(view, key) for key in OPTION_DEFAULTS}
-            options = {**class_options, **options}
+            options = merge_options(class_options, options)
             self._parameters: list[_Parameter] = []
             self._var_keyword = False
         else:
@@ -222,7 +265,7 @@ class ViewEndpoint:
 
     def replace(self, **options: Any) -> ViewEndpoint:
         """A new endpoint for the same view, with `options` overriding those given here."""
-        return ViewEndpoint(self.view, **{**self._given, **options})
+        return ViewEndpoint(self.view, **merge_options(self._given, options))
 
     def check_path_parameters(self, names: Iterable[str], path: str) -> None:
         """Raise `TypeError` if the view cannot take the path parameters `names`."""
@@ -265,39 +308,53 @@ class ViewEndpoint:
                     await ws.reject()
                     return
                 await self.view(ws, **kwargs)
-        except WebSocketDisconnect as disconnect:
-            if ws._is_own_disconnect(disconnect):
-                if disconnect.code in ws.caught_close_codes:
-                    return
-                self._log_error(ws, disconnect, "its code is not in caught_close_codes")
-                raise
-            await self._fail(ws, disconnect)
-            raise
-        except WebSocketException as error:
-            # Starlette's way to close with a code: honour it, as Starlette would.
-            logger.info(
-                "%s: view %s closed the connection with %s",
-                ws.url.path,
-                self.__qualname__,
-                error.code,
-            )
-            try:
-                await ws.ensure_closed(error.code, error.reason or None)
-            except (TypeError, ValueError):  # a code or reason that may not be sent
-                await self._fail(ws, error)
-                raise error from None
-            return
         except Exception as error:
-            code = ws._input_close_code(error)
-            if code is None:
-                await self._fail(ws, error)
-                raise
-            logger.info(
-                "%s: closing with %s, the client sent bad data: %s", ws.url.path, code, error
-            )
-            await ws.ensure_closed(code, _INPUT_REASONS[code])
+            await self._end_with_error(ws, error)
             return
         await ws.ensure_closed(1000)
+
+    async def _end_with_error(self, ws: WebSocket, error: Exception) -> None:
+        """End the connection after the view raised `error`; re-raise it if it is a bug.
+
+        Client-caused errors (its own disconnect with a caught code, bad data) and
+        Starlette's `WebSocketException` end the connection quietly; anything else,
+        even inside an exception group from a task group, is the application's.
+        """
+        verdicts = [self._verdict(ws, leaf) for leaf in _leaves(error)]
+        if all(verdict is _GONE for verdict in verdicts):
+            return
+        closes = [verdict for verdict in verdicts if isinstance(verdict, tuple)]
+        if len(closes) + verdicts.count(_GONE) == len(verdicts):
+            code, reason, note = closes[0]
+            logger.info("%s: %s", ws.url.path, note)
+            try:
+                await ws.ensure_closed(code, reason)
+                return
+            except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
+                pass
+        if isinstance(error, WebSocketDisconnect) and ws._is_own_disconnect(error):
+            self._log_error(ws, error, "its code is not in caught_close_codes")
+        else:
+            await self._fail(ws, error)
+        raise error
+
+    def _verdict(self, ws: WebSocket, error: BaseException) -> _Verdict:
+        """What one exception the view raised means for its connection.
+
+        `_GONE` for the client's own disconnect with a caught code, `(code, reason,
+        note)` for a close the client caused or the view asked for, `None` for a bug.
+        """
+        if isinstance(error, WebSocketDisconnect):
+            if ws._is_own_disconnect(error) and error.code in ws.caught_close_codes:
+                return _GONE
+            return None
+        if isinstance(error, WebSocketException):
+            note = f"view {self.__qualname__} closed the connection with {error.code}"
+            return error.code, error.reason or None, note
+        code = ws._input_close_code(error)
+        if code is None:
+            return None
+        return code, _INPUT_REASONS[code], f"closing with {code}, the client sent bad data: {error}"
 
     async def _fail(self, ws: WebSocket, error: BaseException) -> None:
         self._log_error(ws, error, "closing with 1011")
@@ -356,6 +413,17 @@ class ViewEndpoint:
         await view.on_disconnect(ws, code)
 
 
+_GONE = "gone"
+_Verdict = tuple[int, str | None, str] | str | None
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside `error`, through nested exception groups (task groups)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for member in error.exceptions for leaf in _leaves(member)]
+    return [error]
+
+
 _INPUT_REASONS = {INVALID_PAYLOAD: "invalid JSON", UNSUPPORTED_DATA: "unsupported frame type"}
 
 # FastAPI reads this to call the endpoint as endpoint(websocket=<Starlette WebSocket>).
@@ -369,8 +437,8 @@ def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Paramete
     signature = inspect.signature(view)
     try:
         hints = typing.get_type_hints(view)
-    except Exception:  # unresolvable annotations: fall back to what the signature holds
-        hints = {}
+    except Exception:  # e.g. `ws: WebSocket` imported only under TYPE_CHECKING
+        hints = _resolve_each(view, signature)
     parameters = list(signature.parameters.values())
     if not parameters or parameters[0].kind not in (
         inspect.Parameter.POSITIONAL_ONLY,
@@ -393,6 +461,25 @@ def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Paramete
             annotation = hints.get(parameter.name, parameter.annotation)
             filled.append(_Parameter(name, parameter, annotation))
     return filled, var_keyword
+
+
+def _resolve_each(view: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """Resolve string annotations one by one, leaving out those that do not resolve.
+
+    Only the parameters bocws fills need resolving; the WebSocket's may name a type
+    imported for type checkers only.
+    """
+    namespace = getattr(inspect.unwrap(view), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for parameter in signature.parameters.values():
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)  # what get_type_hints does, per name
+            except Exception:
+                continue
+        hints[parameter.name] = annotation
+    return hints
 
 
 @overload

@@ -1,0 +1,622 @@
+"""`App`: routes, mounts, middleware and lifespan, through Starlette's TestClient; the
+refusals and closing codes also against a real uvicorn (see `test_server.py`)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import WebSocketRoute
+from starlette.testclient import TestClient
+
+from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
+
+from .fake import connected
+from .test_server import IMPLEMENTATIONS, client, closed_by_server, recv, refused, running_server
+
+
+def refusal_code(app: App, path: str) -> int:
+    """Connect to `path`, which must refuse the handshake; return the close code it used."""
+    with pytest.raises(WebSocketDisconnect) as info, TestClient(app).websocket_connect(path):
+        pass  # pragma: no cover
+    return info.value.code
+
+
+async def echo(ws: WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+# WebSocket routes.
+
+
+def test_websocket_route_registers_the_view_and_returns_it_unchanged() -> None:
+    app = App()
+    registered = app.websocket_route("/echo")(echo)
+    assert registered is echo
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_text("hé")
+        assert session.receive_text() == "hé"
+
+
+def test_websocket_route_returns_a_class_view_unchanged() -> None:
+    class Echo(WebSocketView):
+        async def on_message(self, ws: WebSocket, message: Any) -> None:
+            await ws.send(message)
+
+    app = App()
+    assert app.websocket_route("/echo", value_type="json")(Echo) is Echo
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_json({"a": [1]})
+        assert session.receive_json() == {"a": [1]}
+
+
+def test_websocket_route_value_type_reaches_the_websocket() -> None:
+    app = App()
+    app.websocket_route("/json", value_type="json")(echo)
+    with TestClient(app).websocket_connect("/json") as session:
+        session.send_json({"n": 1, "é": None})
+        assert session.receive() == {"type": "websocket.send", "text": '{"n":1,"é":null}'}
+
+
+def test_websocket_route_receive_and_send_types_reach_the_websocket() -> None:
+    app = App()
+
+    @app.websocket_route("/upper", receive_type="bytes", send_type="text")
+    async def upper(ws: WebSocket) -> None:
+        await ws.send((await ws.receive()).decode().upper())
+
+    with TestClient(app).websocket_connect("/upper") as session:
+        session.send_bytes(b"abc")
+        assert session.receive_text() == "ABC"
+
+
+def test_websocket_route_without_auto_accept_refuses_a_view_that_does_not_accept() -> None:
+    app = App()
+
+    @app.websocket_route("/manual", auto_accept=False)
+    async def manual(ws: WebSocket) -> None:
+        pass
+
+    assert refusal_code(app, "/manual") == 1000
+
+
+def test_websocket_route_caught_close_codes_silence_the_clients_code() -> None:
+    app = App()
+
+    @app.websocket_route("/wait", caught_close_codes=[4000])
+    async def wait(ws: WebSocket) -> None:
+        await ws.receive()
+
+    with TestClient(app).websocket_connect("/wait") as session:
+        session.close(4000)  # the view returns quietly: nothing is raised on exit
+
+
+def test_websocket_route_uncaught_close_code_reaches_the_server() -> None:
+    app = App()
+
+    @app.websocket_route("/wait")
+    async def wait(ws: WebSocket) -> None:
+        await ws.receive()
+
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        TestClient(app).websocket_connect("/wait") as session,
+    ):
+        session.close(4000)  # the view re-raises it: it comes out when the session ends
+    assert info.value.code == 4000
+
+
+def test_websocket_route_passes_converted_path_and_query_parameters() -> None:
+    app = App()
+
+    @app.websocket_route("/items/{item_id:int}/{slug}", value_type="json")
+    async def item(ws: WebSocket, item_id: int, slug: str, n: int = 1) -> None:
+        await ws.send({"item_id": item_id, "slug": slug, "n": n})
+
+    with TestClient(app).websocket_connect("/items/3/hello?n=4") as session:
+        assert session.receive_json() == {"item_id": 3, "slug": "hello", "n": 4}
+
+
+def test_websocket_route_refuses_a_bad_query_parameter_with_403() -> None:
+    app = App()
+
+    @app.websocket_route("/count")
+    async def count(ws: WebSocket, n: int) -> None:
+        raise AssertionError("not called")  # pragma: no cover
+
+    assert refusal_code(app, "/count?n=many") == 403
+
+
+def test_a_view_not_taking_a_path_parameter_is_a_type_error_at_registration() -> None:
+    app = App()
+
+    async def view(ws: WebSocket, room: str) -> None:
+        pass
+
+    with pytest.raises(TypeError, match=r"does not take the path parameter\(s\) user of '/"):
+        app.websocket_route("/rooms/{room}/{user}")(view)
+    assert app.routes == []
+
+
+def test_var_keyword_and_class_views_may_take_any_path_parameter() -> None:
+    app = App()
+
+    @app.websocket_route("/a/{room}/{user}", value_type="json")
+    async def params(ws: WebSocket, **params: Any) -> None:
+        await ws.send(params)
+
+    @app.websocket_route("/b/{room}", value_type="json")
+    class Room(WebSocketView):
+        async def on_connect(self, ws: WebSocket) -> None:
+            await ws.send(ws.path_params)
+
+    test_client = TestClient(app)
+    with test_client.websocket_connect("/a/lobby/ana") as session:
+        assert session.receive_json() == {"room": "lobby", "user": "ana"}
+    with test_client.websocket_connect("/b/lobby") as session:
+        assert session.receive_json() == {"room": "lobby"}
+
+
+def test_stacking_over_websocket_view_merges_options() -> None:
+    app = App()
+
+    @app.websocket_route("/wait", value_type="json")
+    @websocket_view(caught_close_codes=[4000])
+    async def wait(ws: WebSocket) -> None:
+        await ws.send(await ws.receive())
+        await ws.receive()
+
+    assert isinstance(wait, ViewEndpoint)  # returned unchanged
+    [route] = app.routes
+    assert isinstance(route, WebSocketRoute)
+    endpoint = route.app
+    assert isinstance(endpoint, ViewEndpoint)
+    assert endpoint.options["value_type"] == "json"
+    assert set(endpoint.options["caught_close_codes"]) == {4000}
+    with TestClient(app).websocket_connect("/wait") as session:
+        session.send_json([1])
+        assert session.receive_json() == [1]
+        session.close(4000)
+
+
+def test_route_options_override_those_of_a_stacked_websocket_view() -> None:
+    app = App()
+
+    @app.websocket_route("/x", value_type="bytes", caught_close_codes=all)
+    @websocket_view(value_type="json", caught_close_codes=[4000])
+    async def view(ws: WebSocket) -> None:
+        pass
+
+    endpoint = app.routes[0].app  # type: ignore[attr-defined]
+    assert endpoint.options["value_type"] == "bytes"
+    assert 4999 in endpoint.options["caught_close_codes"]
+    assert view.options["value_type"] == "json"  # the stacked endpoint is not changed
+
+
+def test_route_options_override_class_attributes() -> None:
+    class View(WebSocketView):
+        value_type = "json"
+        caught_close_codes = (4000,)
+
+    app = App()
+    app.websocket_route("/x", value_type="bytes")(View)
+    endpoint = app.routes[0].app  # type: ignore[attr-defined]
+    assert endpoint.options["value_type"] == "bytes"
+    assert set(endpoint.options["caught_close_codes"]) == {4000}
+
+
+class ManualAccept(WebSocketView):
+    auto_accept = False
+
+
+@pytest.mark.parametrize(
+    "view",
+    [ManualAccept, websocket_view(ManualAccept)],
+    ids=["class-attribute", "websocket_view-option"],
+)
+def test_an_explicit_route_option_equal_to_the_default_still_overrides(view: Any) -> None:
+    app = App()
+    app.websocket_route("/x", auto_accept=True)(view)
+    endpoint = app.routes[0].app  # type: ignore[attr-defined]
+    assert endpoint.options["auto_accept"] is True
+
+
+def test_a_sync_view_is_a_type_error_at_registration() -> None:
+    def sync_view(ws: WebSocket) -> None:
+        pass
+
+    app = App()
+    with pytest.raises(TypeError, match="sync_view' must be an async function"):
+        app.websocket_route("/x")(sync_view)  # type: ignore[type-var]
+    assert app.routes == []
+
+
+def test_add_websocket_route_takes_a_view_without_the_decorator() -> None:
+    app = App()
+    app.add_websocket_route("/echo", echo, name="the-echo", value_type="json")
+    assert app.url_path_for("the-echo") == "/echo"
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_json({"a": 1})
+        assert session.receive_json() == {"a": 1}
+
+
+def test_routes_given_to_the_constructor_are_served() -> None:
+    app = App(routes=[WebSocketRoute("/echo", websocket_view(echo))])
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "hi"
+
+
+# HTTP routes.
+
+
+def test_route_registers_an_http_endpoint_and_returns_it_unchanged() -> None:
+    app = App()
+
+    async def home(request: Request) -> Response:
+        return PlainTextResponse(f"hello {request.query_params['name']}")
+
+    assert app.route("/")(home) is home
+    response = TestClient(app).get("/?name=ana")
+    assert (response.status_code, response.text) == (200, "hello ana")
+
+
+def test_route_methods_restrict_the_http_methods() -> None:
+    app = App()
+
+    @app.route("/login", methods=["POST"])
+    async def login(request: Request) -> Response:
+        return PlainTextResponse("in")
+
+    test_client = TestClient(app)
+    assert test_client.post("/login").status_code == 200
+    assert test_client.get("/login").status_code == 405
+
+
+# Names.
+
+
+def test_url_path_for_uses_the_function_name_by_default() -> None:
+    app = App()
+
+    @app.websocket_route("/rooms/{room}")
+    async def chat(ws: WebSocket, room: str) -> None:
+        pass
+
+    @app.websocket_route("/echo")
+    class Echo(WebSocketView):
+        pass
+
+    @app.route("/")
+    async def home(request: Request) -> Response:
+        return PlainTextResponse("")  # pragma: no cover
+
+    assert app.url_path_for("chat", room="lobby") == "/rooms/lobby"
+    assert app.url_path_for("Echo") == "/echo"
+    assert app.url_path_for("home") == "/"
+
+
+def test_url_path_for_uses_explicit_names() -> None:
+    app = App()
+
+    @app.websocket_route("/items/{item_id:int}", name="item")
+    async def view(ws: WebSocket, item_id: int) -> None:
+        pass
+
+    @app.route("/about", name="about-page")
+    async def about(request: Request) -> Response:
+        return PlainTextResponse("")  # pragma: no cover
+
+    assert app.url_path_for("item", item_id=3) == "/items/3"
+    assert app.url_path_for("about-page") == "/about"
+
+
+# Mounts and middleware.
+
+
+def test_a_mounted_app_passes_path_parameters_from_both_levels() -> None:
+    inner = App()
+
+    @inner.websocket_route("/users/{user}", value_type="json")
+    async def member(ws: WebSocket, room: str, user: str) -> None:
+        await ws.send({"room": room, "user": user, "path": ws.url.path, "root": ws["root_path"]})
+
+    outer = App()
+    outer.mount("/rooms/{room}", inner, name="rooms")
+    with TestClient(outer).websocket_connect("/rooms/lobby/users/ana") as session:
+        assert session.receive_json() == {
+            "room": "lobby",
+            "user": "ana",
+            "path": "/rooms/lobby/users/ana",
+            "root": "/rooms/lobby",
+        }
+    assert outer.url_path_for("rooms:member", room="r", user="u") == "/rooms/r/users/u"
+
+
+def test_a_mounted_app_refuses_its_unmatched_paths() -> None:
+    inner = App()
+    inner.websocket_route("/echo")(echo)
+    outer = App()
+    outer.mount("/sub", inner)
+    with TestClient(outer).websocket_connect("/sub/echo") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "hi"
+    assert refusal_code(outer, "/sub/nowhere") == 403
+
+
+def test_session_middleware_gives_the_view_a_session() -> None:
+    app = App()
+    app.add_middleware(SessionMiddleware, secret_key="test-secret")
+
+    @app.route("/login")
+    async def login(request: Request) -> Response:
+        request.session["user"] = "ana"
+        return PlainTextResponse("in")
+
+    @app.websocket_route("/whoami")
+    async def whoami(ws: WebSocket) -> None:
+        await ws.send(ws.session.get("user", "anonymous"))
+
+    test_client = TestClient(app)
+    with test_client.websocket_connect("/whoami") as session:
+        assert session.receive_text() == "anonymous"
+    test_client.get("/login")
+    with test_client.websocket_connect("/whoami") as session:
+        assert session.receive_text() == "ana"
+
+
+def test_middleware_given_to_the_constructor_wraps_the_views() -> None:
+    app = App(middleware=[Middleware(SessionMiddleware, secret_key="test-secret")])
+
+    @app.websocket_route("/visits", value_type="json")
+    async def visits(ws: WebSocket) -> None:
+        await ws.send(dict(ws.session))
+
+    with TestClient(app).websocket_connect("/visits") as session:
+        assert session.receive_json() == {}
+
+
+# Lifespan.
+
+
+def test_startup_and_shutdown_hooks_run_in_order_around_the_lifespan() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[dict[str, Any]]:
+        events.append("lifespan enter")
+        yield {"db": "connected"}
+        events.append("lifespan exit")
+
+    app = App(lifespan=lifespan)
+
+    def sync_hook(name: str) -> Any:
+        return lambda: events.append(name)
+
+    async def first_async_startup() -> None:
+        events.append("startup async")
+
+    async def async_shutdown() -> None:
+        events.append("shutdown async")
+
+    assert app.on_startup(first_async_startup) is first_async_startup
+    app.on_startup(sync_hook("startup sync"))
+    hook = sync_hook("shutdown sync")
+    assert app.on_shutdown(hook) is hook
+    app.on_shutdown(async_shutdown)
+
+    with TestClient(app):
+        assert events == ["startup async", "startup sync", "lifespan enter"]
+    assert events == [
+        "startup async",
+        "startup sync",
+        "lifespan enter",
+        "lifespan exit",
+        "shutdown sync",
+        "shutdown async",
+    ]
+
+
+def test_hooks_run_without_a_user_lifespan() -> None:
+    events: list[str] = []
+    app = App()
+    app.on_startup(lambda: events.append("startup"))
+    app.on_shutdown(lambda: events.append("shutdown"))
+    TestClient(app).get("/nowhere")  # outside `with`: no lifespan
+    assert events == []
+    with TestClient(app):
+        assert events == ["startup"]
+    assert events == ["startup", "shutdown"]
+
+
+def test_the_lifespan_gets_the_app_and_its_state_reaches_views_and_requests() -> None:
+    seen: list[Any] = []
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[dict[str, Any]]:
+        seen.append(app)
+        yield {"db": "connected"}
+
+    app = App(lifespan=lifespan)
+
+    @app.websocket_route("/db")
+    async def db(ws: WebSocket) -> None:
+        await ws.send(ws.state.db)
+
+    @app.route("/db")
+    async def db_http(request: Request) -> Response:
+        return PlainTextResponse(request.state.db)
+
+    with TestClient(app) as test_client:
+        assert seen == [app]
+        with test_client.websocket_connect("/db") as session:
+            assert session.receive_text() == "connected"
+        assert test_client.get("/db").text == "connected"
+
+
+@asynccontextmanager
+async def failing_lifespan(app: App) -> AsyncIterator[None]:
+    raise RuntimeError("no database")
+    yield  # pragma: no cover
+
+
+def failing_hook() -> None:
+    raise RuntimeError("no database")
+
+
+@pytest.mark.parametrize(
+    ("lifespan", "startup"),
+    [(failing_lifespan, None), (None, failing_hook)],
+    ids=["lifespan", "startup-hook"],
+)
+def test_shutdown_hooks_do_not_run_when_the_start_failed(
+    lifespan: Any, startup: Callable[[], None] | None
+) -> None:
+    events: list[str] = []
+    app = App(lifespan=lifespan)
+    if startup is not None:
+        app.on_startup(startup)
+    app.on_shutdown(lambda: events.append("shutdown"))
+    with pytest.raises(RuntimeError, match="no database"), TestClient(app):
+        pass  # pragma: no cover
+    assert events == []
+
+
+def test_shutdown_hooks_run_after_the_lifespan_exits() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        events.append("lifespan enter")
+        yield
+        events.append("lifespan exit")
+
+    app = App(lifespan=lifespan)
+    app.on_startup(lambda: events.append("startup"))
+    app.on_shutdown(lambda: events.append("shutdown"))
+    with TestClient(app):
+        assert events == ["startup", "lifespan enter"]
+    assert events == ["startup", "lifespan enter", "lifespan exit", "shutdown"]
+
+
+# WebSocket connections no WebSocket route matches.
+
+
+def app_with_an_http_route(called: list[str]) -> App:
+    app = App()
+
+    @app.route("/page")
+    async def page(request: Request) -> Response:
+        called.append("page")
+        return PlainTextResponse("page")
+
+    @app.websocket_route("/echo")
+    async def ws_echo(ws: WebSocket) -> None:
+        await echo(ws)
+
+    return app
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", ["/nowhere", "/page", "/echo/extra"])
+async def test_an_unmatched_websocket_path_is_refused_before_accept(path: str) -> None:
+    called: list[str] = []
+    server = connected(path=path)
+    server.scope["path_params"] = {}
+    await app_with_an_http_route(called)(server.scope, server.receive, server.send)
+    # The refusal reject() sends: a close before accept, which servers answer with HTTP 403.
+    assert server.sent == [{"type": "websocket.close", "code": 403, "reason": ""}]
+    assert called == []
+
+
+def test_an_http_only_path_refuses_a_websocket_and_does_not_call_the_http_view() -> None:
+    called: list[str] = []
+    app = app_with_an_http_route(called)
+    assert refusal_code(app, "/page") == 403
+    assert called == []
+    assert TestClient(app).get("/page").text == "page"  # the route itself works
+    assert called == ["page"]
+
+
+# Against a real uvicorn.
+
+
+def uvicorn_app(called: list[str]) -> App:
+    app = app_with_an_http_route(called)
+
+    @app.websocket_route("/boom")
+    async def boom(ws: WebSocket) -> None:
+        await ws.send("about to fail")
+        raise RuntimeError("boom")
+
+    @app.websocket_route("/json", value_type="json")
+    async def json_echo(ws: WebSocket) -> None:
+        await echo(ws)
+
+    @app.websocket_route("/count")
+    async def count(ws: WebSocket, n: int) -> None:
+        await ws.send(str(n + 1))
+
+    return app
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+async def test_uvicorn_refuses_unmatched_and_http_only_paths_with_403(implementation: str) -> None:
+    called: list[str] = []
+    app = uvicorn_app(called)
+    async with running_server(app, implementation) as base:  # type: ignore[arg-type]
+        assert (await refused(base + "/nowhere")).response.status_code == 403
+        assert (await refused(base + "/page")).response.status_code == 403
+    assert called == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+async def test_uvicorn_client_sees_1011_when_a_view_raises(implementation: str) -> None:
+    async with (
+        running_server(uvicorn_app([]), implementation) as base,  # type: ignore[arg-type]
+        client(base + "/boom") as ws,
+    ):
+        assert await recv(ws) == "about to fail"
+        closed = await closed_by_server(ws)
+    assert closed.rcvd is not None
+    assert (closed.rcvd.code, closed.rcvd.reason) == (1011, "internal error")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+async def test_uvicorn_client_sees_1007_after_invalid_json(implementation: str) -> None:
+    async with (
+        running_server(uvicorn_app([]), implementation) as base,  # type: ignore[arg-type]
+        client(base + "/json") as ws,
+    ):
+        await ws.send('{"ok": true}')
+        assert await recv(ws) == '{"ok":true}'
+        await ws.send("{nope")
+        closed = await closed_by_server(ws)
+    assert closed.rcvd is not None
+    assert (closed.rcvd.code, closed.rcvd.reason) == (1007, "invalid JSON")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+async def test_uvicorn_refuses_a_bad_query_parameter_with_403(implementation: str) -> None:
+    async with running_server(uvicorn_app([]), implementation) as base:  # type: ignore[arg-type]
+        assert (await refused(base + "/count?n=many")).response.status_code == 403
+        assert (await refused(base + "/count")).response.status_code == 403
+        async with client(base + "/count?n=41") as ws:
+            assert await recv(ws) == "42"
+
+
+def test_route_options_left_out_show_as_default_in_the_signature() -> None:
+    parameters = inspect.signature(App.websocket_route).parameters
+    assert repr(parameters["value_type"].default) == "<default>"

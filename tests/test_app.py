@@ -579,6 +579,13 @@ async def test_uvicorn_refuses_unmatched_and_http_only_paths_with_403(implementa
     assert called == []
 
 
+async def close_frame(ws: Any) -> tuple[int, str]:
+    """The code and reason of the close frame the server sent."""
+    closed = await closed_by_server(ws)
+    assert closed.rcvd is not None
+    return closed.rcvd.code, closed.rcvd.reason
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 async def test_uvicorn_client_sees_1011_when_a_view_raises(implementation: str) -> None:
@@ -587,9 +594,7 @@ async def test_uvicorn_client_sees_1011_when_a_view_raises(implementation: str) 
         client(base + "/boom") as ws,
     ):
         assert await recv(ws) == "about to fail"
-        closed = await closed_by_server(ws)
-    assert closed.rcvd is not None
-    assert (closed.rcvd.code, closed.rcvd.reason) == (1011, "internal error")
+        assert await close_frame(ws) == (1011, "internal error")
 
 
 @pytest.mark.anyio
@@ -602,9 +607,7 @@ async def test_uvicorn_client_sees_1007_after_invalid_json(implementation: str) 
         await ws.send('{"ok": true}')
         assert await recv(ws) == '{"ok":true}'
         await ws.send("{nope")
-        closed = await closed_by_server(ws)
-    assert closed.rcvd is not None
-    assert (closed.rcvd.code, closed.rcvd.reason) == (1007, "invalid JSON")
+        assert await close_frame(ws) == (1007, "invalid JSON")
 
 
 @pytest.mark.anyio

@@ -15,6 +15,7 @@ import math
 import re
 import sys
 import typing
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import Any, TypeVar, overload
@@ -23,7 +24,7 @@ from starlette.exceptions import WebSocketException
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
-from ._state import DISCONNECT, DISCONNECTED, RESPONSE
+from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE
 from .websockets import (
     INTERNAL_ERROR,
     INVALID_PAYLOAD,
@@ -103,35 +104,41 @@ _CONVERTERS: dict[Any, tuple[Callable[[str], Any], str]] = {
     int: (_to_int, "an integer"),
     float: (_to_float, "a finite number"),
     bool: (_to_bool, "a boolean (true/false, 1/0, yes/no, on/off)"),
+    uuid.UUID: (uuid.UUID, "a UUID"),
 }
 
 
 class _Parameter:
     """One keyword parameter of a function view, and how to fill it."""
 
-    __slots__ = ("convert", "description", "name", "required")
+    __slots__ = ("convert", "description", "name", "optional", "required")
 
     def __init__(self, view_name: str, parameter: inspect.Parameter, annotation: Any) -> None:
         self.name = parameter.name
         self.required = parameter.default is inspect.Parameter.empty
+        self.optional = False
         if annotation is inspect.Parameter.empty or annotation is Any:
             annotation = str
-        # `int | None` and `Optional[int]` convert as `int`.
+        # `int | None` and `Optional[int]` convert as `int`; an empty value is None.
         if isinstance(annotation, UnionType) or typing.get_origin(annotation) is typing.Union:
             members = [arg for arg in typing.get_args(annotation) if arg is not NoneType]
             if len(members) == 1:
+                self.optional = members[0] is not annotation
                 annotation = members[0]
         if annotation not in _CONVERTERS:
             raise TypeError(
                 f"parameter {self.name!r} of view {view_name!r} is annotated {annotation!r}: "
                 "bocws fills view parameters from the path and the query string and converts "
-                "them to str, int, float or bool; read anything else from ws.query_params"
+                "them to str, int, float, bool or uuid.UUID; read anything else from "
+                "ws.query_params"
             )
         self.convert, self.description = _CONVERTERS[annotation]
 
     def value(self, raw: Any, source: str) -> Any:
         if not isinstance(raw, str):
             return raw  # already converted by a Starlette path convertor, e.g. {id:int}
+        if not raw and self.optional:
+            return None  # `?n=` for `n: int | None`
         try:
             return self.convert(raw)
         except ValueError:
@@ -328,7 +335,10 @@ class ViewEndpoint:
             code, reason, note = closes[0]
             logger.info("%s: %s", ws.url.path, note)
             try:
-                await ws.ensure_closed(code, reason)
+                if code is None:
+                    await ws.reject()
+                else:
+                    await ws.ensure_closed(code, reason)
                 return
             except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
                 pass
@@ -345,10 +355,14 @@ class ViewEndpoint:
         note)` for a close the client caused or the view asked for, `None` for a bug.
         """
         if isinstance(error, WebSocketDisconnect):
-            if ws._is_own_disconnect(error) and error.code in ws.caught_close_codes:
+            if ws._is_own_disconnect(error) and ws._ends_quietly(error):
                 return _GONE
             return None
         if isinstance(error, WebSocketException):
+            if ws.application_state is CONNECTING:
+                # As in Starlette: before anything was accepted, refuse the handshake.
+                note = f"view {self.__qualname__} refused the handshake ({error.code})"
+                return None, None, note
             note = f"view {self.__qualname__} closed the connection with {error.code}"
             return error.code, error.reason or None, note
         code = ws._input_close_code(error)
@@ -414,7 +428,9 @@ class ViewEndpoint:
 
 
 _GONE = "gone"
-_Verdict = tuple[int, str | None, str] | str | None
+#: `(code, reason, log note)` to close with (code `None`: refuse the handshake), `_GONE`
+#: for a client gone normally, `None` for an application error.
+_Verdict = tuple[int | None, str | None, str] | str | None
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -622,7 +622,7 @@ class WebSocket(HTTPConnection):
             await self.ensure_closed(1000)
             return False
         if isinstance(exc, WebSocketDisconnect) and self._is_own_disconnect(exc):
-            return exc.code in self.caught_close_codes
+            return self._ends_quietly(exc)
         if isinstance(exc, Exception):
             await self.ensure_closed(INTERNAL_ERROR)
         return False
@@ -633,6 +633,18 @@ class WebSocket(HTTPConnection):
         core = self._core
         return core.client_state is DISCONNECTED and disconnect.code == core.disconnect_code
 
+    def _ends_quietly(self, disconnect: WebSocketDisconnect) -> bool:
+        """Whether this connection's own `disconnect` is a normal end, to silence.
+
+        It is when its code is caught, or when the application closed first: the
+        client's disconnect then only completes the closing handshake the application
+        started, usually echoing the application's own code.
+        """
+        return (
+            disconnect.code in self.caught_close_codes
+            or self._core.application_state is DISCONNECTED
+        )
+
     def __aiter__(self: _WebSocket) -> _WebSocket:
         return self
 
@@ -640,7 +652,7 @@ class WebSocket(HTTPConnection):
         try:
             return await self.receive()
         except WebSocketDisconnect as disconnect:
-            if disconnect.code in self.caught_close_codes:
+            if self._ends_quietly(disconnect):
                 raise StopAsyncIteration from None
             raise
         except WebSocketStateError:

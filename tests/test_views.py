@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlencode
 
@@ -414,11 +415,29 @@ async def test_a_path_value_that_does_not_convert_refuses_the_handshake(log: Log
     ]
 
 
-async def test_an_empty_value_is_a_value_not_a_missing_one() -> None:
+async def test_an_empty_value_is_none_for_an_optional_parameter() -> None:
     server = client(query="x=")
     await run(websocket_view(take_int_or_none), server)  # no default to fall back to
+    assert called_with(server) == {"x": None}
+
+
+async def test_an_empty_value_is_a_value_not_a_missing_one() -> None:
+    server = client(query="x=")
+    await run(websocket_view(take_int), server)
     assert server.sent == [REFUSED]
     assert called_with(server) is None
+
+
+async def test_a_uuid_parameter_converts_and_refuses_a_malformed_one() -> None:
+    async def view(ws: WebSocket, key: uuid.UUID) -> None:
+        ws.state.called = {"key": key}
+
+    server = client(query="key=12345678-1234-5678-1234-567812345678")
+    await run(websocket_view(view), server)
+    assert called_with(server) == {"key": uuid.UUID("12345678-1234-5678-1234-567812345678")}
+    server = client(query="key=nope")
+    await run(websocket_view(view), server)
+    assert server.sent == [REFUSED]
 
 
 async def test_a_refused_parameter_is_refused_even_without_auto_accept() -> None:
@@ -798,11 +817,12 @@ async def test_bad_input_the_view_handled_does_not_excuse_a_later_error() -> Non
 
 async def test_websocket_exception_closes_with_its_code_and_reason(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
+        await ws.send("hi")
         raise WebSocketException(4001, "not allowed")
 
     server = client()
     await run(websocket_view(view), server)
-    assert server.sent == [ACCEPT, close(4001, "not allowed")]
+    assert server.sent == [ACCEPT, sent_text("hi"), close(4001, "not allowed")]
     [message] = log.messages(logging.INFO)
     assert "closed the connection with 4001" in message
     assert log.records(logging.ERROR) == []
@@ -818,37 +838,57 @@ async def test_websocket_exception_without_reason_closes_with_an_empty_reason() 
     assert server.sent == [ACCEPT, sent_text("hi"), close(1008)]
 
 
-async def test_websocket_exception_before_accept_without_auto_accept_refuses() -> None:
+@pytest.mark.parametrize("auto_accept", [True, False])
+async def test_websocket_exception_before_accept_refuses_the_handshake_as_starlette_does(
+    auto_accept: bool, log: Log
+) -> None:
     async def view(ws: WebSocket) -> None:
         raise WebSocketException(4001, "who are you?")
 
     server = client()
-    await run(websocket_view(view, auto_accept=False), server)
-    assert server.sent == [close(4001, "who are you?")]
+    await run(websocket_view(view, auto_accept=auto_accept), server)
+    assert server.sent == [REFUSED]
+    [message] = log.messages(logging.INFO)
+    assert "refused the handshake (4001)" in message
+    assert log.records(logging.ERROR) == []
 
 
-async def test_websocket_exception_with_an_invalid_code_closes_1011_and_is_raised(
-    log: Log,
+@pytest.mark.parametrize(("code", "reason"), [(999, "bad code"), (4001, "x" * 124)])
+async def test_websocket_exception_that_cannot_be_sent_closes_1011_and_is_raised(
+    code: int, reason: str, log: Log
 ) -> None:
     async def view(ws: WebSocket) -> None:
-        raise WebSocketException(999, "bad code")
+        await ws.send("hi")
+        raise WebSocketException(code, reason)
 
     server = client()
     with pytest.raises(WebSocketException) as info:
         await run(websocket_view(view), server)
-    assert info.value.code == 999
-    assert server.sent == [ACCEPT, close(1011, "internal error")]
+    assert info.value.code == code
+    assert server.sent == [ACCEPT, sent_text("hi"), close(1011, "internal error")]
     assert len(log.records(logging.ERROR)) == 1
 
 
-async def test_websocket_exception_with_a_reason_too_long_closes_1011_and_is_raised() -> None:
+async def test_a_disconnect_after_the_view_closed_first_is_a_normal_end(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
-        raise WebSocketException(4001, "x" * 124)
+        await ws.close(4000, "game over")
+        await ws.receive()  # the client's answer echoes 4000, not a caught code
 
-    server = client()
-    with pytest.raises(WebSocketException):
-        await run(websocket_view(view), server)
-    assert server.sent == [ACCEPT, close(1011, "internal error")]
+    server = client(disconnect(4000))
+    await run(websocket_view(view), server)
+    assert server.sent == [ACCEPT, close(4000, "game over")]
+    assert log.records(logging.ERROR) == []
+
+
+async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) -> None:
+    class Strict(WebSocketView):
+        async def on_message(self, ws: WebSocket, message: Any) -> None:
+            await ws.reject()  # after accept: 1008, then the client answers 1008
+
+    server = client(text("hi"), disconnect(1008))
+    await run(websocket_view(Strict), server)
+    assert server.sent == [ACCEPT, close(1008)]
+    assert log.records(logging.ERROR) == []
 
 
 # Calling the endpoint.

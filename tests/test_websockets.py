@@ -875,3 +875,21 @@ async def test_send_json_binary_with_a_lone_surrogate_is_a_type_error() -> None:
 async def test_send_json_checks_its_mode_before_serialising() -> None:
     with pytest.raises(ValueError, match="'text' or 'binary'"):
         await connected().websocket().send_json(object(), mode="yaml")  # type: ignore[arg-type]
+
+
+async def test_async_for_ends_quietly_when_the_client_answers_the_applications_close() -> None:
+    server = connected(disconnect(4000))
+    ws = server.websocket()
+    await ws.accept()
+    await ws.close(4000)  # the client's disconnect will echo 4000, which is not caught
+    received = [message async for message in ws]
+    assert received == []
+    assert server.sent == [ACCEPT, close(4000)]
+
+
+async def test_async_with_silences_the_answer_to_the_applications_own_close() -> None:
+    server = connected(disconnect(4000))
+    async with server.websocket() as ws:
+        await ws.close(4000)
+        await ws.receive_text()
+    assert server.sent == [ACCEPT, close(4000)]

@@ -182,6 +182,7 @@ class ConnectionState:
         "denial_response",
         "disconnect_code",
         "disconnect_reason",
+        "lost",
     )
 
     def __init__(self, *, denial_response: bool = False) -> None:
@@ -191,6 +192,8 @@ class ConnectionState:
         #: The code and reason of the client's `websocket.disconnect`, once it came.
         self.disconnect_code: int | None = None
         self.disconnect_reason = ""
+        #: Whether a send found the connection broken before the server said so.
+        self.lost = False
 
     def __repr__(self) -> str:
         return f"<ConnectionState {_describe(self.client_state, self.application_state)}>"
@@ -283,6 +286,7 @@ class ConnectionState:
             self.client_state = DISCONNECTED
             self.disconnect_code = code
             self.disconnect_reason = ""
+            self.lost = True
 
     # Outgoing: application -> server.
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import Any, TypeVar, overload
 
-from starlette.exceptions import WebSocketException
+from starlette.exceptions import HTTPException, WebSocketException
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
@@ -247,6 +247,9 @@ class ViewEndpoint:
                 raise TypeError(
                     f"view class {name!r} must subclass bocws.WebSocketView, or be a function"
                 )
+            for hook in ("on_connect", "on_message", "on_disconnect"):
+                if not inspect.iscoroutinefunction(getattr(view, hook)):
+                    raise TypeError(f"{name}.{hook} must be an async method (async def)")
             class_options = {key: getattr(view, key) for key in OPTION_DEFAULTS}
             options = merge_options(class_options, options)
             self._parameters: list[_Parameter] = []
@@ -328,24 +331,32 @@ class ViewEndpoint:
         even inside an exception group from a task group, is the application's.
         """
         verdicts = [self._verdict(ws, leaf) for leaf in _leaves(error)]
+        ws._input_error = None  # judged: keep no reference to the client's data
         if all(verdict is _GONE for verdict in verdicts):
             return
         closes = [verdict for verdict in verdicts if isinstance(verdict, tuple)]
         if len(closes) + verdicts.count(_GONE) == len(verdicts):
             code, reason, note = closes[0]
-            logger.info("%s: %s", ws.url.path, note)
             try:
                 if code is None:
                     await ws.reject()
                 else:
                     await ws.ensure_closed(code, reason)
-                return
             except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
                 pass
+            else:
+                logger.info("%s: %s", ws.url.path, note)
+                return
+        handled = _has_starlette_handler(ws.scope, error)
+        if handled and ws.application_state is CONNECTING:
+            raise error  # Starlette's (or FastAPI's) handler answers the handshake
         if isinstance(error, WebSocketDisconnect) and ws._is_own_disconnect(error):
             self._log_error(ws, error, "its code is not in caught_close_codes")
         else:
             await self._fail(ws, error)
+        if handled:
+            # The handler would answer over a connection already closed: stop here.
+            return
         raise error
 
     def _verdict(self, ws: WebSocket, error: BaseException) -> _Verdict:
@@ -433,6 +444,17 @@ _GONE = "gone"
 _Verdict = tuple[int | None, str | None, str] | str | None
 
 
+def _has_starlette_handler(scope: Scope, error: Exception) -> bool:
+    """Whether the Starlette (or FastAPI) app around the view has a handler for `error`."""
+    handlers = scope.get("starlette.exception_handlers")
+    if not handlers:
+        return False
+    exception_handlers, status_handlers = handlers
+    if isinstance(error, HTTPException) and error.status_code in status_handlers:
+        return True
+    return any(cls in exception_handlers for cls in type(error).__mro__)
+
+
 def _leaves(error: BaseException) -> list[BaseException]:
     """The exceptions inside `error`, through nested exception groups (task groups)."""
     if isinstance(error, BaseExceptionGroup):
@@ -474,6 +496,13 @@ def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Paramete
                     "cannot be passed by name; make it a keyword parameter"
                 )
         elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+            if type(parameter.default).__module__.startswith("fastapi."):
+                raise TypeError(
+                    f"view {name!r}: parameter {parameter.name!r} defaults to a FastAPI "
+                    f"{type(parameter.default).__name__}, which bocws does not resolve (the "
+                    "client could fill it from the query string); declare dependencies on the "
+                    "route instead: add_api_websocket_route(path, view, dependencies=[...])"
+                )
             annotation = hints.get(parameter.name, parameter.annotation)
             filled.append(_Parameter(name, parameter, annotation))
     return filled, var_keyword
@@ -537,5 +566,6 @@ def websocket_view(
         >>> routes = [starlette.routing.WebSocketRoute("/echo", echo)]
     """
     if view is None:
+        _check_options(merge_options({}, options))  # a mistyped option fails here, not later
         return lambda view: ViewEndpoint(view, **options)
     return ViewEndpoint(view, **options)

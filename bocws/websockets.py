@@ -126,9 +126,13 @@ def _check_type(name: str, value: str | None) -> None:
         raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(MESSAGE_TYPES)}")
 
 
-def _dump_json(data: Any) -> str:
+class _InvalidUnicode(TypeError):
+    """Text the server cannot encode: it holds a lone surrogate."""
+
+
+def _dump_json(data: Any, *, ascii: bool = False) -> str:
     try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
     except ValueError as error:  # NaN/Infinity, circular references
         raise TypeError(f"cannot serialise to JSON: {error}") from error
 
@@ -398,6 +402,12 @@ class WebSocket(HTTPConnection):
         if self._accept_pending:
             await self._accept_now()
         core = self._core
+        if core.lost:
+            # A send (maybe another task's) found the connection broken: tell the
+            # receiver the same, rather than wait for the server's own disconnect.
+            if raise_on_disconnect:
+                raise self._client_gone()
+            return {"type": DISCONNECT, "code": core.disconnect_code, "reason": ""}
         core.check_receive(data=raise_on_disconnect)
         message = await self._receive()
         core.receive(message)
@@ -478,6 +488,8 @@ class WebSocket(HTTPConnection):
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise self._bad_input(error) from None
+        except RecursionError:  # "[[[[..." from a client: bad input, not a server bug
+            raise self._bad_input(json.JSONDecodeError("JSON nested too deeply", "", 0)) from None
 
     def _bad_input(self, error: Exception) -> Exception:
         """Record `error` as caused by the client's data, and return it to raise."""
@@ -507,7 +519,9 @@ class WebSocket(HTTPConnection):
         except OSError:
             raise self._connection_broken() from None
         except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
-            raise TypeError(f"text is not valid Unicode and cannot be sent: {error}") from error
+            raise _InvalidUnicode(
+                f"text is not valid Unicode and cannot be sent: {error}"
+            ) from error
 
     async def _forward(self, message: Message) -> None:
         """Send `message` after the core validated it; map a broken connection to 1006."""
@@ -594,13 +608,18 @@ class WebSocket(HTTPConnection):
                 stays usable).
             WebSocketDisconnect: the client has gone.
         """
+        # Lone surrogates (say, echoed from a client's "\ud800") are sent \u-escaped,
+        # which JSON allows; other text is sent as it is.
         if mode == "text":
-            await self._send_data({"type": SEND, "text": _dump_json(data)})
+            try:
+                await self._send_data({"type": SEND, "text": _dump_json(data)})
+            except _InvalidUnicode:
+                await self._send_data({"type": SEND, "text": _dump_json(data, ascii=True)})
         elif mode == "binary":
             try:
                 payload = _dump_json(data).encode("utf-8")
-            except UnicodeEncodeError as error:
-                raise TypeError(f"cannot serialise to JSON: {error}") from error
+            except UnicodeEncodeError:
+                payload = _dump_json(data, ascii=True).encode("ascii")
             await self._send_data({"type": SEND, "bytes": payload})
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")

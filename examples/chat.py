@@ -8,19 +8,32 @@ Rooms live in this process: with several workers, use a broadcast layer instead.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bocws import App, WebSocket, WebSocketDisconnect
+from bocws import App, WebSocket, WebSocketState
 
 MAX_USER = 32
 MAX_TEXT = 2000
+OUTBOX_SIZE = 100
+"""Messages that may wait for a member; a member further behind is dropped (1013)."""
 
 app = App()
-rooms: defaultdict[str, set[WebSocket]] = defaultdict(set)
+
+
+class Member:
+    """A socket in a room, with its outbox: relaying never waits for a slow reader."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.outbox, self.inbox = anyio.create_memory_object_stream[dict[str, str]](OUTBOX_SIZE)
+        self.too_slow = False
+
+
+rooms: dict[str, set[Member]] = {}
 
 
 def check_message(message: Any) -> dict[str, str] | None:
@@ -35,34 +48,54 @@ def check_message(message: Any) -> dict[str, str] | None:
     return {"user": user, "text": text}
 
 
-async def relay(room: str, message: dict[str, str]) -> None:
-    """Send `message` to every member of `room`; members who have gone are removed."""
-    members = rooms.get(room, set())
-    for member in list(members):
+def leave(room: str, member: Member) -> None:
+    """Take `member` out of `room`; forget the room once it is empty."""
+    members = rooms.get(room)
+    if members is not None and member in members:
+        members.discard(member)
+        member.outbox.close()
+        if not members:
+            del rooms[room]
+
+
+def relay(room: str, message: dict[str, str]) -> None:
+    """Queue `message` for every member of `room`, dropping those too far behind."""
+    for member in list(rooms.get(room, ())):
         try:
-            await member.send(message)
-        except WebSocketDisconnect:
-            members.discard(member)
+            member.outbox.send_nowait(message)
+        except anyio.WouldBlock:
+            member.too_slow = True
+            leave(room, member)
+
+
+async def deliver(member: Member) -> None:
+    """Send a member its queued messages; close with 1013 if the room dropped it."""
+    async with member.inbox:
+        async for message in member.inbox:
+            await member.ws.send(message)
+    if member.too_slow and member.ws.application_state is WebSocketState.CONNECTED:
+        await member.ws.close(1013, "too slow: try again later")
 
 
 @app.websocket_route("/chat/{room}", value_type="json", caught_close_codes=all)
 async def chat(ws: WebSocket, room: str) -> None:
     """Join `room`, relay each message to its members, and leave on disconnect."""
     await ws.accept()  # before joining: members may send to us as soon as we are in
-    members = rooms[room]
-    members.add(ws)
+    member = Member(ws)
+    rooms.setdefault(room, set()).add(member)
     try:
-        async for message in ws:
-            valid = check_message(message)
-            if valid is None:
-                members.discard(ws)  # leave first, so that no one sends to a closed socket
-                await ws.close(1008, 'expected {"user": str, "text": str}')
-                return
-            await relay(room, valid)
+        async with anyio.create_task_group() as group:
+            group.start_soon(deliver, member)
+            async for message in ws:
+                valid = check_message(message)
+                if valid is None:
+                    leave(room, member)  # first, so that nothing more is queued for us
+                    await ws.close(1008, 'expected {"user": str, "text": str}')
+                    break
+                relay(room, valid)
+            group.cancel_scope.cancel()
     finally:
-        members.discard(ws)
-        if not members:
-            rooms.pop(room, None)
+        leave(room, member)
 
 
 @app.route("/")
@@ -114,8 +147,10 @@ PAGE = """<!doctype html>
     event.preventDefault();
     if (socket) socket.close(1000);
     const room = $("room").value.trim();
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${location.host}/chat/${encodeURIComponent(room)}`);
+    // Relative to this page, so that the chat also works mounted under a prefix.
+    const url = new URL(`chat/${encodeURIComponent(room)}`, location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(url);
     $("status").textContent = `connecting to ${room}...`;
     socket.onopen = () => {
       $("status").textContent = `connected to ${room}`;

@@ -1299,3 +1299,63 @@ async def test_a_bug_beside_a_disconnect_in_a_task_group_closes_1011_and_raises(
     assert info.group_contains(RuntimeError, match="bug")
     assert server.sent[-1] == close(1011, "internal error")
     assert len(log.records(logging.ERROR)) == 1
+
+
+async def test_a_class_view_with_a_sync_hook_is_refused_when_declared() -> None:
+    class Sync(WebSocketView):
+        def on_message(self, ws: WebSocket, message: Any) -> None:  # type: ignore[override]
+            pass
+
+    with pytest.raises(TypeError, match=r"Sync\.on_message must be an async method"):
+        websocket_view(Sync)
+
+
+async def test_a_fastapi_dependency_default_is_refused_when_declared() -> None:
+    async def view(ws: WebSocket, user: str = Depends(lambda: "ada")) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="defaults to a FastAPI Depends"):
+        websocket_view(view)
+
+
+async def test_a_mistyped_option_fails_when_websocket_view_is_called() -> None:
+    with pytest.raises(TypeError, match="unknown view option"):
+        websocket_view(func=boom)  # type: ignore[call-overload]
+
+
+def test_an_exception_a_starlette_handler_takes_before_accept_is_left_to_it() -> None:
+    from starlette.exceptions import HTTPException
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import WebSocketDenialResponse
+
+    class Teapot(Exception):
+        pass
+
+    @websocket_view
+    async def teapot(ws: WebSocket) -> None:
+        raise Teapot
+
+    @websocket_view
+    async def late(ws: WebSocket) -> None:
+        await ws.send("hi")
+        raise HTTPException(418)
+
+    def handle(request: Any, error: Exception) -> PlainTextResponse:
+        return PlainTextResponse("short and stout", status_code=418)
+
+    app = Starlette(
+        routes=[WebSocketRoute("/teapot", teapot), WebSocketRoute("/late", late)],
+        exception_handlers={Teapot: handle, 418: handle},
+    )
+    with (
+        pytest.raises(WebSocketDenialResponse) as info,
+        TestClient(app).websocket_connect("/teapot"),
+    ):
+        pass  # pragma: no cover
+    assert (info.value.status_code, info.value.text) == (418, "short and stout")
+    # After accept, the handler cannot answer: bocws closes 1011 and does not re-raise.
+    with TestClient(app).websocket_connect("/late") as session:
+        assert session.receive_text() == "hi"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+    assert closed.value.code == 1011

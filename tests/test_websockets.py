@@ -863,13 +863,32 @@ async def test_send_text_with_a_lone_surrogate_is_a_type_error() -> None:
     await ws.send_text("still usable")
 
 
-async def test_send_json_binary_with_a_lone_surrogate_is_a_type_error() -> None:
+async def test_send_json_binary_escapes_a_lone_surrogate() -> None:
     server = connected()
     ws = server.websocket()
     await ws.accept()
-    with pytest.raises(TypeError, match="cannot serialise"):
-        await ws.send_json({"a": "\ud800"}, mode="binary")
-    assert server.sent == [ACCEPT]
+    await ws.send_json({"a": "\ud800", "b": "é"}, mode="binary")
+    escaped = b'{"a":"\\ud800","b":"\\u00e9"}'
+    assert server.sent == [ACCEPT, {"type": "websocket.send", "bytes": escaped}]
+
+
+async def test_send_json_text_escapes_a_lone_surrogate_the_server_cannot_encode() -> None:
+    server = connected()
+
+    async def encoding_send(message: dict[str, Any]) -> None:
+        if "text" in message:
+            message["text"].encode("utf-8")  # what a server does before writing
+        await server.send(message)
+
+    ws = WebSocket(server.scope, server.receive, encoding_send)
+    await ws.accept()
+    await ws.send_json({"a": "\ud800"})
+    await ws.send_json({"b": "é"})
+    assert server.sent[1:] == [
+        {"type": "websocket.send", "text": '{"a":"\\ud800"}'},
+        {"type": "websocket.send", "text": '{"b":"é"}'},
+    ]
+    assert json.loads(server.sent[1]["text"]) == {"a": "\ud800"}
 
 
 async def test_send_json_checks_its_mode_before_serialising() -> None:
@@ -893,3 +912,23 @@ async def test_async_with_silences_the_answer_to_the_applications_own_close() ->
         await ws.close(4000)
         await ws.receive_text()
     assert server.sent == [ACCEPT, close(4000)]
+
+
+async def test_a_receive_after_another_tasks_send_found_the_connection_broken_raises_1006() -> None:
+    server = connected(disconnect(1006))
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = ConnectionResetError()
+    with pytest.raises(WebSocketDisconnect):
+        await ws.send_text("lost")  # say, a chat peer relaying to this member
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.receive_text()  # the member's own task: told the same, not a state error
+    assert info.value.code == 1006
+    assert await ws.receive_event() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+
+async def test_json_nested_too_deeply_is_bad_client_data() -> None:
+    ws = connected(text("[" * 100_000)).websocket()
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply") as info:
+        await ws.receive_json()
+    assert ws._input_close_code(info.value) == 1007

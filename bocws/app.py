@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
 from .views import DEFAULT, ViewEndpoint, WebSocketView
-from .websockets import MessageType
+from .websockets import MessageType, WebSocket
 
 __all__ = ["App"]
 
@@ -153,9 +153,8 @@ class App(Starlette):
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # The same refusal as reject(): a close before accept, answered with HTTP 403.
             logger.info("%s: no WebSocket route matches; refusing with 403", scope.get("path"))
-            await send({"type": "websocket.close", "code": 403, "reason": ""})
+            await WebSocket(scope, receive, send, auto_accept=False).reject()
             return
         await self.router.not_found(scope, receive, send)
 

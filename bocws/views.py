@@ -46,13 +46,12 @@ logger = logging.getLogger("bocws")
 
 _View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketView]")
 
-#: The options a route gives its `WebSocket`, with their defaults.
+#: The options a route gives its `WebSocket`, with their defaults: its keyword-only
+#: parameters, read from its signature so that the two cannot drift apart.
 OPTION_DEFAULTS: dict[str, Any] = {
-    "auto_accept": True,
-    "value_type": None,
-    "receive_type": None,
-    "send_type": None,
-    "caught_close_codes": None,
+    parameter.name: parameter.default
+    for parameter in inspect.signature(WebSocket.__init__).parameters.values()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
 }
 
 DIRECTIONS = frozenset({"receive_type", "send_type"})

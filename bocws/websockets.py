@@ -402,13 +402,16 @@ class WebSocket(HTTPConnection):
         if self._accept_pending:
             await self._accept_now()
         core = self._core
-        if core.lost:
+        try:
+            core.check_receive(data=raise_on_disconnect)
+        except WebSocketStateError:
+            if not core.lost:
+                raise
             # A send (maybe another task's) found the connection broken: tell the
             # receiver the same, rather than wait for the server's own disconnect.
             if raise_on_disconnect:
-                raise self._client_gone()
+                raise self._client_gone() from None
             return {"type": DISCONNECT, "code": core.disconnect_code, "reason": ""}
-        core.check_receive(data=raise_on_disconnect)
         message = await self._receive()
         core.receive(message)
         if raise_on_disconnect and message["type"] == DISCONNECT:

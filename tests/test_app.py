@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
 
 from .fake import connected
-from .test_server import IMPLEMENTATIONS, client, closed_by_server, recv, refused, running_server
+from .test_server import IMPLEMENTATIONS, client, close_frame, recv, refused, running_server
 
 
 def refusal_code(app: App, path: str) -> int:
@@ -577,13 +577,6 @@ async def test_uvicorn_refuses_unmatched_and_http_only_paths_with_403(implementa
         assert (await refused(base + "/nowhere")).response.status_code == 403
         assert (await refused(base + "/page")).response.status_code == 403
     assert called == []
-
-
-async def close_frame(ws: Any) -> tuple[int, str]:
-    """The code and reason of the close frame the server sent."""
-    closed = await closed_by_server(ws)
-    assert closed.rcvd is not None
-    return closed.rcvd.code, closed.rcvd.reason
 
 
 @pytest.mark.anyio

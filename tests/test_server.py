@@ -155,6 +155,13 @@ async def closed_by_server(connection: ClientConnection) -> ConnectionClosed:
     return info.value
 
 
+async def close_frame(connection: ClientConnection) -> tuple[int, str]:
+    """Wait for the server's close; return the code and reason of its close frame."""
+    closed = await closed_by_server(connection)
+    assert closed.rcvd is not None
+    return closed.rcvd.code, closed.rcvd.reason
+
+
 async def refused(url: str, **kwargs: Any) -> InvalidStatus:
     """Open a connection the server must refuse with an HTTP response; return the error."""
     with pytest.raises(InvalidStatus) as info:
@@ -467,9 +474,8 @@ async def test_accepted_subprotocol_reaches_the_client(implementation: str, prob
     async with running_server(App(probe), implementation) as base:
         async with client(base + "/subprotocol", subprotocols=["chat.v2", "chat.v1"]) as ws:
             assert ws.subprotocol == "chat.v1"
-            closed = await closed_by_server(ws)
-            assert closed.rcvd is not None
-            assert closed.rcvd.code == 1000
+            code, _ = await close_frame(ws)
+            assert code == 1000
         assert await probe.next_note() == ["chat.v2", "chat.v1"]
         assert await probe.outcome() is None
 
@@ -491,10 +497,7 @@ async def test_unoffered_subprotocol_raises_value_error(implementation: str, pro
 async def test_close_code_and_reason_reach_the_client(implementation: str, probe: Probe) -> None:
     async with running_server(App(probe), implementation) as base:
         async with client(base + "/close/4001") as ws:
-            closed = await closed_by_server(ws)
-        assert closed.rcvd is not None
-        assert closed.rcvd.code == 4001
-        assert closed.rcvd.reason == "bye"
+            assert await close_frame(ws) == (4001, "bye")
         assert await probe.outcome() is None
 
 
@@ -503,9 +506,8 @@ async def test_lazy_auto_accept_then_close_sends_a_close_frame(
 ) -> None:
     async with running_server(App(probe), implementation) as base:
         async with client(base + "/close/lazy") as ws:  # accepted: not an HTTP 403
-            closed = await closed_by_server(ws)
-        assert closed.rcvd is not None
-        assert closed.rcvd.code == 4002
+            code, _ = await close_frame(ws)
+        assert code == 4002
         assert await probe.next_note() is WebSocketState.DISCONNECTED
         assert await probe.outcome() is None
 
@@ -513,9 +515,8 @@ async def test_lazy_auto_accept_then_close_sends_a_close_frame(
 async def test_async_with_and_return_closes_with_1000(implementation: str, probe: Probe) -> None:
     async with running_server(App(probe), implementation) as base:
         async with client(base + "/async-with") as ws:
-            closed = await closed_by_server(ws)
-        assert closed.rcvd is not None
-        assert closed.rcvd.code == 1000
+            code, _ = await close_frame(ws)
+        assert code == 1000
         assert await probe.outcome() is None
 
 

@@ -5,6 +5,7 @@ from .app import App
 from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import (
     DenialResponseUnsupported,
+    MessageTooBig,
     MessageTypeError,
     WebSocket,
     WebSocketDisconnect,
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "DenialResponseUnsupported",
+    "MessageTooBig",
     "MessageTypeError",
     "ViewEndpoint",
     "WebSocket",

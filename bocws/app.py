@@ -13,7 +13,8 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
-from .views import DEFAULT, ViewEndpoint, WebSocketView
+from ._origins import OriginPolicy
+from .views import DEFAULT, ViewEndpoint, WebSocketView, _check_options, refuse_origin
 from .websockets import MessageType, WebSocket
 
 __all__ = ["App"]
@@ -41,6 +42,12 @@ class App(Starlette):
         lifespan: an async context manager factory `lifespan(app)`, as for Starlette;
             it runs inside the `on_startup`/`on_shutdown` hooks.
         debug: show tracebacks in HTTP 500 responses.
+        max_message_size: the default of the routes registered here (see `WebSocket`).
+        idle_timeout: the default of the routes registered here (see `websocket_view()`).
+        allowed_origins: the browser origins that may open a WebSocket to any route of
+            the application, mounted apps included; another origin's handshake is
+            refused with 403 before routing. A route's own `allowed_origins` applies on
+            top (a handshake must pass both). `None` (the default) checks nothing.
 
     Example:
         >>> app = App()
@@ -58,6 +65,9 @@ class App(Starlette):
         exception_handlers: Mapping[Any, Any] | None = None,
         lifespan: Lifespan[Any] | None = None,
         debug: bool = False,
+        max_message_size: int | None = None,
+        idle_timeout: float | None = None,
+        allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
         super().__init__(
             debug=debug,
@@ -71,6 +81,17 @@ class App(Starlette):
         self._user_lifespan = self.router.lifespan_context
         self.router.lifespan_context = self._lifespan
         self.router.default = self._not_found
+        self._route_defaults = {"max_message_size": max_message_size, "idle_timeout": idle_timeout}
+        _check_options(self._route_defaults)  # a wrong default fails here, not at the first route
+        self._origins = OriginPolicy(allowed_origins) if allowed_origins is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origins = self._origins
+        if origins is not None and scope["type"] == "websocket" and not origins.allows(scope):
+            refuse_origin(scope, "application's allowed_origins")
+            await WebSocket(scope, receive, send, auto_accept=False).reject()
+            return
+        await super().__call__(scope, receive, send)
 
     # Routes.
 
@@ -83,14 +104,18 @@ class App(Starlette):
         receive_type: MessageType | None = DEFAULT,
         send_type: MessageType | None = DEFAULT,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = DEFAULT,
+        max_message_size: int | None = DEFAULT,
+        idle_timeout: float | None = DEFAULT,
+        allowed_origins: str | Iterable[str] | None = DEFAULT,
         name: str | None = None,
     ) -> Callable[[_View], _View]:
         """Register a WebSocket view (function or `WebSocketView` class) at `pattern`.
 
         `pattern` uses Starlette's syntax (`/chat/{room}`, `/items/{id:int}`); the view's
-        path parameters arrive as keyword arguments. Options are those of `WebSocket`;
-        those left out keep the view's own (a `WebSocketView`'s class attributes, the
-        options of `websocket_view()`), else `WebSocket`'s defaults. The decorator
+        path parameters arrive as keyword arguments. Options are those of
+        `websocket_view()`; those left out keep the view's own (a `WebSocketView`'s
+        class attributes, the options of `websocket_view()`), else the application's
+        (`max_message_size`, `idle_timeout`), else `WebSocket`'s defaults. The decorator
         returns the view unchanged.
 
         Raises:
@@ -106,6 +131,9 @@ class App(Starlette):
             "receive_type": receive_type,
             "send_type": send_type,
             "caught_close_codes": caught_close_codes,
+            "max_message_size": max_message_size,
+            "idle_timeout": idle_timeout,
+            "allowed_origins": allowed_origins,
         }
 
         def register(view: _View) -> _View:
@@ -127,9 +155,9 @@ class App(Starlette):
         here override its own.
         """
         if isinstance(view, ViewEndpoint):
-            endpoint = view.replace(**options)
+            endpoint = view.replace(defaults=self._route_defaults, **options)
         else:
-            endpoint = ViewEndpoint(view, **options)
+            endpoint = ViewEndpoint(view, defaults=self._route_defaults, **options)
         route = WebSocketRoute(path, endpoint, name=name)
         endpoint.check_path_parameters(route.param_convertors, path)
         self.router.routes.append(route)
@@ -153,7 +181,7 @@ class App(Starlette):
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            logger.info("%s: no WebSocket route matches; refusing with 403", scope.get("path"))
+            logger.info("%r: no WebSocket route matches; refusing with 403", scope.get("path"))
             await WebSocket(scope, receive, send, auto_accept=False).reject()
             return
         await self.router.not_found(scope, receive, send)

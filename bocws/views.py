@@ -14,16 +14,19 @@ import logging
 import math
 import re
 import sys
+import time
 import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import NoneType, UnionType
 from typing import Any, TypeVar, overload
 
+import anyio
 from starlette.exceptions import HTTPException, WebSocketException
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
+from ._origins import OriginPolicy
 from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE
 from .websockets import (
     INTERNAL_ERROR,
@@ -34,6 +37,8 @@ from .websockets import (
     WebSocketDisconnect,
     _check_type,
     _normalize_caught,
+    check_seconds,
+    check_size_limit,
 )
 
 # anyio, a Starlette dependency, brings the backport before Python 3.11.
@@ -48,10 +53,16 @@ _View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketV
 
 #: The options a route gives its `WebSocket`, with their defaults: its keyword-only
 #: parameters, read from its signature so that the two cannot drift apart.
-OPTION_DEFAULTS: dict[str, Any] = {
+WEBSOCKET_OPTIONS: dict[str, Any] = {
     parameter.name: parameter.default
     for parameter in inspect.signature(WebSocket.__init__).parameters.values()
     if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+}
+#: Every route option with its default: the `WebSocket`'s, then the route's own.
+OPTION_DEFAULTS: dict[str, Any] = {
+    **WEBSOCKET_OPTIONS,
+    "idle_timeout": None,
+    "allowed_origins": None,
 }
 
 DIRECTIONS = frozenset({"receive_type", "send_type"})
@@ -190,15 +201,34 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("value_type", "receive_type", "send_type"):
         _check_type(name, merged[name])
     merged["caught_close_codes"] = _normalize_caught(merged["caught_close_codes"])
+    check_size_limit("max_message_size", merged["max_message_size"])
+    if merged["idle_timeout"] is not None:
+        check_seconds("idle_timeout", merged["idle_timeout"], zero=False)
+    if merged["allowed_origins"] is not None:
+        merged["allowed_origins"] = OriginPolicy(merged["allowed_origins"])
     return merged
+
+
+def _class_options(view: type[WebSocketView]) -> dict[str, Any]:
+    """The options a `WebSocketView` subclass sets as class attributes, base classes first.
+
+    Each class is merged like route options over its bases', so a subclass's
+    `receive_type` overrides an inherited `value_type` for receiving only.
+    """
+    options: dict[str, Any] = {}
+    for cls in reversed(view.__mro__[: view.__mro__.index(WebSocketView)]):
+        own = {key: value for key, value in vars(cls).items() if key in OPTION_DEFAULTS}
+        options = merge_options(options, own)
+    return options
 
 
 class WebSocketView:
     """A class-based view: one instance per connection, with hooks for its events.
 
     Route options are class attributes (`auto_accept`, `value_type`, `receive_type`,
-    `send_type`, `caught_close_codes`); options given to `websocket_view()` or
-    `App.websocket_route()` override them.
+    `send_type`, `caught_close_codes`, `max_message_size`, `idle_timeout`,
+    `allowed_origins`); options given to `websocket_view()` or `App.websocket_route()`
+    override them.
 
     Example:
         >>> @app.websocket_route("/echo")
@@ -214,6 +244,9 @@ class WebSocketView:
     receive_type: MessageType | None = None
     send_type: MessageType | None = None
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = None
+    max_message_size: int | None = None
+    idle_timeout: float | None = None
+    allowed_origins: str | Iterable[str] | None = None
 
     async def on_connect(self, ws: WebSocket) -> None:
         """Called first. The default accepts; override to check the client and `reject()`."""
@@ -233,14 +266,28 @@ class ViewEndpoint:
     `WebSocketRoute(path, endpoint)`, or FastAPI's `add_api_websocket_route(path,
     endpoint)` (FastAPI calls it with its `websocket` argument).
 
+    Parameters:
+        view: an `async def view(ws, **params)` function or a `WebSocketView` subclass.
+        defaults: options for those neither given here nor set by the view itself (an
+            `App`'s `max_message_size` and `idle_timeout`).
+        options: route options, as for `websocket_view()`.
+
     Attributes:
         view: the function or `WebSocketView` subclass served.
-        options: the complete route options, validated.
+        options: the complete route options, validated (`allowed_origins` parsed).
     """
 
-    def __init__(self, view: Callable[..., Awaitable[None]] | type[WebSocketView], **options: Any):
+    def __init__(
+        self,
+        view: Callable[..., Awaitable[None]] | type[WebSocketView],
+        /,
+        *,
+        defaults: Mapping[str, Any] | None = None,
+        **options: Any,
+    ):
         name = _view_name(view)
         self._given = options = merge_options({}, options)
+        self._defaults = dict(defaults or {})
         if isinstance(view, type):
             if not issubclass(view, WebSocketView):
                 raise TypeError(
@@ -249,8 +296,7 @@ class ViewEndpoint:
             for hook in ("on_connect", "on_message", "on_disconnect"):
                 if not inspect.iscoroutinefunction(getattr(view, hook)):
                     raise TypeError(f"{name}.{hook} must be an async method (async def)")
-            class_options = {key: getattr(view, key) for key in OPTION_DEFAULTS}
-            options = merge_options(class_options, options)
+            options = merge_options(_class_options(view), options)
             self._parameters: list[_Parameter] = []
             self._var_keyword = False
         else:
@@ -261,7 +307,10 @@ class ViewEndpoint:
                 )
             self._parameters, self._var_keyword = _read_signature(name, view)
         self.view = view
-        self.options = _check_options(options)
+        self.options = _check_options(merge_options(self._defaults, options))
+        self._websocket_options = {key: self.options[key] for key in WEBSOCKET_OPTIONS}
+        self._idle_timeout: float | None = self.options["idle_timeout"]
+        self._origins: OriginPolicy | None = self.options["allowed_origins"]
         self.__name__ = getattr(view, "__name__", type(view).__name__)
         self.__qualname__ = name
         self.__doc__ = view.__doc__
@@ -272,9 +321,14 @@ class ViewEndpoint:
     def __repr__(self) -> str:
         return f"<ViewEndpoint {self.__qualname__}>"
 
-    def replace(self, **options: Any) -> ViewEndpoint:
-        """A new endpoint for the same view, with `options` overriding those given here."""
-        return ViewEndpoint(self.view, **merge_options(self._given, options))
+    def replace(self, *, defaults: Mapping[str, Any] | None = None, **options: Any) -> ViewEndpoint:
+        """A new endpoint for the same view, with `options` overriding those given here.
+
+        `defaults`, if given, replaces the defaults of this endpoint.
+        """
+        if defaults is None:
+            defaults = self._defaults
+        return ViewEndpoint(self.view, defaults=defaults, **merge_options(self._given, options))
 
     def check_path_parameters(self, names: Iterable[str], path: str) -> None:
         """Raise `TypeError` if the view cannot take the path parameters `names`."""
@@ -301,26 +355,66 @@ class ViewEndpoint:
             scope, receive, send = websocket.scope, websocket._receive, websocket._send
         if scope is None or receive is None or send is None:
             raise TypeError("a view endpoint is called with (scope, receive, send)")
-        ws = WebSocket(scope, receive, send, **self.options)
-        await self._serve(ws)
+        if self._idle_timeout is None:
+            await self._serve(WebSocket(scope, receive, send, **self._websocket_options))
+            return
+        activity = _Activity(receive, send)
+        ws = WebSocket(scope, activity.receive, activity.send, **self._websocket_options)
+        await self._serve(ws, activity)
 
-    async def _serve(self, ws: WebSocket) -> None:
+    async def _serve(self, ws: WebSocket, activity: _Activity | None = None) -> None:
         """Run the view over `ws` and end the connection, whatever happens."""
         try:
-            if isinstance(self.view, type):
-                await self._run_class(ws, self.view())
+            if activity is None:
+                await self._run(ws)
             else:
-                try:
-                    kwargs = self._bind(ws)
-                except ParameterError as error:
-                    logger.info("%s: rejecting the handshake: %s", ws.url.path, error)
-                    await ws.reject()
-                    return
-                await self.view(ws, **kwargs)
+                await self._run_watched(ws, activity)
         except Exception as error:
             await self._end_with_error(ws, error)
             return
+        if activity is not None and activity.expired:
+            logger.info(
+                "%r: closing the connection, idle for %s s (idle_timeout)",
+                ws.scope.get("path"),
+                self._idle_timeout,
+            )
+            await ws.ensure_closed(1000, IDLE_REASON)
+            return
         await ws.ensure_closed(1000)
+
+    async def _run(self, ws: WebSocket) -> None:
+        """Check the handshake's origin and parameters, then run the view."""
+        if self._origins is not None and not self._origins.allows(ws.scope):
+            refuse_origin(ws.scope, "allowed_origins of view " + self.__qualname__)
+            await ws.reject()
+            return
+        if isinstance(self.view, type):
+            await self._run_class(ws, self.view())
+            return
+        try:
+            kwargs = self._bind(ws)
+        except ParameterError as error:
+            logger.info("%r: rejecting the handshake: %s", ws.scope.get("path"), error)
+            await ws.reject()
+            return
+        await self.view(ws, **kwargs)
+
+    async def _run_watched(self, ws: WebSocket, activity: _Activity) -> None:
+        """Run the view, cancelling it once no message has passed for `idle_timeout`."""
+        assert self._idle_timeout is not None
+        error: Exception | None = None
+        view_scope = anyio.CancelScope()
+        async with anyio.create_task_group() as watchers:
+            watchers.start_soon(activity.watch, self._idle_timeout, view_scope)
+            try:
+                with view_scope:
+                    await self._run(ws)
+            except Exception as exc:
+                error = exc  # raised below, out of the task group, so not in a group
+            finally:
+                watchers.cancel_scope.cancel()
+        if error is not None:
+            raise error
 
     async def _end_with_error(self, ws: WebSocket, error: Exception) -> None:
         """End the connection after the view raised `error`; re-raise it if it is a bug.
@@ -344,7 +438,7 @@ class ViewEndpoint:
             except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
                 pass
             else:
-                logger.info("%s: %s", ws.url.path, note)
+                logger.info("%r: %s", ws.scope.get("path"), note)
                 return
         handled = _has_starlette_handler(ws.scope, error)
         if handled and ws.application_state is CONNECTING:
@@ -387,8 +481,8 @@ class ViewEndpoint:
     def _log_error(self, ws: WebSocket, error: BaseException, outcome: str) -> None:
         # One line: the exception goes on to the server, which logs its traceback.
         logger.error(
-            "%s: view %s raised %s: %s; %s",
-            ws.url.path,
+            "%r: view %s raised %s: %s; %s",
+            ws.scope.get("path"),
             self.__qualname__,
             type(error).__name__,
             error,
@@ -435,6 +529,51 @@ class ViewEndpoint:
                 await view.on_disconnect(ws, disconnect.code)
             raise  # the lifecycle silences caught codes
         await view.on_disconnect(ws, code)
+
+
+IDLE_REASON = "idle timeout"
+
+
+def refuse_origin(scope: Scope, setting: str) -> None:
+    """Log the refusal of a handshake whose `Origin` `setting` does not allow."""
+    origin = next((value for name, value in scope["headers"] if name == b"origin"), b"")
+    logger.info(
+        "%r: refusing a handshake from origin %r: not in the %s",
+        scope.get("path"),
+        origin.decode("latin-1"),
+        setting,
+    )
+
+
+class _Activity:
+    """The ASGI callables of one connection, noting when a message last passed."""
+
+    __slots__ = ("_receive", "_send", "expired", "last")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.last = time.monotonic()
+        self.expired = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        self.last = time.monotonic()
+        return message
+
+    async def send(self, message: Message) -> None:
+        await self._send(message)
+        self.last = time.monotonic()
+
+    async def watch(self, seconds: float, view_scope: anyio.CancelScope) -> None:
+        """Cancel `view_scope` once no message has passed for `seconds`."""
+        while True:
+            remaining = self.last + seconds - time.monotonic()
+            if remaining <= 0:
+                break
+            await anyio.sleep(remaining)
+        self.expired = True
+        view_scope.cancel()
 
 
 _GONE = "gone"
@@ -540,6 +679,9 @@ def websocket_view(
     receive_type: MessageType | None = ...,
     send_type: MessageType | None = ...,
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = ...,
+    max_message_size: int | None = ...,
+    idle_timeout: float | None = ...,
+    allowed_origins: str | Iterable[str] | None = ...,
 ) -> Callable[[_View], ViewEndpoint]: ...
 
 
@@ -550,7 +692,13 @@ def websocket_view(
 
     Use it bare (`@websocket_view`) or with route options (`@websocket_view(value_type=
     "json")`): `auto_accept`, `value_type`, `receive_type`, `send_type`,
-    `caught_close_codes`, as for `WebSocket`.
+    `caught_close_codes` and `max_message_size`, as for `WebSocket`, and:
+
+    - `idle_timeout`: seconds without a message, in either direction, after which the
+      view is cancelled and the connection closed with 1000 "idle timeout";
+    - `allowed_origins`: the browser origins that may connect (exact, `*.example.com`
+      patterns, or `"*"`); another origin's handshake is refused with 403 before the
+      view runs. Handshakes without an `Origin` header, and same-origin ones, pass.
 
     Raises:
         TypeError: the view is not an async function or a `WebSocketView` subclass, an

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Container, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -25,6 +26,7 @@ from ._state import (
     CONNECTING,
     DISCONNECT,
     DISCONNECTED,
+    RECEIVE,
     RESPONSE,
     RESPONSE_BODY,
     SEND,
@@ -37,6 +39,7 @@ from ._state import (
 
 __all__ = [
     "DenialResponseUnsupported",
+    "MessageTooBig",
     "MessageTypeError",
     "WebSocket",
     "WebSocketDisconnect",
@@ -54,6 +57,7 @@ DENIAL_EXTENSION = "websocket.http.response"
 UNSUPPORTED_DATA = 1003
 INVALID_PAYLOAD = 1007
 POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 
 
@@ -78,6 +82,28 @@ class MessageTypeError(TypeError):
             f"use receive_{received}() or set receive_type={received!r}"
             + (" (or receive_json(mode='binary'))" if call.startswith("receive_json") else "")
         )
+
+
+class MessageTooBig(WebSocketDisconnect):
+    """The client sent a message over `max_message_size`; the connection was closed (1009).
+
+    A `WebSocketDisconnect`, so loops and handlers that stop on a disconnect stop on
+    it too: `async for` and `async with` end quietly, as after any close of the
+    application's own.
+
+    Attributes:
+        code: 1009 (message too big).
+        size: the size of the message, in bytes (UTF-8 bytes for text).
+        limit: the `max_message_size` it went over.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(MESSAGE_TOO_BIG, "message too big")
+        self.size = size
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
 
 
 class DenialResponseUnsupported(RuntimeError):
@@ -126,6 +152,33 @@ def _check_type(name: str, value: str | None) -> None:
         raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(MESSAGE_TYPES)}")
 
 
+def check_size_limit(name: str, value: object) -> None:
+    """Raise unless `value` is `None` or a positive int (a size in bytes)."""
+    if value is None:
+        return
+    if not is_int(value):
+        raise TypeError(f"{name} must be None or an int (bytes), got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive number of bytes, got {value}")
+
+
+def check_seconds(name: str, value: object, *, zero: bool = True) -> None:
+    """Raise unless `value` is a finite number of seconds (>= 0, or > 0 with `zero=False`)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        expected = "0 or more" if zero else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds, {expected}, got {value}")
+
+
+def _size(message: Message) -> int:
+    """The size of a `websocket.receive` payload in bytes (UTF-8 for text)."""
+    text = message.get("text")
+    if text is None:
+        return len(message["bytes"])
+    return len(text.encode("utf-8", "surrogatepass")) if not text.isascii() else len(text)
+
+
 class _InvalidUnicode(TypeError):
     """Text the server cannot encode: it holds a lone surrogate."""
 
@@ -158,6 +211,10 @@ class WebSocket(HTTPConnection):
         caught_close_codes: close codes of `WebSocketDisconnect` silenced by
             `async with` and `async for`. `None` means `(1000, 1001)`; the builtin
             `all` means every code; `()` means none.
+        max_message_size: the largest message accepted from the client, in bytes
+            (UTF-8 bytes for text). A larger one closes the connection with 1009 and
+            raises `MessageTooBig`. `None` (the default) leaves the limit to the
+            server (uvicorn's `--ws-max-size`, 16 MiB by default).
 
     Raises:
         ValueError: for an unknown message type or a scope that is not a WebSocket's.
@@ -189,6 +246,7 @@ class WebSocket(HTTPConnection):
         receive_type: MessageType | None = None,
         send_type: MessageType | None = None,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
+        max_message_size: int | None = None,
     ) -> None:
         if scope.get("type") != "websocket":
             raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope.get('type')!r}")
@@ -196,12 +254,14 @@ class WebSocket(HTTPConnection):
         _check_type("value_type", value_type)
         _check_type("receive_type", receive_type)
         _check_type("send_type", send_type)
+        check_size_limit("max_message_size", max_message_size)
         if value_type is not None:
             receive_type = send_type = value_type
         self._receive_type: MessageType = receive_type or "text"
         self._send_type: MessageType = send_type or "text"
         self.auto_accept = auto_accept
         self.caught_close_codes: Container[int] = _normalize_caught(caught_close_codes)
+        self.max_message_size = max_message_size
         self._receive = receive
         self._send = send
         self._core = ConnectionState(
@@ -397,7 +457,7 @@ class WebSocket(HTTPConnection):
 
     # Receiving.
 
-    async def _next_message(self, raise_on_disconnect: bool) -> Message:
+    async def _next_message(self, raise_on_disconnect: bool, timeout: float | None) -> Message:
         # raise_on_disconnect also marks a data receive (text, bytes, JSON), not a raw one.
         if self._accept_pending:
             await self._accept_now()
@@ -412,66 +472,105 @@ class WebSocket(HTTPConnection):
             if raise_on_disconnect:
                 raise self._client_gone() from None
             return {"type": DISCONNECT, "code": core.disconnect_code, "reason": ""}
-        message = await self._receive()
+        if timeout is None:
+            message = await self._receive()
+        else:
+            message = await self._receive_within(timeout)
         core.receive(message)
         if raise_on_disconnect and message["type"] == DISCONNECT:
             raise self._client_gone()
+        limit = self.max_message_size
+        if limit is not None and message["type"] == RECEIVE:
+            size = _size(message)
+            if size > limit:
+                await self._refuse_message(MessageTooBig(size, limit))
         return message
 
-    async def receive_event(self) -> Message:
+    async def _receive_within(self, timeout: float) -> Message:
+        check_seconds("timeout", timeout)
+        # Cancelling the server's receive() loses nothing: the message stays queued.
+        with anyio.fail_after(timeout):
+            return await self._receive()
+
+    async def _refuse_message(self, error: MessageTooBig) -> None:
+        """Close with 1009 for a message over the limit, and raise `error`."""
+        logger.info("%r: closing with 1009: %s", self.scope.get("path", ""), error)
+        self._input_error = error  # the application's own close, not a client's disconnect
+        await self.close(MESSAGE_TOO_BIG, error.reason)
+        raise error
+
+    async def receive_event(self, *, timeout: float | None = None) -> Message:
         """Receive a raw ASGI event, validated by the state core.
 
         Returns `websocket.disconnect` events rather than raising.
 
+        Parameters:
+            timeout: seconds to wait at most; `None` waits as long as it takes.
+
         Raises:
             WebSocketStateError: nothing can be received now (before accept with
                 `auto_accept=False`, or after the client disconnected).
+            TimeoutError: no event came within `timeout` (the connection stays usable).
+            MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        return await self._next_message(False)
+        return await self._next_message(False, timeout)
 
-    async def receive_text(self) -> str:
+    async def receive_text(self, *, timeout: float | None = None) -> str:
         """Receive a text message.
+
+        Parameters:
+            timeout: seconds to wait at most; `None` waits as long as it takes.
 
         Raises:
             MessageTypeError: the client sent a binary frame.
             WebSocketDisconnect: the client closed the connection.
+            TimeoutError: no message came within `timeout` (the connection stays usable).
+            MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        text: str | None = (await self._next_message(True)).get("text")
+        text: str | None = (await self._next_message(True, timeout)).get("text")
         if text is None:
             raise self._bad_input(MessageTypeError("text", "bytes", "receive_text()"))
         return text
 
-    async def receive_bytes(self) -> bytes:
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
         """Receive a binary message.
+
+        Parameters:
+            timeout: seconds to wait at most; `None` waits as long as it takes.
 
         Raises:
             MessageTypeError: the client sent a text frame.
             WebSocketDisconnect: the client closed the connection.
+            TimeoutError: no message came within `timeout` (the connection stays usable).
+            MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        data: bytes | None = (await self._next_message(True)).get("bytes")
+        data: bytes | None = (await self._next_message(True, timeout)).get("bytes")
         if data is None:
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
         return bytes(data)
 
-    async def receive_json(self, mode: JSONMode = "text") -> Any:
+    async def receive_json(self, mode: JSONMode = "text", *, timeout: float | None = None) -> Any:
         """Receive a message and parse it as JSON.
 
         Parameters:
             mode: `"text"` to expect text frames, `"binary"` for UTF-8 binary frames.
+            timeout: seconds to wait at most; `None` waits as long as it takes.
 
         Raises:
             json.JSONDecodeError: the message is not valid JSON (or not UTF-8).
             MessageTypeError: the frame is not of the kind `mode` expects.
             WebSocketDisconnect: the client closed the connection.
+            TimeoutError: no message came within `timeout` (the connection stays usable).
+            MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
         if mode == "text":
-            text = (await self._next_message(True)).get("text")
+            text = (await self._next_message(True, timeout)).get("text")
             if text is None:
                 raise self._bad_input(MessageTypeError("text", "bytes", "receive_json()"))
             return self._parse_json(text)
         if mode != "binary":
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
-        data = (await self._next_message(True)).get("bytes")
+        data = (await self._next_message(True, timeout)).get("bytes")
         if data is None:
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_json(mode='binary')"))
         try:
@@ -653,6 +752,8 @@ class WebSocket(HTTPConnection):
         # A disconnect raised by another WebSocket (a chat peer that left) is not ours
         # to silence: this connection is still open and gets the 1011 of any error.
         core = self._core
+        if disconnect is self._input_error:
+            return True  # MessageTooBig: this connection's own, closed by the application
         return core.client_state is DISCONNECTED and disconnect.code == core.disconnect_code
 
     def _ends_quietly(self, disconnect: WebSocketDisconnect) -> bool:

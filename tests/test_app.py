@@ -213,6 +213,32 @@ def test_route_options_override_class_attributes() -> None:
     assert set(endpoint.options["caught_close_codes"]) == {4000}
 
 
+def test_a_subclass_direction_overrides_an_inherited_value_type_for_its_direction() -> None:
+    class Base(WebSocketView):
+        value_type = "json"
+        max_message_size = 100
+
+        async def on_message(self, ws: WebSocket, message: Any) -> None:
+            await ws.send({"got": message.decode()})
+
+    class Child(Base):
+        receive_type = "bytes"
+
+    class Grandchild(Child):
+        value_type = "text"
+
+    options = websocket_view(Child).options
+    assert (options["receive_type"], options["send_type"]) == ("bytes", "json")
+    assert options["max_message_size"] == 100
+    options = websocket_view(Grandchild).options
+    assert (options["value_type"], options["receive_type"]) == ("text", "bytes")
+    app = App()
+    app.add_websocket_route("/x", Child)
+    with TestClient(app).websocket_connect("/x") as session:
+        session.send_bytes(b"hi")
+        assert session.receive_json() == {"got": "hi"}
+
+
 class ManualAccept(WebSocketView):
     auto_accept = False
 

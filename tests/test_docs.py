@@ -357,7 +357,7 @@ def test_views_http_page_is_served_and_its_path_refuses_websockets(
         assert session.receive_text() == "x"
     assert refusal(app, "/") == 403
     assert refusal(app, "/nowhere") == 403
-    message = "/nowhere: no WebSocket route matches; refusing with 403"
+    message = "'/nowhere': no WebSocket route matches; refusing with 403"
     assert message in bocws_messages(caplog)
     assert documented("views.md", message)
     assert documented("lifecycle.md", message)
@@ -508,9 +508,10 @@ def test_parameters_refusals_are_logged_at_info_as_documented(
     assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
         (
             "INFO",
-            "/feed: rejecting the handshake: query parameter 'limit' must be an integer, got 'ten'",
+            "'/feed': rejecting the handshake: "
+            "query parameter 'limit' must be an integer, got 'ten'",
         ),
-        ("INFO", "/chat: rejecting the handshake: missing query parameter 'token'"),
+        ("INFO", "'/chat': rejecting the handshake: missing query parameter 'token'"),
     ]
     for message in bocws_messages(caplog):
         assert documented("parameters.md", message), message
@@ -582,7 +583,7 @@ def test_lifecycle_caught_codes_end_quietly_and_others_are_logged_and_raised(
         session.close(4000)
     assert info.value.code == 4000
     message = (
-        "/live: view live raised WebSocketDisconnect: (4000, ''); "
+        "'/live': view live raised WebSocketDisconnect: (4000, ''); "
         "its code is not in caught_close_codes"
     )
     assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
@@ -610,10 +611,10 @@ def test_lifecycle_bad_client_data_and_websocket_exception_close_with_their_code
     assert {record.levelname for record in caplog.records} == {"INFO"}
     invalid_json, websocket_exception, _ = bocws_messages(caplog)
     assert invalid_json == (
-        "/orders: closing with 1007, the client sent bad data: "
+        "'/orders': closing with 1007, the client sent bad data: "
         "Expecting value: line 1 column 1 (char 0)"
     )
-    assert websocket_exception == "/orders: view orders closed the connection with 4000"
+    assert websocket_exception == "'/orders': view orders closed the connection with 4000"
     assert documented("lifecycle.md", invalid_json)
     assert documented("lifecycle.md", websocket_exception)
 
@@ -673,7 +674,7 @@ async def test_lifecycle_on_the_wire_errors_close_1011_and_denials_are_http(
     assert (closed.rcvd.code, closed.rcvd.reason) == (1011, "internal error")
     assert (denied.status_code, denied.body) == (401, b"a valid token is required")
     message = (
-        "/notes: view notes raised JSONDecodeError: Expecting value: line 1 column 1 (char 0); "
+        "'/notes': view notes raised JSONDecodeError: Expecting value: line 1 column 1 (char 0); "
         "closing with 1011"
     )
     assert [
@@ -715,7 +716,7 @@ def test_lifecycle_logging_setup_shows_the_info_lines(capsys: pytest.CaptureFixt
         root.handlers[:] = handlers
         bocws_logger.setLevel(level)
     assert capsys.readouterr().err == (
-        "INFO bocws: /orders: closing with 1007, the client sent bad data: "
+        "INFO bocws: '/orders': closing with 1007, the client sent bad data: "
         "Expecting value: line 1 column 1 (char 0)\n"
     )
 
@@ -1149,3 +1150,68 @@ def test_testing_page_tests_pass_under_pytest(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert re.search(rf"\b{tests} passed\b", result.stdout), output
+
+
+# Limits, timeouts and origins (websocket.md, views.md, reliability.md).
+
+
+def test_websocket_max_message_size_example_closes_1009() -> None:
+    app = example("websocket.md", "max_message_size=4096)")["app"]
+    with TestClient(app).websocket_connect("/") as session:
+        session.send_json({"a": 1})
+        assert session.receive_json() == {"a": 1}
+        session.send_text(json.dumps("x" * 5000))
+        assert close_of(session) == (1009, "message too big")
+    assert documented("websocket.md", "closes the connection with 1009 (message too big")
+
+
+def test_websocket_receive_timeout_example_asks_again() -> None:
+    app = example("websocket.md", "receive_text(timeout=10)")["app"]
+    with TestClient(app).websocket_connect("/") as session:
+        session.send_text("ada")
+        assert session.receive_text() == "hello ada"
+
+
+def test_views_limits_example_applies_route_and_app_settings() -> None:
+    app = example("views.md", "idle_timeout=300,")["app"]
+    endpoint = app.routes[0].app
+    assert endpoint.options["max_message_size"] == 4096
+    assert endpoint.options["idle_timeout"] == 300
+    headers = {"origin": "https://chat.example.com"}
+    with TestClient(app).websocket_connect("/rooms/a/lines", headers=headers) as session:
+        session.send_json({"text": "hi"})
+        assert session.receive_json() == {"room": "a", "text": "hi"}
+        session.send_text(json.dumps({"text": "x" * 5000}))
+        assert close_of(session) == (1009, "message too big")
+    assert refusal_with(app, "/rooms/a/lines", "https://evil.test") == 403
+
+
+def refusal_with(app: ASGIApp, path: str, origin: str) -> int:
+    """The code TestClient reports for a handshake from `origin` that `app` refuses."""
+    headers = {"origin": origin}
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        TestClient(app).websocket_connect(path, headers=headers),
+    ):
+        pass  # pragma: no cover - the handshake is refused
+    return info.value.code
+
+
+def test_reliability_origin_examples_follow_the_documented_rule() -> None:
+    app = example("reliability.md", '"https://*.example.com"])')["app"]
+
+    async def echo(ws: Any) -> None:
+        await ws.send(await ws.receive())
+
+    app.add_websocket_route("/ws", echo)
+    for origin in ("https://chat.example.com", "https://a.b.example.com", "http://testserver"):
+        with TestClient(app).websocket_connect("/ws", headers={"origin": origin}) as session:
+            session.send_text("ok")
+            assert session.receive_text() == "ok"
+    for origin in ("https://example.com", "https://evil.test", "null"):
+        assert refusal_with(app, "/ws", origin) == 403
+    admin = example("reliability.md", "async def admin(ws)")["app"]
+    headers = {"origin": "https://admin.example.com"}
+    with TestClient(admin).websocket_connect("/admin", headers=headers) as session:
+        assert session.receive_text() == "hello, admin"
+    assert refusal_with(admin, "/admin", "https://example.com") == 403

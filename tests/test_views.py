@@ -389,7 +389,7 @@ async def test_a_missing_required_parameter_refuses_the_handshake(log: Log) -> N
     assert server.sent == [REFUSED]
     assert called_with(server) is None
     assert log.messages(logging.INFO) == [
-        "/ws: rejecting the handshake: missing query parameter 'x'"
+        "'/ws': rejecting the handshake: missing query parameter 'x'"
     ]
     assert log.records(logging.ERROR) == []
 
@@ -400,7 +400,7 @@ async def test_a_query_value_that_does_not_convert_refuses_the_handshake(log: Lo
     assert server.sent == [REFUSED]
     assert called_with(server) is None
     assert log.messages(logging.INFO) == [
-        "/ws: rejecting the handshake: query parameter 'x' must be an integer, got 'abc'"
+        "'/ws': rejecting the handshake: query parameter 'x' must be an integer, got 'abc'"
     ]
     assert log.records(logging.ERROR) == []
 
@@ -411,7 +411,7 @@ async def test_a_path_value_that_does_not_convert_refuses_the_handshake(log: Log
     assert server.sent == [REFUSED]
     assert called_with(server) is None
     assert log.messages(logging.INFO) == [
-        "/ws: rejecting the handshake: path parameter 'x' must be an integer, got 'abc'"
+        "'/ws': rejecting the handshake: path parameter 'x' must be an integer, got 'abc'"
     ]
 
 
@@ -606,7 +606,7 @@ async def test_an_own_disconnect_with_an_uncaught_code_is_logged_once_and_raised
     assert server.sent == [ACCEPT]
     [record] = log.records(logging.ERROR)
     assert record.getMessage() == (
-        f"/ws: view {view.__qualname__} raised WebSocketDisconnect: (4000, 'bye'); "
+        f"'/ws': view {view.__qualname__} raised WebSocketDisconnect: (4000, 'bye'); "
         "its code is not in caught_close_codes"
     )
     assert record.exc_info is None
@@ -661,7 +661,7 @@ async def test_an_unhandled_error_is_logged_once_at_error_without_traceback(log:
         await run(websocket_view(boom), server)
     [record] = log.records(logging.ERROR)
     assert record.getMessage() == (
-        f"/ws: view {boom.__qualname__} raised RuntimeError: boom; closing with 1011"
+        f"'/ws': view {boom.__qualname__} raised RuntimeError: boom; closing with 1011"
     )
     assert record.exc_info is None
     assert record.exc_text is None
@@ -721,7 +721,7 @@ async def test_invalid_json_closes_1007(log: Log) -> None:
     await run(websocket_view(view, value_type="json"), server)
     assert server.sent == [ACCEPT, sent_text("[1]"), close(1007, "invalid JSON")]
     [message] = log.messages(logging.INFO)
-    assert message.startswith("/ws: closing with 1007, the client sent bad data: ")
+    assert message.startswith("'/ws': closing with 1007, the client sent bad data: ")
     assert log.records(logging.ERROR) == []
 
 

@@ -6,6 +6,10 @@ Run it with `uvicorn examples.auth:app`. The token comes from the query string
 - `/private` refuses a bad token with a plain HTTP 403, the WebSocket default.
 - `/private/explained` refuses it with HTTP 401 and a body saying why, for servers
   that support WebSocket denial responses (uvicorn does).
+
+The cookie would also ride along with a socket opened by a page on another site, so
+the app allows same-origin pages only (`allowed_origins=[]`); clients that send no
+`Origin` header, which are not browsers, still connect with their token.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from bocws import App, WebSocket
 # A real app would check a session or a signed token; this keeps the example small.
 TOKENS = {"alice-token": "alice", "bob-token": "bob"}
 
-app = App()
+app = App(allowed_origins=[])  # same-origin pages only: see docs/reliability.md
 
 
 def user_for(ws: WebSocket, token: str | None) -> str | None:

@@ -18,10 +18,12 @@ from bocws import App, WebSocket, WebSocketState
 
 MAX_USER = 32
 MAX_TEXT = 2000
+MAX_MESSAGE_BYTES = 16 * 1024
+"""A larger message closes the socket with 1009, before it is parsed."""
 OUTBOX_SIZE = 100
 """Messages that may wait for a member; a member further behind is dropped (1013)."""
 
-app = App()
+app = App(allowed_origins=[])  # sockets from this page's origin (and non-browsers) only
 
 
 class Member:
@@ -77,7 +79,9 @@ async def deliver(member: Member) -> None:
         await member.ws.close(1013, "too slow: try again later")
 
 
-@app.websocket_route("/chat/{room}", value_type="json", caught_close_codes=all)
+@app.websocket_route(
+    "/chat/{room}", value_type="json", caught_close_codes=all, max_message_size=MAX_MESSAGE_BYTES
+)
 async def chat(ws: WebSocket, room: str) -> None:
     """Join `room`, relay each message to its members, and leave on disconnect."""
     await ws.accept()  # before joining: members may send to us as soon as we are in

@@ -90,6 +90,25 @@ def test_chat_closes_1007_on_invalid_json() -> None:
     assert info.value.code == 1007
 
 
+def test_chat_closes_1009_on_an_oversized_message_before_parsing_it() -> None:
+    with TestClient(chat.app).websocket_connect("/chat/big") as session:
+        session.send_text("[" * chat.MAX_MESSAGE_BYTES + "x")
+        with pytest.raises(WebSocketDisconnect) as info:
+            session.receive_text()
+    assert (info.value.code, info.value.reason) == (1009, "message too big")
+    assert "big" not in chat.rooms
+
+
+def test_chat_refuses_another_sites_page() -> None:
+    headers = {"origin": "https://evil.test"}
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        TestClient(chat.app).websocket_connect("/chat/a", headers=headers),
+    ):
+        pass  # pragma: no cover - the handshake is refused
+    assert info.value.code == 403
+
+
 async def receive_json(connection: ClientConnection) -> object:
     return json.loads(await recv(connection))
 
@@ -169,6 +188,20 @@ def test_auth_accepts_a_token_in_a_cookie_set_by_login() -> None:
         test_client.cookies.set("token", "bob-token")
         with test_client.websocket_connect("/private") as session:
             assert session.receive_text() == "hello bob"
+
+
+def test_auth_refuses_a_cookie_carried_by_another_sites_page() -> None:
+    test_client = TestClient(auth.app)
+    test_client.cookies.set("token", "bob-token")
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        test_client.websocket_connect("/private", headers={"origin": "https://evil.test"}),
+    ):
+        pass  # pragma: no cover - the handshake is refused
+    assert info.value.code == 403
+    headers = {"origin": "http://testserver"}  # the app's own page
+    with test_client.websocket_connect("/private", headers=headers) as session:
+        assert session.receive_text() == "hello bob"
 
 
 def test_auth_login_refuses_an_unknown_token() -> None:

@@ -1215,3 +1215,25 @@ def test_reliability_origin_examples_follow_the_documented_rule() -> None:
     with TestClient(admin).websocket_connect("/admin", headers=headers) as session:
         assert session.receive_text() == "hello, admin"
     assert refusal_with(admin, "/admin", "https://example.com") == 403
+
+
+@pytest.mark.anyio
+async def test_reliability_feed_learns_at_once_that_its_client_left() -> None:
+    namespace = example("reliability.md", "async def publish_updates(ws)")
+    ended = asyncio.Event()
+    feed = namespace["feed"]
+
+    async def watched(ws: Any) -> None:
+        try:
+            await feed(ws)
+        finally:
+            ended.set()
+
+    app = App()
+    app.add_websocket_route("/feed", watched, caught_close_codes=all)
+    async with running_server(app, "websockets-sansio") as base:  # type: ignore[arg-type]
+        async with client(base + "/feed"):
+            pass  # connects, then leaves long before the first update (60 s)
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(ended.wait(), TIMEOUT)
+    assert asyncio.get_running_loop().time() - started < 1

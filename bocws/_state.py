@@ -192,7 +192,8 @@ class ConnectionState:
         #: The code and reason of the client's `websocket.disconnect`, once it came.
         self.disconnect_code: int | None = None
         self.disconnect_reason = ""
-        #: Whether a send found the connection broken before the server said so.
+        #: Whether a send learnt of the disconnect (it found the connection broken)
+        #: rather than a receive: later receives then report it instead of refusing.
         self.lost = False
 
     def __repr__(self) -> str:
@@ -258,6 +259,12 @@ class ConnectionState:
             if message_type == DISCONNECT:
                 self._record_disconnect(message)
                 return
+        elif self.lost and message_type in (DISCONNECT, RECEIVE):
+            # A receive that was already waiting when a send found the connection
+            # broken: the server's late word changes nothing (the code stays 1006).
+            if message_type == RECEIVE:
+                check_data_fields(message, RECEIVE)
+            return
         if message_type not in INCOMING_TYPES:
             raise ValueError(
                 f"server sent an unknown WebSocket message type {message_type!r}; "
@@ -279,6 +286,18 @@ class ConnectionState:
         self.client_state = DISCONNECTED
         self.disconnect_code = int(code)  # a plain int, whatever enum the server used
         self.disconnect_reason = reason
+
+    def disconnect_found_by_send(self, message: Mapping[str, Any]) -> None:
+        """Record the server's `websocket.disconnect`, read after a send found the
+        connection broken; later receives report it (see `lost`)."""
+        if self.client_state is not CONNECTED or message.get("type") != DISCONNECT:
+            raise WebSocketStateError(
+                f"a disconnect found by a send needs a connected client and a {DISCONNECT!r} "
+                f"message; got {message.get('type')!r} while "
+                f"{_describe(self.client_state, self.application_state)}"
+            )
+        self._record_disconnect(message)
+        self.lost = True
 
     def connection_lost(self, code: int = 1006) -> None:
         """Record that the server reported the connection broken (a send raised `OSError`)."""

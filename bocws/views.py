@@ -378,9 +378,9 @@ class ViewEndpoint:
                 ws.scope.get("path"),
                 self._idle_timeout,
             )
-            await ws.ensure_closed(1000, IDLE_REASON)
+            await _finish(ws, 1000, IDLE_REASON)
             return
-        await ws.ensure_closed(1000)
+        await _finish(ws, 1000)
 
     async def _run(self, ws: WebSocket) -> None:
         """Check the handshake's origin and parameters, then run the view."""
@@ -434,7 +434,7 @@ class ViewEndpoint:
                 if code is None:
                     await ws.reject()
                 else:
-                    await ws.ensure_closed(code, reason)
+                    await _finish(ws, code, reason)
             except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
                 pass
             else:
@@ -476,7 +476,7 @@ class ViewEndpoint:
 
     async def _fail(self, ws: WebSocket, error: BaseException) -> None:
         self._log_error(ws, error, "closing with 1011")
-        await ws.ensure_closed(INTERNAL_ERROR, "internal error")
+        await _finish(ws, INTERNAL_ERROR, "internal error")
 
     def _log_error(self, ws: WebSocket, error: BaseException, outcome: str) -> None:
         # One line: the exception goes on to the server, which logs its traceback.
@@ -532,6 +532,23 @@ class ViewEndpoint:
 
 
 IDLE_REASON = "idle timeout"
+#: How long the lifecycle's own close may wait for the server to take it, in seconds.
+#: A client that stopped reading leaves the server unable to write, and the close
+#: would wait with it; the view is over, so its task is not kept for that.
+CLOSE_TIMEOUT = 10.0
+
+
+async def _finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
+    """Close the connection at the end of the view, waiting at most `CLOSE_TIMEOUT`."""
+    with anyio.move_on_after(CLOSE_TIMEOUT) as waited:
+        await ws.ensure_closed(code, reason)
+    if waited.cancelled_caught:
+        logger.info(
+            "%r: the client reads nothing; gave up sending the close (%d) after %s s",
+            ws.scope.get("path"),
+            code,
+            CLOSE_TIMEOUT,
+        )
 
 
 def refuse_origin(scope: Scope, setting: str) -> None:

@@ -59,6 +59,12 @@ INVALID_PAYLOAD = 1007
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
+ABNORMAL_CLOSURE = 1006
+#: How long a send that found the connection broken waits for the server's own
+#: `websocket.disconnect` (servers queue it before failing sends), for its close code.
+DISCONNECT_GRACE = 0.25
+#: The most unread client messages skipped while looking for that disconnect.
+DISCONNECT_SEARCH = 64
 
 
 class MessageTypeError(TypeError):
@@ -272,6 +278,9 @@ class WebSocket(HTTPConnection):
         # The last error raised because of what the client sent (see views).
         self._input_error: Exception | None = None
         self._accepting: anyio.Event | None = None
+        # Whether a receive is waiting on the server, and who waits for its disconnect.
+        self._receiving = False
+        self._disconnect_seen: anyio.Event | None = None
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
         self.send = getattr(self, "send_" + self._send_type)
@@ -472,13 +481,20 @@ class WebSocket(HTTPConnection):
             if raise_on_disconnect:
                 raise self._client_gone() from None
             return {"type": DISCONNECT, "code": core.disconnect_code, "reason": ""}
-        if timeout is None:
-            message = await self._receive()
-        else:
-            message = await self._receive_within(timeout)
+        self._receiving = True
+        try:
+            if timeout is None:
+                message = await self._receive()
+            else:
+                message = await self._receive_within(timeout)
+        finally:
+            self._receiving = False
         core.receive(message)
-        if raise_on_disconnect and message["type"] == DISCONNECT:
-            raise self._client_gone()
+        if message["type"] == DISCONNECT:
+            if self._disconnect_seen is not None:
+                self._disconnect_seen.set()  # a failed send waits for this code
+            if raise_on_disconnect:
+                raise self._client_gone()
         limit = self.max_message_size
         if limit is not None and message["type"] == RECEIVE:
             size = _size(message)
@@ -619,7 +635,7 @@ class WebSocket(HTTPConnection):
         try:
             await self._send(message)
         except OSError:
-            raise self._connection_broken() from None
+            raise await self._connection_broken() from None
         except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
             raise _InvalidUnicode(
                 f"text is not valid Unicode and cannot be sent: {error}"
@@ -638,7 +654,7 @@ class WebSocket(HTTPConnection):
         try:
             await self._send(message)
         except OSError:
-            raise self._connection_broken() from None
+            raise await self._connection_broken() from None
 
     def _client_gone(self) -> WebSocketDisconnect:
         """The error for a client the core knows has disconnected, with its code."""
@@ -646,10 +662,41 @@ class WebSocket(HTTPConnection):
         # The core records a code with every disconnect; 1006 only satisfies the type.
         return WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
 
-    def _connection_broken(self) -> WebSocketDisconnect:
-        """Record that the server's send raised OSError, and return the 1006 to raise."""
-        self._core.connection_lost(1006)
+    async def _connection_broken(self) -> WebSocketDisconnect:
+        """The disconnect to raise after the server's send raised `OSError`.
+
+        Servers queue the client's `websocket.disconnect` before they fail sends, so
+        its code is read (briefly, bounded by `DISCONNECT_GRACE`) rather than guessed:
+        a client that closed normally gives its 1000, not 1006. A receive already
+        waiting gets it, and this waits for that; otherwise this receives it, skipping
+        the client's unread messages. With none in time, the connection is recorded
+        as lost with 1006 (abnormal closure).
+        """
+        core = self._core
+        if core.client_state is CONNECTED:
+            with anyio.move_on_after(DISCONNECT_GRACE):
+                if self._receiving:
+                    if self._disconnect_seen is None:
+                        self._disconnect_seen = anyio.Event()
+                    await self._disconnect_seen.wait()
+                else:
+                    await self._find_disconnect()
+        core.connection_lost(ABNORMAL_CLOSURE)  # does nothing once the disconnect came
         return self._client_gone()
+
+    async def _find_disconnect(self) -> None:
+        """Receive until the server's `websocket.disconnect`, skipping unread messages."""
+        self._receiving = True
+        try:
+            for _ in range(DISCONNECT_SEARCH):
+                message = await self._receive()
+                if message.get("type") == DISCONNECT:
+                    self._core.disconnect_found_by_send(message)
+                    return
+        except Exception:  # the server's receive broke too: 1006 it is
+            pass
+        finally:
+            self._receiving = False
 
     async def send_event(self, event: Message) -> None:
         """Send a raw ASGI event, validated by the state core.

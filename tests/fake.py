@@ -6,6 +6,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
+
 from bocws import WebSocket
 
 Message = dict[str, Any]
@@ -76,6 +78,24 @@ class FakeServer:
 
     def websocket(self, **options: Any) -> WebSocket:
         return WebSocket(self.scope, self.receive, self.send, **options)
+
+
+class LiveServer(FakeServer):
+    """A fake server whose `receive` waits, like a real one, until the test delivers."""
+
+    def __init__(self, incoming: Iterable[Message] = (CONNECT,), **options: Any) -> None:
+        super().__init__(incoming, **options)
+        self.arrived = anyio.Event()
+
+    async def deliver(self, message: Message) -> None:
+        self.incoming.append(message)
+        self.arrived.set()
+
+    async def receive(self) -> Message:
+        while not self.incoming:
+            await self.arrived.wait()
+            self.arrived = anyio.Event()
+        return self.incoming.popleft()
 
 
 def connected(*incoming: Message, **server_options: Any) -> FakeServer:

@@ -22,7 +22,7 @@ from bocws import (
     websocket_view,
 )
 
-from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
+from .fake import FakeServer, LiveServer, binary, connected, disconnect, text
 from .test_server import IMPLEMENTATIONS, client, close_frame, recv, running_server
 
 pytestmark = pytest.mark.anyio
@@ -184,24 +184,6 @@ async def test_max_message_size_closes_1009_over_uvicorn(implementation: str) ->
 # receive(timeout=...).
 
 
-class SlowServer(FakeServer):
-    """A fake server whose client sends its messages only when the test says so."""
-
-    def __init__(self) -> None:
-        super().__init__([CONNECT])
-        self.arrived = anyio.Event()
-
-    async def deliver(self, message: dict[str, Any]) -> None:
-        self.incoming.append(message)
-        self.arrived.set()
-
-    async def receive(self) -> dict[str, Any]:
-        while not self.incoming:
-            await self.arrived.wait()
-            self.arrived = anyio.Event()
-        return self.incoming.popleft()
-
-
 @pytest.mark.parametrize(
     ("call", "message", "expected"),
     [
@@ -215,7 +197,7 @@ class SlowServer(FakeServer):
 async def test_a_receive_timeout_raises_and_leaves_the_connection_usable(
     call: Callable[[WebSocket, float], Any], message: dict[str, Any], expected: Any
 ) -> None:
-    server = SlowServer()
+    server = LiveServer()
     ws = server.websocket()
     await ws.accept()
     started = time.monotonic()
@@ -230,7 +212,7 @@ async def test_a_receive_timeout_raises_and_leaves_the_connection_usable(
 
 
 async def test_receive_event_takes_a_timeout_too() -> None:
-    server = SlowServer()
+    server = LiveServer()
     ws = server.websocket(auto_accept=False)
     await ws.accept()
     with pytest.raises(TimeoutError):

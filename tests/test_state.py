@@ -265,6 +265,35 @@ def test_connection_lost_records_1006_once() -> None:
     assert core.disconnect_code == 1006
 
 
+def test_a_disconnect_found_by_a_send_is_recorded_and_marks_the_loss() -> None:
+    core = make_core(CONNECTED, CONNECTED)
+    core.disconnect_found_by_send({"type": "websocket.disconnect", "code": 1001, "reason": "x"})
+    assert (core.client_state, core.disconnect_code, core.disconnect_reason) == (
+        DISCONNECTED,
+        1001,
+        "x",
+    )
+    assert core.lost
+    with pytest.raises(WebSocketStateError, match="needs a connected client"):
+        core.disconnect_found_by_send({"type": "websocket.disconnect", "code": 1000})
+    with pytest.raises(WebSocketStateError, match=r"got 'websocket\.receive'"):
+        make_core(CONNECTED, CONNECTED).disconnect_found_by_send(
+            {"type": "websocket.receive", "text": "a"}
+        )
+
+
+def test_after_a_loss_the_servers_late_messages_change_nothing() -> None:
+    core = make_core(CONNECTED, CONNECTED)
+    core.connection_lost()
+    core.receive({"type": "websocket.receive", "text": "sent before the loss"})
+    core.receive({"type": "websocket.disconnect", "code": 1000})
+    assert (core.client_state, core.disconnect_code) == (DISCONNECTED, 1006)
+    with pytest.raises(ValueError, match="exactly one"):
+        core.receive({"type": "websocket.receive"})
+    with pytest.raises(WebSocketStateError):
+        core.receive({"type": "websocket.connect"})
+
+
 @pytest.mark.parametrize(
     "message",
     [

@@ -21,7 +21,7 @@ from bocws import (
     WebSocketStateError,
 )
 
-from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
+from .fake import CONNECT, FakeServer, LiveServer, binary, connected, disconnect, text
 
 pytestmark = pytest.mark.anyio
 
@@ -925,6 +925,122 @@ async def test_a_receive_after_another_tasks_send_found_the_connection_broken_ra
         await ws.receive_text()  # the member's own task: told the same, not a state error
     assert info.value.code == 1006
     assert await ws.receive_event() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+
+# A send that finds the connection broken reports the server's own disconnect code.
+
+
+async def test_a_send_after_the_client_closed_normally_raises_its_code() -> None:
+    server = connected(disconnect(1000, "bye"))  # queued by the server, not yet received
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = BrokenPipeError()  # uvicorn's ClientDisconnected is an OSError
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_text("tick")
+    assert (info.value.code, info.value.reason) == (1000, "bye")
+    with pytest.raises(WebSocketDisconnect) as again:
+        await ws.receive_text()  # another task's receive: told the same
+    assert again.value.code == 1000
+
+
+async def test_a_send_only_loop_under_async_with_ends_quietly_on_a_normal_close() -> None:
+    server = connected(disconnect(1001))
+    ws = server.websocket()
+    sends = 0
+    async with ws:
+        await ws.send_text("first")
+        sends += 1
+        server.fail_sends_with = ConnectionResetError()  # the client has gone meanwhile
+        while True:
+            await ws.send_text("tick")
+            sends += 1  # pragma: no cover - the send fails
+    assert sends == 1
+    assert ws.client_state is WebSocketState.DISCONNECTED
+
+
+async def test_unread_client_messages_are_skipped_to_find_the_disconnect() -> None:
+    server = connected(text("unread"), binary(b"unread"), disconnect(4001, "gone"))
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = OSError("broken pipe")
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_json({"a": 1})
+    assert (info.value.code, info.value.reason) == (4001, "gone")
+    assert not server.incoming
+
+
+async def test_a_receive_in_progress_gets_the_disconnect_and_the_send_waits_for_its_code() -> None:
+    server = LiveServer()
+    ws = server.websocket()
+    await ws.accept()
+    seen: dict[str, int] = {}
+
+    async def receiver() -> None:
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as disconnect_:
+            seen["receiver"] = disconnect_.code
+
+    async def sender() -> None:
+        try:
+            await ws.send_text("relayed")
+        except WebSocketDisconnect as disconnect_:
+            seen["sender"] = disconnect_.code
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(receiver)
+            await anyio.wait_all_tasks_blocked()
+            server.fail_sends_with = ConnectionResetError()
+            tasks.start_soon(sender)
+            await anyio.wait_all_tasks_blocked()  # the sender waits for the receiver's news
+            await server.deliver(disconnect(1001))
+    assert seen == {"receiver": 1001, "sender": 1001}
+
+
+async def test_without_a_disconnect_in_time_the_send_raises_1006() -> None:
+    server = LiveServer()  # the server queued nothing: its receive waits
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = ConnectionResetError()
+    with anyio.fail_after(5), pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_text("lost")
+    assert info.value.code == 1006
+    await server.deliver(disconnect(1000))  # too late: the connection is recorded as lost
+    assert await ws.receive_event() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+
+async def test_a_late_disconnect_for_a_receive_in_progress_keeps_the_1006() -> None:
+    server = LiveServer()
+    ws = server.websocket()
+    await ws.accept()
+    seen: list[int] = []
+
+    async def receiver() -> None:
+        try:
+            await ws.receive_text()
+        except WebSocketDisconnect as disconnect_:
+            seen.append(disconnect_.code)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(receiver)
+        await anyio.wait_all_tasks_blocked()
+        server.fail_sends_with = ConnectionResetError()
+        with pytest.raises(WebSocketDisconnect) as info:
+            await ws.send_text("lost")  # waits DISCONNECT_GRACE for the receiver, in vain
+        assert info.value.code == 1006
+        await server.deliver(disconnect(1000))
+    assert seen == [1006]
+
+
+async def test_a_server_whose_receive_fails_too_gives_1006() -> None:
+    server = connected()  # the fake raises AssertionError on a receive it has nothing for
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = ConnectionResetError()
+    with pytest.raises(WebSocketDisconnect) as info:
+        await ws.send_text("lost")
+    assert info.value.code == 1006
 
 
 async def test_json_nested_too_deeply_is_bad_client_data() -> None:

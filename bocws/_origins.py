@@ -6,7 +6,9 @@ cookies with it; only the `Origin` header tells the two apart. The rule:
 - a handshake without an `Origin` header is allowed: browsers always send one, so it
   comes from a non-browser client, which could send any `Origin` it likes anyway;
 - a same-origin handshake is allowed: the `Origin`'s host and port are the `Host`
-  header's (the page was served by this very host);
+  header's (the page was served by this very host), and an `http:` page does not
+  open a `wss:` socket (a page that may have been tampered with on the way would
+  reach a socket that gets the secure cookies);
 - any other is allowed only if an entry matches it: `"https://example.com"` (exact),
   `"https://*.example.com"` (any subdomain, not `example.com` itself), an entry
   without a scheme (`"example.com"`, `"*.example.com"`) for both http and https, an
@@ -26,18 +28,18 @@ __all__ = ["OriginPolicy"]
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _WEB_SCHEMES = ("http", "https")
 
+# A host as browsers write it: ASCII labels (internationalised names in punycode) or
+# a bracketed IPv6 address; no empty label, no trailing dot.
+_HOST_NAME = r"(?P<host>\[[0-9a-f:.]+\]|[a-z0-9_-]+(?:\.[a-z0-9_-]+)*)"
+_PORT = r"(?::(?P<port>[0-9]{1,5}))?"
 # scheme://host[:port], as browsers send it: no path, no user information.
-_ORIGIN = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*)://"
-    r"(?P<host>\[[0-9a-f:.]+\]|[^\s:/?#\[\]@]+)(?::(?P<port>[0-9]{1,5}))?"
-)
+_ORIGIN = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*)://" + _HOST_NAME + _PORT)
 # An entry: an origin with the scheme optional and "*." allowed before the host.
 _ENTRY = re.compile(
-    r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wildcard>\*\.)?"
-    r"(?P<host>\[[0-9a-f:.]+\]|[^\s:/?#\[\]@*]+)(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<wildcard>\*\.)?" + _HOST_NAME + _PORT
 )
 # The Host header: host[:port].
-_HOST = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^\s:/?#\[\]@]+)(?::(?P<port>[0-9]{1,5}))?")
+_HOST = re.compile(_HOST_NAME + _PORT)
 
 
 def _port(scheme: str, port: str | None) -> int | None:
@@ -52,11 +54,22 @@ class _Entry:
     def __init__(self, text: str) -> None:
         match = _ENTRY.fullmatch(text.lower())
         if match is None:
+            hint = ""
+            if not text.isascii():
+                hint = "; write internationalised names in punycode, as browsers send them"
             raise ValueError(
                 f"allowed_origins entry {text!r} is not an origin: use 'https://example.com', "
-                "'https://*.example.com' (subdomains), 'example.com' (http and https) or '*'"
+                "'https://*.example.com' (subdomains), 'example.com' (http and https) or '*'" + hint
             )
         scheme = match["scheme"]
+        if scheme in ("ws", "wss"):
+            raise ValueError(
+                f"allowed_origins entry {text!r}: an origin is the page's, which browsers send "
+                f"as http or https; use {'https' if scheme == 'wss' else 'http'}://"
+                f"{text.split('://', 1)[1]}"
+            )
+        if match["port"] and not 0 < int(match["port"]) < 65536:
+            raise ValueError(f"allowed_origins entry {text!r}: the port is not 1-65535")
         self.schemes = (scheme,) if scheme else _WEB_SCHEMES
         self.wildcard = match["wildcard"] is not None
         self.host = match["host"]
@@ -121,7 +134,7 @@ class OriginPolicy:
         scheme = match["scheme"]
         origin_host = match["host"]
         port = _port(scheme, match["port"])
-        if host is not None:
+        if host is not None and not (scheme == "http" and scope.get("scheme") == "wss"):
             own = _HOST.fullmatch(host.lower())
             if (
                 own is not None

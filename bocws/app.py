@@ -42,8 +42,9 @@ class App(Starlette):
         lifespan: an async context manager factory `lifespan(app)`, as for Starlette;
             it runs inside the `on_startup`/`on_shutdown` hooks.
         debug: show tracebacks in HTTP 500 responses.
-        max_message_size: the default of the routes registered here (see `WebSocket`).
-        idle_timeout: the default of the routes registered here (see `websocket_view()`).
+        max_message_size: the default of the bocws views registered here, through the
+            decorators or `routes` (see `WebSocket`); mounted apps keep their own.
+        idle_timeout: likewise (see `websocket_view()`).
         allowed_origins: the browser origins that may open a WebSocket to any route of
             the application, mounted apps included; another origin's handshake is
             refused with 403 before routing. A route's own `allowed_origins` applies on
@@ -69,9 +70,11 @@ class App(Starlette):
         idle_timeout: float | None = None,
         allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
+        self._route_defaults = {"max_message_size": max_message_size, "idle_timeout": idle_timeout}
+        _check_options(self._route_defaults)  # a wrong default fails here, not at the first route
         super().__init__(
             debug=debug,
-            routes=routes,
+            routes=[self._with_defaults(route) for route in routes or ()],
             middleware=middleware,
             exception_handlers=exception_handlers,
             lifespan=lifespan,
@@ -81,8 +84,6 @@ class App(Starlette):
         self._user_lifespan = self.router.lifespan_context
         self.router.lifespan_context = self._lifespan
         self.router.default = self._not_found
-        self._route_defaults = {"max_message_size": max_message_size, "idle_timeout": idle_timeout}
-        _check_options(self._route_defaults)  # a wrong default fails here, not at the first route
         self._origins = OriginPolicy(allowed_origins) if allowed_origins is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,6 +95,16 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
     # Routes.
+
+    def _with_defaults(self, route: BaseRoute) -> BaseRoute:
+        """`route`, its bocws view given this application's defaults where it has none."""
+        if (
+            isinstance(route, WebSocketRoute)
+            and isinstance(route.endpoint, ViewEndpoint)
+            and route.app is route.endpoint  # not wrapped in route middleware
+        ):
+            route.endpoint = route.app = route.endpoint.replace(defaults=self._route_defaults)
+        return route
 
     def websocket_route(
         self,

@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._origins import OriginPolicy
-from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE
+from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE, is_int
 from .websockets import (
     INTERNAL_ERROR,
     INVALID_PAYLOAD,
@@ -205,7 +205,7 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if merged["idle_timeout"] is not None:
         check_seconds("idle_timeout", merged["idle_timeout"], zero=False)
     if merged["allowed_origins"] is not None:
-        merged["allowed_origins"] = OriginPolicy(merged["allowed_origins"])
+        OriginPolicy(merged["allowed_origins"])  # raises for a malformed entry
     return merged
 
 
@@ -274,7 +274,7 @@ class ViewEndpoint:
 
     Attributes:
         view: the function or `WebSocketView` subclass served.
-        options: the complete route options, validated (`allowed_origins` parsed).
+        options: the complete route options, validated.
     """
 
     def __init__(
@@ -310,7 +310,8 @@ class ViewEndpoint:
         self.options = _check_options(merge_options(self._defaults, options))
         self._websocket_options = {key: self.options[key] for key in WEBSOCKET_OPTIONS}
         self._idle_timeout: float | None = self.options["idle_timeout"]
-        self._origins: OriginPolicy | None = self.options["allowed_origins"]
+        origins = self.options["allowed_origins"]
+        self._origins = OriginPolicy(origins) if origins is not None else None
         self.__name__ = getattr(view, "__name__", type(view).__name__)
         self.__qualname__ = name
         self.__doc__ = view.__doc__
@@ -405,7 +406,7 @@ class ViewEndpoint:
         error: Exception | None = None
         view_scope = anyio.CancelScope()
         async with anyio.create_task_group() as watchers:
-            watchers.start_soon(activity.watch, self._idle_timeout, view_scope)
+            watchers.start_soon(activity.watch, ws, self._idle_timeout, view_scope)
             try:
                 with view_scope:
                     await self._run(ws)
@@ -435,6 +436,8 @@ class ViewEndpoint:
                     await ws.reject()
                 else:
                     await _finish(ws, code, reason)
+            except WebSocketDisconnect:
+                return  # the client has gone: nothing is left to close
             except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
                 pass
             else:
@@ -467,6 +470,8 @@ class ViewEndpoint:
                 # As in Starlette: before anything was accepted, refuse the handshake.
                 note = f"view {self.__qualname__} refused the handshake ({error.code})"
                 return None, None, note
+            if not is_int(error.code):
+                return None  # a code that cannot be sent: the view's bug
             note = f"view {self.__qualname__} closed the connection with {error.code}"
             return error.code, error.reason or None, note
         code = ws._input_close_code(error)
@@ -519,6 +524,9 @@ class ViewEndpoint:
         event_mode = ws.receive_type == "event"
         try:
             while True:
+                if ws.client_state is DISCONNECTED:  # a hook caught the disconnect itself
+                    code = ws._client_gone().code
+                    break
                 message = await ws.receive()
                 if event_mode and message["type"] == DISCONNECT:
                     code = int(message.get("code", 1005))
@@ -582,13 +590,19 @@ class _Activity:
         await self._send(message)
         self.last = time.monotonic()
 
-    async def watch(self, seconds: float, view_scope: anyio.CancelScope) -> None:
-        """Cancel `view_scope` once no message has passed for `seconds`."""
+    async def watch(self, ws: WebSocket, seconds: float, view_scope: anyio.CancelScope) -> None:
+        """Cancel `view_scope` once no message has passed on `ws` for `seconds`.
+
+        Once either side has closed, the connection is no longer idle but over: the
+        view's own clean-up is left alone.
+        """
         while True:
             remaining = self.last + seconds - time.monotonic()
             if remaining <= 0:
                 break
             await anyio.sleep(remaining)
+        if ws.client_state is DISCONNECTED or ws.application_state is DISCONNECTED:
+            return
         self.expired = True
         view_scope.cancel()
 

@@ -6,10 +6,12 @@ message, in both directions, is judged by the state core (`bocws._state`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Container, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -63,7 +65,7 @@ ABNORMAL_CLOSURE = 1006
 #: How long a send that found the connection broken waits for the server's own
 #: `websocket.disconnect` (servers queue it before failing sends), for its close code.
 DISCONNECT_GRACE = 0.25
-#: The most unread client messages skipped while looking for that disconnect.
+#: The most unread client messages kept while looking for that disconnect.
 DISCONNECT_SEARCH = 64
 
 
@@ -101,6 +103,11 @@ class MessageTooBig(WebSocketDisconnect):
         code: 1009 (message too big).
         size: the size of the message, in bytes (UTF-8 bytes for text).
         limit: the `max_message_size` it went over.
+
+    Example:
+        >>> ws = WebSocket(scope, receive, send, max_message_size=4096)
+        >>> await ws.receive_text()  # the client sent 5000 bytes
+        MessageTooBig: a message of 5000 bytes is over max_message_size (4096)
     """
 
     def __init__(self, size: int, limit: int) -> None:
@@ -177,12 +184,18 @@ def check_seconds(name: str, value: object, *, zero: bool = True) -> None:
         raise ValueError(f"{name} must be a finite number of seconds, {expected}, got {value}")
 
 
-def _size(message: Message) -> int:
-    """The size of a `websocket.receive` payload in bytes (UTF-8 for text)."""
+def _oversize(message: Message, limit: int) -> int:
+    """The size in bytes (UTF-8 for text) of a `websocket.receive` payload over `limit`,
+    else 0. Text is encoded only when its length cannot tell."""
     text = message.get("text")
     if text is None:
-        return len(message["bytes"])
-    return len(text.encode("utf-8", "surrogatepass")) if not text.isascii() else len(text)
+        size = len(message["bytes"])
+        return size if size > limit else 0
+    length = len(text)
+    if length * 4 <= limit or (length <= limit and text.isascii()):
+        return 0  # at most 4 UTF-8 bytes a character
+    size = length if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else 0
 
 
 class _InvalidUnicode(TypeError):
@@ -194,6 +207,8 @@ def _dump_json(data: Any, *, ascii: bool = False) -> str:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
     except ValueError as error:  # NaN/Infinity, circular references
         raise TypeError(f"cannot serialise to JSON: {error}") from error
+    except RecursionError:
+        raise TypeError("cannot serialise to JSON: nested too deeply") from None
 
 
 class WebSocket(HTTPConnection):
@@ -278,9 +293,15 @@ class WebSocket(HTTPConnection):
         # The last error raised because of what the client sent (see views).
         self._input_error: Exception | None = None
         self._accepting: anyio.Event | None = None
-        # Whether a receive is waiting on the server, and who waits for its disconnect.
-        self._receiving = False
+        # Receives waiting on the server now, and the event failed sends wait on for
+        # the client's disconnect (see _connection_broken).
+        self._receiving = 0
         self._disconnect_seen: anyio.Event | None = None
+        # After a send found the connection broken: the client's messages read while
+        # looking for its disconnect, still to be received, and whether a receive was
+        # told of the disconnect.
+        self._unread: deque[Message] = deque()
+        self._loss_told = False
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
         self.send = getattr(self, "send_" + self._send_type)
@@ -340,6 +361,8 @@ class WebSocket(HTTPConnection):
                 (name.lower(), value) if isinstance(name, bytes) else (name, value)
                 for name, value in headers
             ]
+        if self._accepting is not None:
+            await self._accepting.wait()  # another task's lazy accept goes first
         await self._send_accept(message)
 
     async def _send_accept(self, message: Message) -> None:
@@ -392,7 +415,7 @@ class WebSocket(HTTPConnection):
                     return
                 logger.warning(
                     "the server does not support WebSocket denial responses; "
-                    "rejecting %s with a plain HTTP 403 instead",
+                    "rejecting %r with a plain HTTP 403 instead",
                     self.scope.get("path", ""),
                 )
             await self._forward({"type": CLOSE, "code": 403, "reason": ""})
@@ -468,51 +491,55 @@ class WebSocket(HTTPConnection):
 
     async def _next_message(self, raise_on_disconnect: bool, timeout: float | None) -> Message:
         # raise_on_disconnect also marks a data receive (text, bytes, JSON), not a raw one.
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         if self._accept_pending:
             await self._accept_now()
         core = self._core
         try:
             core.check_receive(data=raise_on_disconnect)
         except WebSocketStateError:
-            if not core.lost:
+            if not core.lost or self._loss_told:
                 raise
-            # A send (maybe another task's) found the connection broken: tell the
-            # receiver the same, rather than wait for the server's own disconnect.
-            if raise_on_disconnect:
-                raise self._client_gone() from None
-            return {"type": DISCONNECT, "code": core.disconnect_code, "reason": ""}
-        self._receiving = True
-        try:
-            if timeout is None:
-                message = await self._receive()
-            else:
-                message = await self._receive_within(timeout)
-        finally:
-            self._receiving = False
+            message = self._after_loss()
+        else:
+            self._receiving += 1
+            try:
+                if timeout is None:
+                    message = await self._receive()
+                else:
+                    # Cancelling the server's receive() loses nothing: the message stays
+                    # queued in uvicorn and in Starlette's TestClient.
+                    with anyio.fail_after(timeout):
+                        message = await self._receive()
+            finally:
+                self._receiving -= 1
         core.receive(message)
         if message["type"] == DISCONNECT:
-            if self._disconnect_seen is not None:
-                self._disconnect_seen.set()  # a failed send waits for this code
+            self._disconnect_known()
             if raise_on_disconnect:
                 raise self._client_gone()
         limit = self.max_message_size
         if limit is not None and message["type"] == RECEIVE:
-            size = _size(message)
-            if size > limit:
+            size = _oversize(message, limit)
+            if size:
                 await self._refuse_message(MessageTooBig(size, limit))
         return message
 
-    async def _receive_within(self, timeout: float) -> Message:
-        check_seconds("timeout", timeout)
-        # Cancelling the server's receive() loses nothing: the message stays queued.
-        with anyio.fail_after(timeout):
-            return await self._receive()
+    def _after_loss(self) -> Message:
+        """What a receive gets once a send found the connection broken: the client's
+        messages read meanwhile, then its disconnect, once."""
+        if self._unread:
+            return self._unread.popleft()
+        self._loss_told = True
+        core = self._core
+        return {"type": DISCONNECT, "code": core.disconnect_code, "reason": core.disconnect_reason}
 
     async def _refuse_message(self, error: MessageTooBig) -> None:
         """Close with 1009 for a message over the limit, and raise `error`."""
         logger.info("%r: closing with 1009: %s", self.scope.get("path", ""), error)
         self._input_error = error  # the application's own close, not a client's disconnect
-        await self.close(MESSAGE_TOO_BIG, error.reason)
+        await self.ensure_closed(MESSAGE_TOO_BIG, error.reason)  # unless already closing
         raise error
 
     async def receive_event(self, *, timeout: float | None = None) -> Message:
@@ -608,6 +635,8 @@ class WebSocket(HTTPConnection):
             raise self._bad_input(error) from None
         except RecursionError:  # "[[[[..." from a client: bad input, not a server bug
             raise self._bad_input(json.JSONDecodeError("JSON nested too deeply", "", 0)) from None
+        except ValueError as error:  # an integer over Python's 4,300-digit limit
+            raise self._bad_input(json.JSONDecodeError(f"JSON {error}", "", 0)) from None
 
     def _bad_input(self, error: Exception) -> Exception:
         """Record `error` as caused by the client's data, and return it to raise."""
@@ -634,6 +663,8 @@ class WebSocket(HTTPConnection):
             raise self._client_gone()
         try:
             await self._send(message)
+        except TimeoutError:
+            raise  # an OSError too, but a slow send, not a broken connection
         except OSError:
             raise await self._connection_broken() from None
         except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
@@ -653,14 +684,18 @@ class WebSocket(HTTPConnection):
             return  # a close or denial response for a client that is gone: done
         try:
             await self._send(message)
+        except TimeoutError:
+            raise  # an OSError too, but a slow send, not a broken connection
         except OSError:
             raise await self._connection_broken() from None
 
     def _client_gone(self) -> WebSocketDisconnect:
         """The error for a client the core knows has disconnected, with its code."""
-        core = self._core
+        code = self._core.disconnect_code
         # The core records a code with every disconnect; 1006 only satisfies the type.
-        return WebSocketDisconnect(core.disconnect_code or 1006, core.disconnect_reason)
+        return WebSocketDisconnect(
+            ABNORMAL_CLOSURE if code is None else code, self._core.disconnect_reason
+        )
 
     async def _connection_broken(self) -> WebSocketDisconnect:
         """The disconnect to raise after the server's send raised `OSError`.
@@ -676,27 +711,39 @@ class WebSocket(HTTPConnection):
         if core.client_state is CONNECTED:
             with anyio.move_on_after(DISCONNECT_GRACE):
                 if self._receiving:
+                    # A receive (or another failed send) is reading the disconnect.
                     if self._disconnect_seen is None:
                         self._disconnect_seen = anyio.Event()
                     await self._disconnect_seen.wait()
                 else:
                     await self._find_disconnect()
         core.connection_lost(ABNORMAL_CLOSURE)  # does nothing once the disconnect came
+        self._disconnect_known()
         return self._client_gone()
 
     async def _find_disconnect(self) -> None:
-        """Receive until the server's `websocket.disconnect`, skipping unread messages."""
-        self._receiving = True
+        """Receive until the server's `websocket.disconnect`, keeping the client's
+        messages on the way for later receives."""
+        self._receiving += 1
         try:
             for _ in range(DISCONNECT_SEARCH):
-                message = await self._receive()
-                if message.get("type") == DISCONNECT:
-                    self._core.disconnect_found_by_send(message)
+                try:
+                    message = await self._receive()
+                except Exception:  # the server's receive fails too: 1006 it is
                     return
-        except Exception:  # the server's receive broke too: 1006 it is
-            pass
+                if message.get("type") == RECEIVE:
+                    self._unread.append(message)
+                elif message.get("type") == DISCONNECT:
+                    with contextlib.suppress(TypeError):  # a malformed code: 1006 instead
+                        self._core.disconnect_found_by_send(message)
+                    return
         finally:
-            self._receiving = False
+            self._receiving -= 1
+
+    def _disconnect_known(self) -> None:
+        """Wake the failed sends waiting for the client's disconnect."""
+        if self._disconnect_seen is not None:
+            self._disconnect_seen.set()
 
     async def send_event(self, event: Message) -> None:
         """Send a raw ASGI event, validated by the state core.
@@ -707,10 +754,15 @@ class WebSocket(HTTPConnection):
         Raises:
             WebSocketStateError: the event is not legal in the current state.
             ValueError: the event is malformed.
+            TypeError: the event is not a mapping.
             WebSocketDisconnect: the client has gone.
         """
+        if not isinstance(event, Mapping):
+            raise TypeError(f"send_event() takes an ASGI event dict, got {type(event).__name__}")
         event_type = event.get("type")
         if event_type == ACCEPT:
+            if self._accepting is not None:
+                await self._accepting.wait()  # another task's lazy accept goes first
             await self._send_accept(event)
             return
         if self._accept_pending and event_type == SEND:

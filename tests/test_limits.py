@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 
 from bocws import (
@@ -370,3 +371,55 @@ async def test_idle_timeout_closes_over_uvicorn(implementation: str) -> None:
         started = time.monotonic()
         assert await close_frame(connection) == (1000, "idle timeout")
         assert time.monotonic() - started >= 0.15
+
+
+async def test_idle_timeout_leaves_the_views_clean_up_alone_once_the_client_left() -> None:
+    steps = []
+
+    async def saves_history(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+        steps.append("saving")
+        await anyio.sleep(0.3)  # longer than idle_timeout: the connection is over, not idle
+        steps.append("saved")
+
+    server = connected(text("hi"), disconnect(1000))
+    await websocket_view(idle_timeout=0.1)(saves_history)(server.scope, server.receive, server.send)
+    assert steps == ["saving", "saved"]
+    assert server.types() == ["websocket.accept", "websocket.send"]
+
+
+async def test_an_oversized_message_during_the_closing_handshake_raises_message_too_big() -> None:
+    server = connected(text("x" * 100), disconnect(1000))
+    ws = server.websocket(max_message_size=10, receive_type="event")
+    await ws.accept()
+    await ws.close(4000)
+    with pytest.raises(MessageTooBig):
+        await ws.receive()  # the client's last message, before it answers the close
+    assert server.types() == ["websocket.accept", "websocket.close"]
+
+
+async def test_an_invalid_timeout_fails_before_the_lazy_accept() -> None:
+    server = connected(text("kept"))
+    ws = server.websocket()
+    with pytest.raises(ValueError, match="timeout"):
+        await ws.receive_text(timeout=-1)
+    assert server.sent == []
+
+
+def test_app_defaults_reach_bocws_views_given_in_routes() -> None:
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    app = App(
+        max_message_size=4,
+        routes=[
+            WebSocketRoute("/listed", websocket_view(echo)),
+            WebSocketRoute("/own", websocket_view(max_message_size=8)(echo)),
+        ],
+    )
+    for path, limit in [("/listed", 4), ("/own", 8)]:
+        with TestClient(app).websocket_connect(path) as session:
+            session.send_text("x" * (limit + 1))
+            assert session.receive()["code"] == 1009, path

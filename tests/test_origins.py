@@ -106,6 +106,23 @@ def test_another_host_or_port_is_not_the_same_origin(origin: str, host: str | No
     assert not OriginPolicy([]).allows(handshake(origin, host))
 
 
+def test_an_http_page_is_not_the_same_origin_as_a_secure_socket() -> None:
+    secure = {**handshake("http://app.example.com", "app.example.com"), "scheme": "wss"}
+    assert not OriginPolicy([]).allows(secure)
+    assert OriginPolicy(["http://app.example.com"]).allows(secure)  # unless listed
+    # TLS ended at a proxy without --proxy-headers: the socket looks plain, the page is not.
+    behind_proxy = {**handshake("https://app.example.com", "app.example.com"), "scheme": "ws"}
+    assert OriginPolicy([]).allows(behind_proxy)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.test\\.example.com", "https://.example.com", "https://a..example.com"],
+)
+def test_hosts_no_browser_sends_match_no_pattern(origin: str) -> None:
+    assert not OriginPolicy(["*.example.com"]).allows(handshake(origin))
+
+
 def test_a_handshake_without_origin_is_allowed() -> None:
     assert OriginPolicy([]).allows(handshake(None))
     assert OriginPolicy(["https://example.com"]).allows(handshake(None, None))
@@ -132,6 +149,21 @@ def test_a_malformed_entry_is_a_value_error(entry: str) -> None:
         OriginPolicy([entry])  # "*" alone is the documented "any origin"
         return
     with pytest.raises(ValueError, match="is not an origin"):
+        OriginPolicy([entry])
+
+
+@pytest.mark.parametrize(
+    ("entry", "hint"),
+    [
+        ("wss://example.com", "use https://example.com"),
+        ("ws://example.com:8000", "use http://example.com:8000"),
+        ("https://bücher.example", "punycode"),
+        ("https://example.com:0", "1-65535"),
+        ("https://example.com:99999", "1-65535"),
+    ],
+)
+def test_an_entry_no_browser_origin_can_match_is_refused_with_a_hint(entry: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=hint):
         OriginPolicy([entry])
 
 

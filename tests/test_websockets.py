@@ -14,12 +14,14 @@ from starlette.responses import PlainTextResponse
 
 from bocws import (
     DenialResponseUnsupported,
+    MessageTooBig,
     MessageTypeError,
     WebSocket,
     WebSocketDisconnect,
     WebSocketState,
     WebSocketStateError,
 )
+from bocws.websockets import DISCONNECT_GRACE
 
 from .fake import CONNECT, FakeServer, LiveServer, binary, connected, disconnect, text
 
@@ -924,7 +926,22 @@ async def test_a_receive_after_another_tasks_send_found_the_connection_broken_ra
     with pytest.raises(WebSocketDisconnect) as info:
         await ws.receive_text()  # the member's own task: told the same, not a state error
     assert info.value.code == 1006
-    assert await ws.receive_event() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    with pytest.raises(WebSocketStateError, match="already disconnected"):
+        await ws.receive_event()  # told once, as after any disconnect
+
+
+async def test_event_mode_async_for_ends_after_a_send_found_the_connection_broken() -> None:
+    server = connected(text("a"), disconnect(1001, "away"))
+    ws = server.websocket(receive_type="event")
+    events = []
+    with anyio.fail_after(5):
+        async for event in ws:
+            events.append(event)
+            if event["type"] == "websocket.receive":
+                server.fail_sends_with = ConnectionResetError()
+                with pytest.raises(WebSocketDisconnect):
+                    await ws.send_text("reply")
+    assert events == [text("a"), disconnect(1001, "away")]
 
 
 # A send that finds the connection broken reports the server's own disconnect code.
@@ -958,15 +975,71 @@ async def test_a_send_only_loop_under_async_with_ends_quietly_on_a_normal_close(
     assert ws.client_state is WebSocketState.DISCONNECTED
 
 
-async def test_unread_client_messages_are_skipped_to_find_the_disconnect() -> None:
+async def test_unread_client_messages_are_kept_for_later_receives() -> None:
     server = connected(text("unread"), binary(b"unread"), disconnect(4001, "gone"))
-    ws = server.websocket()
+    ws = server.websocket(receive_type="event")
     await ws.accept()
     server.fail_sends_with = OSError("broken pipe")
     with pytest.raises(WebSocketDisconnect) as info:
         await ws.send_json({"a": 1})
     assert (info.value.code, info.value.reason) == (4001, "gone")
-    assert not server.incoming
+    assert not server.incoming  # read while looking for the disconnect, and kept:
+    assert [event async for event in ws] == [
+        text("unread"),
+        binary(b"unread"),
+        disconnect(4001, "gone"),
+    ]
+
+
+async def test_a_message_kept_after_a_broken_send_still_meets_the_size_limit() -> None:
+    server = connected(text("x" * 20), disconnect(1000))
+    ws = server.websocket(max_message_size=10)
+    await ws.accept()
+    server.fail_sends_with = OSError("broken pipe")
+    with pytest.raises(WebSocketDisconnect):
+        await ws.send_text("tick")
+    with pytest.raises(MessageTooBig):
+        await ws.receive_text()
+
+
+class YieldingServer(FakeServer):
+    """A fake server whose receive lets other tasks run first, as uvicorn's may."""
+
+    async def receive(self) -> dict[str, Any]:
+        await anyio.lowlevel.checkpoint()
+        return await super().receive()
+
+
+async def test_several_failed_senders_all_learn_the_code_without_waiting() -> None:
+    server = YieldingServer([CONNECT, disconnect(1000)])
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = ConnectionResetError()
+    codes: list[int] = []
+
+    async def sender() -> None:
+        try:
+            await ws.send_text("relayed")
+        except WebSocketDisconnect as disconnect_:
+            codes.append(disconnect_.code)
+
+    started = anyio.current_time()
+    async with anyio.create_task_group() as tasks:
+        for _ in range(3):
+            tasks.start_soon(sender)
+    assert codes == [1000, 1000, 1000]
+    assert anyio.current_time() - started < DISCONNECT_GRACE
+
+
+async def test_a_timeout_error_from_the_servers_send_is_not_a_broken_connection() -> None:
+    server = connected(text("kept"))
+    ws = server.websocket()
+    await ws.accept()
+    server.fail_sends_with = TimeoutError()
+    with pytest.raises(TimeoutError):
+        await ws.send_text("slow")
+    assert ws.client_state is WebSocketState.CONNECTED
+    assert await ws.receive_text() == "kept"
 
 
 async def test_a_receive_in_progress_gets_the_disconnect_and_the_send_waits_for_its_code() -> None:
@@ -1008,6 +1081,8 @@ async def test_without_a_disconnect_in_time_the_send_raises_1006() -> None:
     assert info.value.code == 1006
     await server.deliver(disconnect(1000))  # too late: the connection is recorded as lost
     assert await ws.receive_event() == {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+    with pytest.raises(WebSocketStateError):
+        await ws.receive_event()
 
 
 async def test_a_late_disconnect_for_a_receive_in_progress_keeps_the_1006() -> None:

@@ -414,6 +414,9 @@ class ViewEndpoint:
                 error = exc  # raised below, out of the task group, so not in a group
             finally:
                 watchers.cancel_scope.cancel()
+        # Idle only if the cancellation reached the view: one that returned first (a
+        # long step without a checkpoint) ended by itself.
+        activity.expired = view_scope.cancelled_caught
         if error is not None:
             raise error
 

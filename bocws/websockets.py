@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from types import TracebackType
@@ -114,9 +115,15 @@ class MessageTooBig(WebSocketDisconnect):
         super().__init__(MESSAGE_TOO_BIG, "message too big")
         self.size = size
         self.limit = limit
+        #: The connection that raised it (weakly), so that a view tells its own apart.
+        self.source: Callable[[], WebSocket | None] = _nobody
 
     def __str__(self) -> str:
         return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
+
+
+def _nobody() -> None:
+    return None
 
 
 class DenialResponseUnsupported(RuntimeError):
@@ -538,7 +545,8 @@ class WebSocket(HTTPConnection):
     async def _refuse_message(self, error: MessageTooBig) -> None:
         """Close with 1009 for a message over the limit, and raise `error`."""
         logger.info("%r: closing with 1009: %s", self.scope.get("path", ""), error)
-        self._input_error = error  # the application's own close, not a client's disconnect
+        self._input_error = error
+        error.source = weakref.ref(self)  # the application's own close: see _is_own_disconnect
         await self.ensure_closed(MESSAGE_TOO_BIG, error.reason)  # unless already closing
         raise error
 
@@ -851,8 +859,8 @@ class WebSocket(HTTPConnection):
         # A disconnect raised by another WebSocket (a chat peer that left) is not ours
         # to silence: this connection is still open and gets the 1011 of any error.
         core = self._core
-        if disconnect is self._input_error:
-            return True  # MessageTooBig: this connection's own, closed by the application
+        if isinstance(disconnect, MessageTooBig):
+            return disconnect.source() is self  # closed by this connection, for its message
         return core.client_state is DISCONNECTED and disconnect.code == core.disconnect_code
 
     def _ends_quietly(self, disconnect: WebSocketDisconnect) -> bool:

@@ -711,9 +711,9 @@ class WebSocket(HTTPConnection):
         Servers queue the client's `websocket.disconnect` before they fail sends, so
         its code is read (briefly, bounded by `DISCONNECT_GRACE`) rather than guessed:
         a client that closed normally gives its 1000, not 1006. A receive already
-        waiting gets it, and this waits for that; otherwise this receives it, skipping
-        the client's unread messages. With none in time, the connection is recorded
-        as lost with 1006 (abnormal closure).
+        waiting gets it, and this waits for that; otherwise this receives it, keeping
+        the client's unread messages for later receives. With none in time, the
+        connection is recorded as lost with 1006 (abnormal closure).
         """
         core = self._core
         if core.client_state is CONNECTED:

@@ -979,12 +979,6 @@ class Run:
         size = message_size(message)
         return self.limit is not None and size is not None and size > self.limit
 
-    def bad_data_since(self, error: BaseException) -> bool:
-        """Whether a receive raised a client-data error after `error`."""
-        index = next(i for i, seen in enumerate(self.receive_errors) if seen is error)
-        later = self.receive_errors[index + 1 :]
-        return any(isinstance(seen, (*CLIENT_DATA_ERRORS, MessageTooBig)) for seen in later)
-
 
 def resolve(ws: WebSocket, name: str) -> str:
     if name == "receive":
@@ -1271,11 +1265,8 @@ async def run_loop(run: Run, limit: int, echo: bool, body: list[tuple], let_out:
     # The loop ended by itself: on a message too big, the client left with a caught
     # code, after close(), or in event mode (which yields the disconnect itself).
     server = run.server
-    too_big = [message for message in ins_since(server, mark) if run.too_big(message)]
-    if too_big:
+    if any(run.too_big(message) for message in ins_since(server, mark)):
         check_too_big(run, None)
-        # A stand-in for the error async for swallowed, for Run.bad_data_since.
-        run.receive_errors.append(MessageTooBig(message_size(too_big[-1]) or 0, run.limit or 0))
         return
     assert server.gone, "async for ended while the client is still connected"
     assert (

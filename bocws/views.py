@@ -606,7 +606,6 @@ class _Activity:
             await anyio.sleep(remaining)
         if ws.client_state is DISCONNECTED or ws.application_state is DISCONNECTED:
             return
-        self.expired = True
         view_scope.cancel()
 
 

@@ -27,6 +27,34 @@ def disconnect(code: int = 1000, reason: str = "") -> Message:
     return {"type": "websocket.disconnect", "code": code, "reason": reason}
 
 
+def websocket_scope(
+    path: str = "/ws",
+    *,
+    query_string: bytes = b"",
+    headers: Iterable[tuple[bytes, bytes]] = ((b"host", b"127.0.0.1:8000"),),
+    subprotocols: Iterable[str] = (),
+    denial_response: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The scope of a WebSocket handshake to 127.0.0.1:8000, as an ASGI server sends it."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "scheme": "ws",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query_string,
+        "headers": list(headers),
+        "subprotocols": list(subprotocols),
+        "extensions": {"websocket.http.response": {}} if denial_response else {},
+        "state": {},
+        **extra,
+    }
+
+
 class FakeServer:
     """Delivers `incoming` in order; records what the application sends."""
 
@@ -41,27 +69,18 @@ class FakeServer:
         self.incoming: deque[Message] = deque(incoming)
         self.sent: list[Message] = []
         self.fail_sends_with: BaseException | None = None
-        extensions = {"websocket.http.response": {}} if denial_response else {}
-        self.scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "scheme": "ws",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 50000),
-            "root_path": "",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"room=lobby&n=2",
-            "headers": [
+        self.scope = websocket_scope(
+            path,
+            query_string=b"room=lobby&n=2",
+            headers=[
                 (b"host", b"127.0.0.1:8000"),
                 (b"cookie", b"token=abc; theme=dark"),
                 (b"origin", b"http://127.0.0.1:8000"),
             ],
-            "subprotocols": list(subprotocols),
-            "path_params": {"room": "lobby"},
-            "extensions": extensions,
-            "state": {},
-        }
+            subprotocols=subprotocols,
+            denial_response=denial_response,
+            path_params={"room": "lobby"},
+        )
 
     async def receive(self) -> Message:
         if not self.incoming:

@@ -91,6 +91,8 @@ from bocws import (
 )
 from bocws.views import ViewEndpoint
 
+from .fake import websocket_scope
+
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
@@ -301,21 +303,9 @@ class FuzzServer:
         self.app_done = anyio.Event()
         self.timed = False  # the receive under way has a timeout: the client may pause
         self.blocked = False  # a timed receive found the client silent
-        self.scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "scheme": "ws",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 50000),
-            "root_path": "",
-            "path": "/fuzz",
-            "raw_path": b"/fuzz",
-            "query_string": query,
-            "headers": [(b"host", b"127.0.0.1:8000")],
-            "subprotocols": list(subprotocols),
-            "extensions": {"websocket.http.response": {}} if denial else {},
-            "state": {},
-        }
+        self.scope = websocket_scope(
+            "/fuzz", query_string=query, subprotocols=subprotocols, denial_response=denial
+        )
 
     @property
     def gone(self) -> bool:

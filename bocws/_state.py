@@ -183,6 +183,7 @@ class ConnectionState:
         "disconnect_code",
         "disconnect_reason",
         "lost",
+        "open",
     )
 
     def __init__(self, *, denial_response: bool = False) -> None:
@@ -195,6 +196,9 @@ class ConnectionState:
         #: Whether a send learnt of the disconnect (it found the connection broken)
         #: rather than a receive: later receives then report it instead of refusing.
         self.lost = False
+        #: Both sides CONNECTED: data may flow both ways. Kept by every transition so
+        #: that the hot path asks one question (see `is_plain_data`).
+        self.open = False
 
     def __repr__(self) -> str:
         return f"<ConnectionState {_describe(self.client_state, self.application_state)}>"
@@ -284,6 +288,7 @@ class ConnectionState:
         if not isinstance(reason, str):
             raise TypeError(f"{DISCONNECT!r} 'reason' must be a str, got {type(reason).__name__}")
         self.client_state = DISCONNECTED
+        self.open = False
         self.disconnect_code = int(code)  # a plain int, whatever enum the server used
         self.disconnect_reason = reason
 
@@ -303,6 +308,7 @@ class ConnectionState:
         """Record that the server reported the connection broken (a send raised `OSError`)."""
         if self.client_state is not DISCONNECTED:
             self.client_state = DISCONNECTED
+            self.open = False
             self.disconnect_code = code
             self.disconnect_reason = ""
             self.lost = True
@@ -337,6 +343,7 @@ class ConnectionState:
                 handshake_pending=application_state is CONNECTING,
             )
             self.application_state = DISCONNECTED
+            self.open = False
         elif application_state is CONNECTING:
             if message_type == ACCEPT:
                 if self.client_state is CONNECTING:
@@ -349,6 +356,7 @@ class ConnectionState:
                     )
                 _check_headers(message.get("headers"), ACCEPT)
                 self.application_state = CONNECTED
+                self.open = self.client_state is CONNECTED
             elif message_type == RESPONSE_START:
                 if not self.denial_response:
                     raise WebSocketStateError(

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from . import _json
 from ._state import (
     ACCEPT,
     CLOSE,
@@ -68,6 +69,9 @@ ABNORMAL_CLOSURE = 1006
 DISCONNECT_GRACE = 0.25
 #: The most unread client messages kept while looking for that disconnect.
 DISCONNECT_SEARCH = 64
+# The largest message the hot path passes without a limit: a one-digit int compares
+# fastest, and anything larger goes through the slow path, still accepted.
+_UNMEASURED = 2**30 - 1
 
 
 class MessageTypeError(TypeError):
@@ -209,15 +213,6 @@ class _InvalidUnicode(TypeError):
     """Text the server cannot encode: it holds a lone surrogate."""
 
 
-def _dump_json(data: Any, *, ascii: bool = False) -> str:
-    try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False)
-    except ValueError as error:  # NaN/Infinity, circular references
-        raise TypeError(f"cannot serialise to JSON: {error}") from error
-    except RecursionError:
-        raise TypeError("cannot serialise to JSON: nested too deeply") from None
-
-
 class WebSocket(HTTPConnection):
     """A WebSocket connection, with Bocadillo's high-level API.
 
@@ -289,7 +284,7 @@ class WebSocket(HTTPConnection):
         self._send_type: MessageType = send_type or "text"
         self.auto_accept = auto_accept
         self.caught_close_codes: Container[int] = _normalize_caught(caught_close_codes)
-        self.max_message_size = max_message_size
+        self._set_size_limit(max_message_size)
         self._receive = receive
         self._send = send
         self._core = ConnectionState(
@@ -307,7 +302,7 @@ class WebSocket(HTTPConnection):
         # After a send found the connection broken: the client's messages read while
         # looking for its disconnect, still to be received, and whether a receive was
         # told of the disconnect.
-        self._unread: deque[Message] = deque()
+        self._unread: deque[Message] | None = None
         self._loss_told = False
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
@@ -318,6 +313,24 @@ class WebSocket(HTTPConnection):
             f"<WebSocket {self.scope.get('path', '')!r} client={self.client_state.name} "
             f"application={self.application_state.name}>"
         )
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted from the client, in bytes; `None`: no limit."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int | None) -> None:
+        check_size_limit("max_message_size", value)
+        self._set_size_limit(value)
+
+    def _set_size_limit(self, limit: int | None) -> None:
+        self._max_message_size = limit
+        # What the hot path lets through unmeasured: text of at most limit // 4
+        # characters (UTF-8 takes up to 4 bytes a character), binary of at most limit.
+        # Larger messages take the slow path, which measures them against the limit.
+        self._fast_text_limit = _UNMEASURED if limit is None else min(limit // 4, _UNMEASURED)
+        self._fast_bytes_limit = _UNMEASURED if limit is None else min(limit, _UNMEASURED)
 
     @property
     def receive_type(self) -> MessageType:
@@ -495,16 +508,25 @@ class WebSocket(HTTPConnection):
             pass  # the client left meanwhile: the connection is closed either way
 
     # Receiving.
+    #
+    # The hot path: while both sides are connected (`core.open`) and no timeout is
+    # asked, a typed receive awaits the server itself and returns a plain message of
+    # its kind at once. The state core holds such a message legal and changes nothing
+    # for it; anything else (a disconnect, the other kind, a malformed message, one
+    # possibly over the limit) goes to `_judge()`, through the core, as before.
 
-    async def _next_message(self, raise_on_disconnect: bool, timeout: float | None) -> Message:
-        # raise_on_disconnect also marks a data receive (text, bytes, JSON), not a raw one.
+    async def _next_message(self, data: bool, timeout: float | None) -> Message:
+        """The next message from the server, judged by the core (see `_judge`).
+
+        `data` marks a text, bytes or JSON receive: a disconnect then raises.
+        """
         if timeout is not None:
             check_seconds("timeout", timeout)
         if self._accept_pending:
             await self._accept_now()
         core = self._core
         try:
-            core.check_receive(data=raise_on_disconnect)
+            core.check_receive(data=data)
         except WebSocketStateError:
             if not core.lost or self._loss_told:
                 raise
@@ -521,12 +543,17 @@ class WebSocket(HTTPConnection):
                         message = await self._receive()
             finally:
                 self._receiving -= 1
-        core.receive(message)
+        return await self._judge(message, data)
+
+    async def _judge(self, message: Message, data: bool) -> Message:
+        """Have the core validate a message the server delivered; raise for a disconnect
+        (with `data`) and for a message over `max_message_size`."""
+        self._core.receive(message)
         if message["type"] == DISCONNECT:
             self._disconnect_known()
-            if raise_on_disconnect:
+            if data:
                 raise self._client_gone()
-        limit = self.max_message_size
+        limit = self._max_message_size
         if limit is not None and message["type"] == RECEIVE:
             size = _oversize(message, limit)
             if size:
@@ -578,10 +605,27 @@ class WebSocket(HTTPConnection):
             TimeoutError: no message came within `timeout` (the connection stays usable).
             MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        text: str | None = (await self._next_message(True, timeout)).get("text")
+        if timeout is None and self._core.open:
+            self._receiving += 1
+            try:
+                message = await self._receive()
+            finally:
+                self._receiving -= 1
+            text: str | None = message.get("text")
+            if (
+                text.__class__ is str
+                and len(text) <= self._fast_text_limit
+                and message.get("type") == RECEIVE
+                and message.get("bytes") is None
+            ):
+                return text
+            message = await self._judge(message, True)
+        else:
+            message = await self._next_message(True, timeout)
+        text = message.get("text")
         if text is None:
             raise self._bad_input(MessageTypeError("text", "bytes", "receive_text()"))
-        return text
+        return text  # type: ignore[no-any-return]
 
     async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
         """Receive a binary message.
@@ -595,7 +639,24 @@ class WebSocket(HTTPConnection):
             TimeoutError: no message came within `timeout` (the connection stays usable).
             MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        data: bytes | None = (await self._next_message(True, timeout)).get("bytes")
+        if timeout is None and self._core.open:
+            self._receiving += 1
+            try:
+                message = await self._receive()
+            finally:
+                self._receiving -= 1
+            data = message.get("bytes")
+            if (
+                data.__class__ is bytes
+                and len(data) <= self._fast_bytes_limit
+                and message.get("type") == RECEIVE
+                and message.get("text") is None
+            ):
+                return data
+            message = await self._judge(message, True)
+        else:
+            message = await self._next_message(True, timeout)
+        data = message.get("bytes")
         if data is None:
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
         return bytes(data)
@@ -615,9 +676,10 @@ class WebSocket(HTTPConnection):
             MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
         if mode == "text":
-            text = (await self._next_message(True, timeout)).get("text")
-            if text is None:
-                raise self._bad_input(MessageTypeError("text", "bytes", "receive_json()"))
+            try:
+                text = await self.receive_text(timeout=timeout)
+            except MessageTypeError:  # named after this call, for the hint it gives
+                raise self._bad_input(MessageTypeError("text", "bytes", "receive_json()")) from None
             return self._parse_json(text)
         if mode != "binary":
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
@@ -638,7 +700,7 @@ class WebSocket(HTTPConnection):
 
     def _parse_json(self, text: str) -> Any:
         try:
-            return json.loads(text)
+            return _json.loads(text)
         except json.JSONDecodeError as error:
             raise self._bad_input(error) from None
         except RecursionError:  # "[[[[..." from a client: bad input, not a server bug
@@ -662,23 +724,29 @@ class WebSocket(HTTPConnection):
         return INVALID_PAYLOAD if isinstance(error, ValueError) else UNSUPPORTED_DATA
 
     # Sending.
+    #
+    # The hot path: while both sides are connected (`core.open`), a typed send hands
+    # the message it built to the server at once; the state core holds it legal.
+    # Otherwise `_before_send()` does a pending accept and asks the core first.
 
-    async def _send_data(self, message: Message) -> None:
+    async def _before_send(self) -> None:
+        """Ready a typed send off the hot path: a pending accept, then the core's verdict."""
         if self._accept_pending:
             await self._accept_now()
-        core = self._core
-        if not core.send_data():
+        if not self._core.send_data():
             raise self._client_gone()
-        try:
-            await self._send(message)
-        except TimeoutError:
-            raise  # an OSError too, but a slow send, not a broken connection
-        except OSError:
-            raise await self._connection_broken() from None
-        except UnicodeEncodeError as error:  # a lone surrogate: the server cannot encode it
-            raise _InvalidUnicode(
-                f"text is not valid Unicode and cannot be sent: {error}"
-            ) from error
+
+    async def _send_failed(self, error: OSError | UnicodeEncodeError) -> Exception:
+        """The error to raise after the server's send raised `error`."""
+        if isinstance(error, UnicodeEncodeError):  # a lone surrogate: the server cannot encode it
+            invalid = _InvalidUnicode(f"text is not valid Unicode and cannot be sent: {error}")
+            invalid.__cause__ = error
+            return invalid
+        if isinstance(error, TimeoutError):
+            return error  # an OSError too, but a slow send, not a broken connection
+        disconnect = await self._connection_broken()
+        disconnect.__suppress_context__ = True  # the server's own error tells nothing more
+        return disconnect
 
     async def _forward(self, message: Message) -> None:
         """Send `message` after the core validated it; map a broken connection to 1006."""
@@ -740,6 +808,8 @@ class WebSocket(HTTPConnection):
                 except Exception:  # the server's receive fails too: 1006 it is
                     return
                 if message.get("type") == RECEIVE:
+                    if self._unread is None:
+                        self._unread = deque()
                     self._unread.append(message)
                 elif message.get("type") == DISCONNECT:
                     with contextlib.suppress(TypeError):  # a malformed code: 1006 instead
@@ -790,7 +860,12 @@ class WebSocket(HTTPConnection):
                 f"send_text() takes a str, got {type(data).__name__}"
                 + ("; use send_bytes() for bytes" if isinstance(data, bytes) else "")
             )
-        await self._send_data({"type": SEND, "text": data})
+        if not self._core.open:
+            await self._before_send()
+        try:
+            await self._send({"type": SEND, "text": data})
+        except (OSError, UnicodeEncodeError) as error:
+            raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message.
@@ -804,7 +879,14 @@ class WebSocket(HTTPConnection):
                 f"send_bytes() takes bytes, got {type(data).__name__}"
                 + ("; use send_text() for str" if isinstance(data, str) else "")
             )
-        await self._send_data({"type": SEND, "bytes": bytes(data)})
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if not self._core.open:
+            await self._before_send()
+        try:
+            await self._send({"type": SEND, "bytes": data})
+        except OSError as error:
+            raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
         """Serialise `data` to JSON and send it.
@@ -820,18 +902,17 @@ class WebSocket(HTTPConnection):
         # Lone surrogates (say, echoed from a client's "\ud800") are sent \u-escaped,
         # which JSON allows; other text is sent as it is.
         if mode == "text":
-            try:
-                await self._send_data({"type": SEND, "text": _dump_json(data)})
-            except _InvalidUnicode:
-                await self._send_data({"type": SEND, "text": _dump_json(data, ascii=True)})
+            message: Message = {"type": SEND, "text": _json.dumps(data)}
         elif mode == "binary":
-            try:
-                payload = _dump_json(data).encode("utf-8")
-            except UnicodeEncodeError:
-                payload = _dump_json(data, ascii=True).encode("ascii")
-            await self._send_data({"type": SEND, "bytes": payload})
+            message = {"type": SEND, "bytes": _json.dumps_bytes(data)}
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+        if not self._core.open:
+            await self._before_send()
+        try:
+            await self._send(message)
+        except OSError as error:
+            raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     # Lifecycle helpers.
 

@@ -90,6 +90,7 @@ def make_core(
     core = ConnectionState(denial_response=denial)
     core.client_state = client
     core.application_state = application
+    core.open = client is CONNECTED and application is CONNECTED
     if client is DISCONNECTED:
         core.disconnect_code = 1001
     return core

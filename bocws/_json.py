@@ -1,0 +1,118 @@
+"""JSON for `send_json`/`receive_json`: the standard library's, through orjson when installed.
+
+The semantics are the standard library's in both cases: compact output
+(`separators=(",", ":")`), non-ASCII text kept as it is, NaN and infinities refused,
+Python's parsing of big integers, `NaN` literals and lone surrogates. orjson is only a
+faster road to the same result: wherever it would answer differently (a float it
+writes as `null`, an integer over 64 bits it reads as a float, a type it does not
+take), the standard library answers instead. Both also serialise `uuid.UUID` (as its
+string) and `enum.Enum` members (as their value), as orjson does natively.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import uuid
+from typing import Any
+
+try:
+    import orjson
+except ImportError:  # the optional extra: bocws[orjson]
+    orjson = None  # type: ignore[assignment]
+
+__all__ = ["BACKEND", "dumps", "dumps_bytes", "loads"]
+
+#: Which library does the work: "orjson" or "json".
+BACKEND = "json" if orjson is None else "orjson"
+
+# 19 digits in a row may be an integer over 64 bits, which orjson reads as a float.
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
+def _default(value: Any) -> Any:
+    # What orjson serialises natively and the standard library does not.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _standard(data: Any, ascii: bool) -> str:
+    try:
+        return json.dumps(
+            data, separators=(",", ":"), ensure_ascii=ascii, allow_nan=False, default=_default
+        )
+    except ValueError as error:  # NaN/Infinity, circular references
+        raise TypeError(f"cannot serialise to JSON: {error}") from error
+    except RecursionError:
+        raise TypeError("cannot serialise to JSON: nested too deeply") from None
+
+
+def _standard_text(data: Any) -> str:
+    text = _standard(data, False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: send it \u-escaped, as JSON allows
+            return _standard(data, True)
+    return text
+
+
+if orjson is None:
+
+    def dumps(data: Any) -> str:
+        """`data` as compact JSON text; `TypeError` if it cannot be serialised."""
+        return _standard_text(data)
+
+    def dumps_bytes(data: Any) -> bytes:
+        """`data` as compact JSON in UTF-8; `TypeError` if it cannot be serialised."""
+        return _standard_text(data).encode("utf-8")
+
+    def loads(text: str) -> Any:
+        """Parse JSON text, raising as `json.loads` does."""
+        return json.loads(text)
+
+else:
+    # Subclasses of str, int, dict and list, dataclasses and datetimes go to the standard
+    # library, which takes the first (as it always did) and refuses the last two.
+    _OPTIONS = (
+        orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+    )
+    _dumps = orjson.dumps
+    _loads = orjson.loads
+    _Error = orjson.JSONEncodeError
+    _DecodeError = orjson.JSONDecodeError
+
+    def dumps_bytes(data: Any) -> bytes:
+        """`data` as compact JSON in UTF-8; `TypeError` if it cannot be serialised."""
+        try:
+            payload: bytes = _dumps(data, option=_OPTIONS)
+        except _Error:
+            return _standard_text(data).encode("utf-8")
+        if b"null" in payload:  # None, or a NaN/infinity orjson wrote as null
+            return _standard_text(data).encode("utf-8")
+        return payload
+
+    def dumps(data: Any) -> str:
+        """`data` as compact JSON text; `TypeError` if it cannot be serialised."""
+        try:
+            payload: bytes = _dumps(data, option=_OPTIONS)
+        except _Error:
+            return _standard_text(data)
+        if b"null" in payload:  # None, or a NaN/infinity orjson wrote as null
+            return _standard_text(data)
+        return payload.decode("utf-8")
+
+    def loads(text: str) -> Any:
+        """Parse JSON text, raising as `json.loads` does."""
+        if _LONG_NUMBER.search(text) is None:
+            try:
+                return _loads(text)
+            except _DecodeError:
+                pass  # NaN, 1e400, a lone surrogate, or bad JSON: Python decides
+        return json.loads(text)

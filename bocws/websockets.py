@@ -151,11 +151,12 @@ class _AnyCode:
 
 
 _ANY_CODE = _AnyCode()
+_DEFAULT_CAUGHT = frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
 
 
 def _normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Container[int]:
     if codes is None:
-        return frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
+        return _DEFAULT_CAUGHT
     if codes is all or isinstance(codes, _AnyCode):
         return _ANY_CODE
     if callable(codes) or not isinstance(codes, Iterable):
@@ -258,6 +259,22 @@ class WebSocket(HTTPConnection):
     """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()` or
     `send_event()`, chosen once at construction."""
 
+    # Per-connection state that most connections never change, as class defaults: an
+    # instance gets its own value only when it does (cheaper to build, smaller).
+    # The last error raised because of what the client sent (see views).
+    _input_error: Exception | None = None
+    # Another task's lazy accept under way.
+    _accepting: anyio.Event | None = None
+    # Receives waiting on the server now, and the event failed sends wait on for the
+    # client's disconnect (see _connection_broken).
+    _receiving = 0
+    _disconnect_seen: anyio.Event | None = None
+    # After a send found the connection broken: the client's messages read while
+    # looking for its disconnect, still to be received, and whether a receive was told
+    # of the disconnect.
+    _unread: deque[Message] | None = None
+    _loss_told = False
+
     def __init__(
         self,
         scope: Scope,
@@ -274,10 +291,12 @@ class WebSocket(HTTPConnection):
         if scope.get("type") != "websocket":
             raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope.get('type')!r}")
         super().__init__(scope)
-        _check_type("value_type", value_type)
-        _check_type("receive_type", receive_type)
-        _check_type("send_type", send_type)
-        check_size_limit("max_message_size", max_message_size)
+        if value_type is not None or receive_type is not None or send_type is not None:
+            _check_type("value_type", value_type)
+            _check_type("receive_type", receive_type)
+            _check_type("send_type", send_type)
+        if max_message_size is not None:
+            check_size_limit("max_message_size", max_message_size)
         if value_type is not None:
             receive_type = send_type = value_type
         self._receive_type: MessageType = receive_type or "text"
@@ -292,18 +311,6 @@ class WebSocket(HTTPConnection):
         )
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
-        # The last error raised because of what the client sent (see views).
-        self._input_error: Exception | None = None
-        self._accepting: anyio.Event | None = None
-        # Receives waiting on the server now, and the event failed sends wait on for
-        # the client's disconnect (see _connection_broken).
-        self._receiving = 0
-        self._disconnect_seen: anyio.Event | None = None
-        # After a send found the connection broken: the client's messages read while
-        # looking for its disconnect, still to be received, and whether a receive was
-        # told of the disconnect.
-        self._unread: deque[Message] | None = None
-        self._loss_told = False
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
         self.send = getattr(self, "send_" + self._send_type)

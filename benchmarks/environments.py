@@ -7,9 +7,11 @@ use under `.bench-venvs/` and reused afterwards.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,23 +27,57 @@ BOCADILLO_PACKAGES = [
     "whitenoise",
     "requests",
     "python-multipart",
-    "uvicorn>=0.30",
 ]
+
+#: Not Bocadillo's: the server stack and the raw baseline's JSON library, at the very
+#: versions of the project's interpreter, so that every variant runs on the same
+#: uvicorn, WebSocket implementations, event loop and JSON (see worker.py).
+SHARED_PACKAGES = ["uvicorn", "websockets", "wsproto", "uvloop", "httptools", "orjson"]
+
+
+def _shared_pins() -> list[str]:
+    pins = []
+    for name in SHARED_PACKAGES:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pins.append(name)  # not in the project's interpreter: any version
+    return pins
+
+
+NO_BOCADILLO = "no Bocadillo virtualenv: make it with python -m benchmarks.environments"
+
+
+def bocadillo_ready() -> bool:
+    """Whether the Bocadillo virtualenv exists; under CI (`CI` set) it must.
+
+    Raises:
+        RuntimeError: under CI, the virtualenv was not made first.
+    """
+    ready = (VENVS / "bocadillo" / "ready").exists()
+    if not ready and os.environ.get("CI"):
+        raise RuntimeError(f"CI runs every benchmark variant, Bocadillo's too: {NO_BOCADILLO}")
+    return ready
 
 
 def bocadillo_python() -> Path:
-    """The interpreter of the Bocadillo virtualenv, creating it if needed."""
+    """The interpreter of the Bocadillo virtualenv, creating it if needed.
+
+    It is made anew when the pinned versions change (say, after a uvicorn upgrade).
+    """
     home = VENVS / "bocadillo"
     python = home / "bin" / "python"
     marker = home / "ready"
-    if marker.exists():
+    packages = [*BOCADILLO_PACKAGES, *_shared_pins()]
+    wanted = "bocadillo==0.18.3\n" + "\n".join(packages) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
         return python
     venv.EnvBuilder(with_pip=True, clear=True).create(home)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, *BOCADILLO_PACKAGES], check=True)
+    subprocess.run([*pip, *packages], check=True)
     subprocess.run([*pip, "--no-deps", "bocadillo==0.18.3"], check=True)
-    subprocess.run([str(python), "-c", "import bocadillo"], check=True)
-    marker.write_text("bocadillo 0.18.3\n")
+    subprocess.run([str(python), "-c", "import bocadillo, uvicorn, websockets"], check=True)
+    marker.write_text(wanted)
     return python
 
 

@@ -3,7 +3,8 @@
 Every variant echoes the same messages over fake ASGI `receive`/`send` callables, so
 what is measured is the layer itself, not a network or a server. Variants run in
 turn, rotating the order each round, and every figure is also given as a ratio
-against raw ASGI measured in the same round.
+against raw ASGI measured in the same round. Bocadillo runs in its own interpreter
+(`worker.py`), where its ratio is taken against the raw ASGI measured there.
 
 Run: `python -m benchmarks.inprocess` (see `--help`).
 """
@@ -11,93 +12,41 @@ Run: `python -m benchmarks.inprocess` (see `--help`).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gc
-import json
-import statistics
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, cast
 
+from litestar import Litestar, websocket, websocket_listener
+from litestar import WebSocket as LitestarWebSocket
 from starlette.endpoints import WebSocketEndpoint
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from bocws import WebSocket
 
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Variant = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+from .harness import (
+    WORKER_INTERPRETERS,
+    Entry,
+    SetupError,
+    Worker,
+    alternate,
+    report,
+    suite_entries,
+    variant_names,
+    workers_for,
+    write_json,
+)
+from .worker import App, raw, run_once
 
-SCOPE: dict[str, Any] = {
-    "type": "websocket",
-    "asgi": {"version": "3.0", "spec_version": "2.4"},
-    "scheme": "ws",
-    "path": "/",
-    "raw_path": b"/",
-    "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1")],
-    "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-    "subprotocols": [],
-}
-
-PAYLOADS: dict[str, Message] = {
-    "text": {"type": "websocket.receive", "text": "x" * 32},
-    "bytes": {"type": "websocket.receive", "bytes": b"x" * 32},
-    "json": {"type": "websocket.receive", "text": json.dumps({"user": "ada", "text": "x" * 8})},
-}
-
-
-class FakeServer:
-    """`count` messages of one kind between a connect and a disconnect; sends counted."""
-
-    def __init__(self, kind: str, count: int) -> None:
-        events = [{"type": "websocket.connect"}]
-        events += [PAYLOADS[kind]] * count
-        events.append({"type": "websocket.disconnect", "code": 1000})
-        self._next: Callable[[], Message] = iter(events).__next__
-        self.sent = 0
-
-    async def receive(self) -> Message:
-        return self._next()
-
-    async def send(self, message: Message) -> None:
-        self.sent += 1
+Variant = App
+KINDS = ["text", "bytes", "json"]
 
 
 # The variants: each echoes every message back, then lets the connection end.
 
 
-def raw(kind: str) -> Variant:
-    """A bare ASGI app doing the same work, with nothing in between: the baseline."""
-    key = "bytes" if kind == "bytes" else "text"
-
-    async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send({"type": "websocket.send", key: message[key]})
-
-    async def echo_json(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            reply = json.dumps(json.loads(message["text"]), separators=(",", ":"))
-            await send({"type": "websocket.send", "text": reply})
-
-    return echo_json if kind == "json" else echo
-
-
 def bocws(kind: str) -> Variant:
-    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         ws = WebSocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
         async with ws:
             async for message in ws:
@@ -107,7 +56,7 @@ def bocws(kind: str) -> Variant:
 
 
 def starlette(kind: str) -> Variant:
-    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         ws = StarletteWebSocket(scope, receive, send)
         await ws.accept()
         if kind == "text":
@@ -125,7 +74,7 @@ def starlette(kind: str) -> Variant:
 
 def starlette_endpoint(kind: str) -> Variant:
     class Echo(WebSocketEndpoint):
-        encoding = kind
+        encoding = cast(Literal["text", "bytes", "json"], kind)
 
         async def on_receive(self, websocket: StarletteWebSocket, data: Any) -> None:
             if kind == "text":
@@ -135,94 +84,120 @@ def starlette_endpoint(kind: str) -> Variant:
             else:
                 await websocket.send_json(data)
 
-    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await Echo(scope, receive, send)
 
     return app
 
 
+def litestar(kind: str) -> Variant:
+    """A Litestar app with one `@websocket` route, as its users write it.
+
+    Litestar's `WebSocket` is not meant to be built by hand: `receive_json()` needs the
+    route handler the app puts in the scope. The app's routing costs once per
+    connection, nothing per message.
+    """
+
+    async def echo(socket: LitestarWebSocket) -> None:  # type: ignore[type-arg]
+        await socket.accept()
+        if kind == "text":
+            async for text in socket.iter_data("text"):
+                await socket.send_text(text)
+        elif kind == "bytes":
+            async for data in socket.iter_data("binary"):
+                await socket.send_bytes(data)
+        else:
+            async for value in socket.iter_json():
+                await socket.send_json(value)
+
+    return Litestar(route_handlers=[websocket("/")(echo)])
+
+
+def litestar_listener(kind: str) -> Variant:
+    """Litestar's high-level `@websocket_listener`: typed data in, the reply returned."""
+    if kind == "text":
+
+        async def echo_text(data: str) -> str:
+            return data
+
+        handler = websocket_listener("/")(echo_text)
+    elif kind == "bytes":
+
+        async def echo_bytes(data: bytes) -> bytes:
+            return data
+
+        handler = websocket_listener("/", receive_mode="binary", send_mode="binary")(echo_bytes)
+    else:
+
+        async def echo_json(data: dict[str, Any]) -> dict[str, Any]:
+            return data
+
+        handler = websocket_listener("/")(echo_json)
+    return Litestar(route_handlers=[handler])
+
+
+#: The variants run in this interpreter, by name.
 VARIANTS: dict[str, Callable[[str], Variant]] = {
     "raw": raw,
     "bocws": bocws,
     "starlette": starlette,
     "starlette-endpoint": starlette_endpoint,
+    "litestar": litestar,
+    "litestar-listener": litestar_listener,
 }
+#: Every variant, those in a worker of their own interpreter included.
+ALL_VARIANTS = [*VARIANTS, *WORKER_INTERPRETERS]
 
 
-def run_once(variant: Variant, kind: str, count: int) -> float:
-    """Nanoseconds per message for one run of `variant` over `count` messages."""
-    server = FakeServer(kind, count)
-    loop = asyncio.new_event_loop()
-    try:
-        gc.collect()
-        started = time.perf_counter_ns()
-        loop.run_until_complete(variant(dict(SCOPE), server.receive, server.send))
-        elapsed = time.perf_counter_ns() - started
-    finally:
-        loop.close()
-    if server.sent < count:  # every message echoed, plus the accept (and maybe a close)
-        raise AssertionError(f"{variant} sent {server.sent} messages for {count}")
-    return elapsed / count
+def entries(kind: str, names: list[str], workers: dict[str, Worker]) -> list[Entry]:
+    """What to time for `kind`: each variant against raw (Bocadillo against the raw of
+    its own worker)."""
+
+    def local(name: str) -> Callable[[int], float]:
+        app = VARIANTS[name](kind)  # built once, outside the timed runs
+        return lambda count: run_once(app, kind, count)
+
+    def remote(worker: Worker, variant: str) -> Callable[[int], float]:
+        return lambda count: worker.run("echo", variant, kind, count)
+
+    return suite_entries(names, local, remote, workers)
 
 
-def rounds(names: list[str], count: int) -> Iterator[list[str]]:
-    """The order of each round: rotated, so that no variant always runs first."""
-    for shift in range(count):
-        yield names[shift % len(names) :] + names[: shift % len(names)]
-
-
-def measure(kinds: list[str], names: list[str], count: int, repeats: int) -> dict[str, Any]:
+def measure(
+    kinds: list[str], names: list[str], count: int, repeats: int, workers: dict[str, Worker]
+) -> dict[str, Any]:
     """Per kind and variant: ns per message in each round, and the ratio to raw."""
-    results: dict[str, Any] = {}
-    for kind in kinds:
-        apps = {name: VARIANTS[name](kind) for name in names}
-        for name in names:  # warm up: imports, caches, first-call costs
-            run_once(apps[name], kind, min(count, 1000))
-        timings: dict[str, list[float]] = {name: [] for name in names}
-        for order in rounds(names, repeats):
-            for name in order:
-                timings[name].append(run_once(apps[name], kind, count))
-        results[kind] = {name: summary(timings[name], timings.get("raw")) for name in names}
-    return results
-
-
-def summary(values: list[float], raw_values: list[float] | None) -> dict[str, Any]:
-    figures: dict[str, Any] = {
-        "ns_per_message": values,
-        "median_ns": statistics.median(values),
-        "min_ns": min(values),
-        "max_ns": max(values),
-    }
-    if raw_values is not None:
-        ratios = [value / raw for value, raw in zip(values, raw_values, strict=True)]
-        figures.update(
-            ratio_median=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios)
-        )
-    return figures
+    return {kind: alternate(entries(kind, names, workers), count, repeats) for kind in kinds}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000, help="messages per run")
     parser.add_argument("--repeats", type=int, default=7, help="runs of each variant")
-    parser.add_argument("--kinds", default="text,bytes,json", help="comma-separated")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated")
+    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help="20,000 messages, 5 rounds")
     parser.add_argument("--json", help="write the results to this file")
     options = parser.parse_args(argv)
-    names = options.variants.split(",")
-    if names[0] != "raw":
-        names = ["raw", *[name for name in names if name != "raw"]]
-    results = measure(options.kinds.split(","), names, options.messages, options.repeats)
-    for kind, by_variant in results.items():
-        for name, figures in by_variant.items():
-            ratio = figures.get("ratio_median", 1.0)
-            print(  # noqa: T201 - the benchmark's report
-                f"{kind:6} {name:20} {figures['median_ns']:8.0f} ns/message "
-                f"({ratio:4.2f}x raw, {figures['ratio_min']:4.2f}-{figures['ratio_max']:4.2f})"
-            )
+    if options.quick:
+        options.messages, options.repeats = 20_000, 5
+    names = variant_names(options.variants, ALL_VARIANTS)
+    kinds = [kind.strip() for kind in options.kinds.split(",")]
+    try:
+        with workers_for(names) as workers:
+            results = measure(kinds, names, options.messages, options.repeats, workers)
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
+        return 2
+    report(results, "message")
     if options.json:
-        with open(options.json, "w", encoding="utf-8") as output:
-            json.dump({"messages": options.messages, "results": results}, output, indent=2)
+        document = {
+            "suite": "inprocess",
+            "messages": options.messages,
+            "repeats": options.repeats,
+            "results": results,
+        }
+        write_json(options.json, document)
     return 0
 
 

@@ -1,0 +1,167 @@
+"""Routing benchmark: the cost of one connection through an app with 50 WebSocket routes.
+
+Each connection goes through the whole lifecycle, in process over fake ASGI
+callables: the client connects, the router finds the route, the view accepts and the
+connection closes. The same 50 routes (static paths and `{param}` paths, see
+`worker.ROUTES`) are registered in each framework, and connections go to the last
+route (every pattern tried first: the worst case) and to one in the middle. Variants
+take turns as in `inprocess`; each figure is also a ratio to a bare ASGI app that
+accepts and closes with no routing, and to Starlette's `Router`.
+
+Run: `python -m benchmarks.routing` (see `--help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Router, WebSocketRoute
+from starlette.websockets import WebSocket as StarletteWebSocket
+
+from bocws import App as BocwsApp
+
+from .harness import (
+    WORKER_INTERPRETERS,
+    Entry,
+    SetupError,
+    Worker,
+    alternate,
+    report,
+    suite_entries,
+    variant_names,
+    workers_for,
+    write_json,
+)
+from .worker import ROUTES, TARGETS, App, idle_view, raw_connect, run_connections
+
+
+def bocws() -> App:
+    """`bocws.App` with the routes, each view doing nothing: the lifecycle accepts
+    (lazily, at its close) and closes."""
+    app = BocwsApp()
+    for pattern, parameters in ROUTES:
+        app.websocket_route(pattern)(idle_view(parameters))
+    return app
+
+
+async def _accept_and_close(ws: StarletteWebSocket) -> None:
+    # Starlette has no lifecycle: the endpoint accepts and closes itself.
+    await ws.accept()
+    await ws.close()
+
+
+def _starlette_routes() -> list[WebSocketRoute]:
+    return [WebSocketRoute(pattern, _accept_and_close) for pattern, _ in ROUTES]
+
+
+def starlette() -> App:
+    """Starlette's `Router` alone with the routes: routing and nothing else."""
+    return Router(routes=_starlette_routes())
+
+
+def starlette_app() -> App:
+    """A `Starlette` application with the routes: what `bocws.App` builds on, with its
+    default middleware (error and exception handling) around the router."""
+    return Starlette(routes=_starlette_routes())
+
+
+#: The variants run in this interpreter, by name.
+VARIANTS: dict[str, Callable[[], App]] = {
+    "raw": lambda: raw_connect,
+    "bocws": bocws,
+    "starlette": starlette,
+    "starlette-app": starlette_app,
+}
+#: Every variant, those in a worker of their own interpreter included.
+ALL_VARIANTS = [*VARIANTS, *WORKER_INTERPRETERS]
+
+
+def entries(target: str, names: list[str], workers: dict[str, Worker]) -> list[Entry]:
+    """What to time for connections to `target`: each variant against raw and
+    Starlette's Router (Bocadillo against the raw of its own worker and the Router)."""
+    path = TARGETS[target]
+
+    def local(name: str) -> Callable[[int], float]:
+        app = VARIANTS[name]()  # built once, outside the timed runs
+        return lambda count: run_connections(app, path, count)
+
+    def remote(worker: Worker, variant: str) -> Callable[[int], float]:
+        return lambda count: worker.run("connect", variant, target, count)
+
+    return suite_entries(names, local, remote, workers, second_baseline="starlette")
+
+
+def measure(
+    targets: list[str], names: list[str], count: int, repeats: int, workers: dict[str, Worker]
+) -> dict[str, Any]:
+    """Per target and variant: ns per connection in each round, and the ratios."""
+    return {
+        target: alternate(entries(target, names, workers), count, repeats) for target in targets
+    }
+
+
+def profile(name: str, target: str, count: int, lines: int = 30) -> None:
+    """Print where one run of the local variant `name` spends its time (cProfile).
+
+    The profiler's own cost per call inflates code made of many small calls, so
+    compare variants by the ratios above and read this for the split of the time.
+    """
+    app = VARIANTS[name]()
+    path = TARGETS[target]
+    run_connections(app, path, min(count, 1000))  # warm up, as the measured runs do
+    profiler = cProfile.Profile()
+    profiler.runcall(run_connections, app, path, count)
+    print(f"\ncProfile of {name}, {count} connections to {path}:")  # noqa: T201
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=20_000, help="connections per run")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of each variant")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated")
+    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help="3,000 connections, 5 rounds")
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--profile", choices=list(VARIANTS), help="only profile this variant (cProfile), no timing"
+    )
+    options = parser.parse_args(argv)
+    if options.quick:
+        options.connections, options.repeats = 3_000, 5
+    targets = [target.strip() for target in options.targets.split(",")]
+    if options.profile:
+        for target in targets:
+            profile(options.profile, target, min(options.connections, 5_000))
+        return 0
+    names = variant_names(options.variants, ALL_VARIANTS)
+    if "starlette" not in names:  # the second baseline of every ratio
+        names.insert(1, "starlette")
+    try:
+        with workers_for(names) as workers:
+            results = measure(targets, names, options.connections, options.repeats, workers)
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
+        return 2
+    report(results, "connection")
+    if options.json:
+        document = {
+            "suite": "routing",
+            "routes": len(ROUTES),
+            "paths": {target: TARGETS[target] for target in targets},
+            "connections": options.connections,
+            "repeats": options.repeats,
+            "results": results,
+        }
+        write_json(options.json, document)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""What the server benchmarks share: the variants, uvicorn servers, the load client, figures.
+
+`benchmarks.endtoend` (round trips through uvicorn) and `benchmarks.memory` (memory per
+idle connection) both start one uvicorn process per variant on 127.0.0.1, drive them
+from a load client in a process of its own (`benchmarks.loadclient`), and summarise
+each variant's rounds against raw ASGI measured in the same round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .environments import ROOT, VENVS, bocadillo_python, project_python
+from .harness import SetupError
+
+#: uvicorn's WebSocket implementations the benchmarks can run under.
+IMPLEMENTATIONS = ("websockets-sansio", "wsproto")
+#: The module each uvicorn implementation and event loop needs in the serving interpreter.
+MODULES = {"websockets-sansio": "websockets", "wsproto": "wsproto", "uvloop": "uvloop"}
+#: Bound on a server's start, from spawning to accepting TCP connections.
+READY_TIMEOUT = 60.0
+#: Bound on a server's graceful stop before it is killed.
+STOP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One echo app and how to serve it."""
+
+    name: str
+    #: uvicorn's "module:attribute" of the app.
+    app: str
+    #: uvicorn's --lifespan: "on" for the frameworks with startup hooks, "off" for bare apps.
+    lifespan: str
+    #: The interpreter that serves it (Bocadillo needs its own virtualenv).
+    python: Callable[[], Path]
+
+
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("raw", "benchmarks.apps:raw", "off", project_python),
+        Variant("bocws", "benchmarks.apps:bocws", "off", project_python),
+        Variant("starlette", "benchmarks.apps:starlette", "off", project_python),
+        Variant("litestar", "benchmarks.apps:litestar", "on", project_python),
+        Variant("bocadillo", "benchmarks.bocadillo_app:app", "on", bocadillo_python),
+    )
+}
+
+
+def parse_variants(text: str) -> list[str]:
+    """The comma-separated variant names, raw first (every ratio needs it), checked."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}: choose among {', '.join(VARIANTS)}")
+    return ["raw", *[name for name in dict.fromkeys(names) if name != "raw"]]
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's soft limit on open files to the hard one; return the new limit.
+
+    One descriptor per connection: the memory benchmark holds thousands. Servers and
+    clients started afterwards inherit the limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft if soft != resource.RLIM_INFINITY else sys.maxsize
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def interpreter(variant: Variant) -> Path:
+    """The interpreter serving `variant`, its virtualenv made if needed.
+
+    Raises:
+        SetupError: the virtualenv could not be made, with what to do instead.
+    """
+    try:
+        return variant.python()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SetupError(
+            f"the {variant.name!r} variant needs its own virtualenv under {VENVS}, and "
+            f"making it failed: {error}. Leave it out of --variants, or make it by hand: "
+            "python -m benchmarks.environments"
+        ) from error
+
+
+def check_modules(python: Path, implementation: str, loop: str) -> None:
+    """Make sure `python` has what uvicorn needs for `implementation` and `loop`.
+
+    Raises:
+        SetupError: a module is missing, with the command that installs it.
+    """
+    modules = [MODULES[name] for name in (implementation, loop) if name in MODULES]
+    probe = "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None "
+    probe += f"for m in {modules!r}))"
+    if subprocess.run([str(python), "-c", probe], timeout=60, check=False).returncode:
+        raise SetupError(
+            f"{python} lacks one of {modules}, which uvicorn needs for --ws={implementation} "
+            f"--loop={loop}: {python} -m pip install {' '.join(modules)}"
+        )
+
+
+class Server:
+    """One uvicorn process serving one variant on 127.0.0.1, one worker."""
+
+    def __init__(self, variant: Variant, implementation: str, loop: str) -> None:
+        self.variant = variant
+        self.implementation = implementation
+        self.port = free_port()
+        python = interpreter(variant)
+        # A file rather than a pipe: a server that logs a lot can never block on it.
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        command = [
+            str(python),
+            "-m",
+            "uvicorn",
+            variant.app,
+            "--host=127.0.0.1",
+            f"--port={self.port}",
+            "--workers=1",
+            f"--loop={loop}",
+            "--http=h11",  # uvicorn's own dependency: present in every interpreter
+            f"--ws={implementation}",
+            "--ws-per-message-deflate=false",
+            f"--lifespan={variant.lifespan}",
+            "--no-access-log",
+            "--log-level=warning",
+            "--timeout-graceful-shutdown=2",
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
+        )
+
+    @property
+    def pid(self) -> int:
+        """The server's process id, whose CPU time and memory the benchmarks read."""
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL of the echo."""
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def wait_ready(self, deadline: float) -> None:
+        """Poll the port until the server accepts connections, up to `deadline` (monotonic).
+
+        Raises:
+            RuntimeError: the server exited, or did not listen in time; with its log.
+        """
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self} did not listen in time:\n{self.log()}") from None
+                time.sleep(0.05)
+
+    def log(self, limit: int = 4000) -> str:
+        """The end of what the server wrote (it writes nothing at all when all goes well)."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-limit:]
+
+    def terminate(self) -> None:
+        """Ask the server to stop (SIGTERM: uvicorn's graceful shutdown)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self) -> str:
+        """Stop the server (terminate, then kill if it lingers); return what it wrote."""
+        self.terminate()
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT)
+        finally:
+            log = self.log()
+            self._log.close()
+        return log
+
+    def __str__(self) -> str:
+        return f"{self.variant.name} ({self.implementation}, port {self.port})"
+
+
+@contextlib.contextmanager
+def serving(names: Sequence[str], implementation: str, loop: str) -> Iterator[dict[str, Server]]:
+    """Start one server per variant at once, wait until all listen; stop them all after.
+
+    The servers are stopped on every exit, Ctrl-C included. Whatever a server wrote to
+    its log (a traceback from a view, say) is reported on stderr when it stops.
+    """
+    servers: dict[str, Server] = {}
+    for python in {interpreter(VARIANTS[name]) for name in names}:
+        check_modules(python, implementation, loop)
+    try:
+        for name in names:
+            servers[name] = Server(VARIANTS[name], implementation, loop)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for server in servers.values():
+            server.wait_ready(deadline)
+        yield servers
+    finally:
+        for server in servers.values():  # all at once: their shutdowns overlap
+            server.terminate()
+        for server in servers.values():
+            log = server.stop()
+            if log.strip():
+                print(f"[{server} wrote]\n{log}", file=sys.stderr)  # noqa: T201
+
+
+def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Run `jobs` in a load client process of its own; one result per job, in order.
+
+    Raises:
+        RuntimeError: the client failed (a lost or altered echo, a timeout), with its error.
+    """
+    command = [str(project_python()), "-m", "benchmarks.loadclient"]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as client:
+        try:
+            output, errors = client.communicate(json.dumps(jobs), timeout=timeout)
+        except BaseException:  # a timeout, Ctrl-C: the client must not outlive the run
+            client.kill()
+            client.communicate()
+            raise
+    results = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    if client.returncode != 0 or len(results) != len(jobs):
+        raise RuntimeError(
+            f"the load client failed ({client.returncode}, {len(results)}/{len(jobs)} jobs):"
+            f"\n{errors.strip()[-4000:]}"
+        )
+    return results
+
+
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """The median of `values`, their range, and the values themselves (None if none)."""
+    if not values:
+        return {"median": None, "min": None, "max": None, "values": []}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": list(values),
+    }
+
+
+def ratios(values: Sequence[float], raw_values: Sequence[float]) -> dict[str, Any]:
+    """`spread` of each round's value over raw's value in the same round.
+
+    Rounds where raw measured 0 are left out: on a very short run the server's CPU
+    time, counted in clock ticks (10 ms), can be 0.
+    """
+    pairs = zip(values, raw_values, strict=True)
+    return spread([value / raw for value, raw in pairs if raw])
+
+
+def differences(values: Sequence[float], raw_values: Sequence[float]) -> dict[str, Any]:
+    """`spread` of each round's value minus raw's value in the same round."""
+    return spread([value - raw for value, raw in zip(values, raw_values, strict=True)])
+
+
+def format_spread(figures: dict[str, Any], spec: str) -> str:
+    """`median [min, max]` of a `spread`, each formatted with `spec`; n/a when empty."""
+    if figures["median"] is None:
+        return "n/a"
+    median, low, high = (format(figures[key], spec) for key in ("median", "min", "max"))
+    return f"{median} [{low.strip()}, {high.strip()}]"

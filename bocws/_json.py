@@ -4,9 +4,14 @@ The semantics are the standard library's in both cases: compact output
 (`separators=(",", ":")`), non-ASCII text kept as it is, NaN and infinities refused,
 Python's parsing of big integers, `NaN` literals and lone surrogates. orjson is only a
 faster road to the same result: wherever it would answer differently (a float it
-writes as `null`, an integer over 64 bits it reads as a float, a type it does not
-take), the standard library answers instead. Both also serialise `uuid.UUID` (as its
-string) and `enum.Enum` members (as their value), as orjson does natively.
+writes as `null` or spells otherwise, an integer over 64 bits it reads as a float, a
+type it does not take), the standard library answers instead. Both also serialise
+`uuid.UUID` (as its string) and `enum.Enum` members (as their value), as orjson does
+natively.
+
+Two differences remain, both documented: an `orjson.Fragment` is written as it is
+(only orjson's users make one), and a document nested 1,000 to 1,024 levels deep is
+parsed, where the standard library's recursion limit may refuse it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,13 @@ def _standard_text(data: Any) -> str:
     return text
 
 
+def _respell(payload: bytes) -> bool:
+    """Whether orjson's `payload` may differ from the standard library's text: `null`
+    may be a NaN or infinity; `e-` and `0.0000` a float under 1e-4, which orjson
+    spells `1e-7` and `0.00001` where Python writes `1e-07` and `1e-05`."""
+    return b"null" in payload or b"e-" in payload or b"0.0000" in payload
+
+
 if orjson is None:
 
     def dumps(data: Any) -> str:
@@ -94,7 +106,7 @@ else:
             payload: bytes = _dumps(data, option=_OPTIONS)
         except _Error:
             return _standard_text(data).encode("utf-8")
-        if b"null" in payload:  # None, or a NaN/infinity orjson wrote as null
+        if _respell(payload):
             return _standard_text(data).encode("utf-8")
         return payload
 
@@ -104,7 +116,7 @@ else:
             payload: bytes = _dumps(data, option=_OPTIONS)
         except _Error:
             return _standard_text(data)
-        if b"null" in payload:  # None, or a NaN/infinity orjson wrote as null
+        if _respell(payload):
             return _standard_text(data)
         return payload.decode("utf-8")
 

@@ -197,7 +197,7 @@ class ConnectionState:
         #: rather than a receive: later receives then report it instead of refusing.
         self.lost = False
         #: Both sides CONNECTED: data may flow both ways. Kept by every transition so
-        #: that the hot path asks one question (see `is_plain_data`).
+        #: that the hot path asks one question (see `WebSocket.receive_text`).
         self.open = False
 
     def __repr__(self) -> str:

@@ -9,6 +9,7 @@ logging, errors).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import math
@@ -505,16 +506,18 @@ class ViewEndpoint:
         """
         path_params: dict[str, Any] = ws.scope.get("path_params") or {}
         kwargs: dict[str, Any] = {}
-        if self._parameters:
-            query = ws.query_params
-            for parameter in self._parameters:
-                name = parameter.name
-                if name in path_params:
-                    kwargs[name] = parameter.value(path_params[name], "path")
-                elif name in query:
-                    kwargs[name] = parameter.value(query[name], "query")
-                elif parameter.required:
-                    raise ParameterError(f"missing query parameter {name!r}")
+        query = None  # parsed only for a parameter the path does not give
+        for parameter in self._parameters:
+            name = parameter.name
+            if name in path_params:
+                kwargs[name] = parameter.value(path_params[name], "path")
+                continue
+            if query is None:
+                query = ws.query_params
+            if name in query:
+                kwargs[name] = parameter.value(query[name], "query")
+            elif parameter.required:
+                raise ParameterError(f"missing query parameter {name!r}")
         if self._var_keyword:
             for name, value in path_params.items():
                 kwargs.setdefault(name, value)
@@ -551,15 +554,61 @@ CLOSE_TIMEOUT = 10.0
 
 async def _finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
     """Close the connection at the end of the view, waiting at most `CLOSE_TIMEOUT`."""
-    with anyio.move_on_after(CLOSE_TIMEOUT) as waited:
-        await ws.ensure_closed(code, reason)
-    if waited.cancelled_caught:
+    if ws.application_state is DISCONNECTED or ws.client_state is DISCONNECTED:
+        return  # closed already: nothing to send, nothing to wait for
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # not asyncio (trio, through anyio)
+        task = None
+    if task is None:
+        with anyio.move_on_after(CLOSE_TIMEOUT) as waited:
+            await ws.ensure_closed(code, reason)
+        gave_up = waited.cancelled_caught
+    else:
+        gave_up = await _close_within(ws, code, reason, task)
+    if gave_up:
         logger.info(
             "%r: the client reads nothing; gave up sending the close (%d) after %s s",
             ws.scope.get("path"),
             code,
             CLOSE_TIMEOUT,
         )
+
+
+async def _close_within(
+    ws: WebSocket, code: int, reason: str | None, task: asyncio.Task[Any]
+) -> bool:
+    """`ensure_closed()` under asyncio, cancelled after `CLOSE_TIMEOUT`; whether it was.
+
+    A timer handle costs a quarter of anyio's cancel scope, and it runs once for every
+    connection the application closes.
+    """
+    expiry = _Expiry(task)
+    timer = task.get_loop().call_later(CLOSE_TIMEOUT, expiry)
+    try:
+        await ws.ensure_closed(code, reason)
+    except asyncio.CancelledError:
+        # Ours only if the timer fired and no other cancellation is pending.
+        if not expiry.fired or (sys.version_info >= (3, 11) and task.uncancel() > 0):
+            raise
+        return True
+    finally:
+        timer.cancel()
+    return False
+
+
+class _Expiry:
+    """Cancel a task when called (by a timer), remembering that it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
 
 
 def refuse_origin(scope: Scope, setting: str) -> None:

@@ -263,8 +263,8 @@ class WebSocket(HTTPConnection):
     # instance gets its own value only when it does (cheaper to build, smaller).
     # The last error raised because of what the client sent (see views).
     _input_error: Exception | None = None
-    # Another task's lazy accept under way.
-    _accepting: anyio.Event | None = None
+    # A lazy accept under way: True, or the event other tasks wait on for it.
+    _accepting: anyio.Event | bool = False
     # Receives waiting on the server now, and the event failed sends wait on for the
     # client's disconnect (see _connection_broken).
     _receiving = 0
@@ -388,8 +388,8 @@ class WebSocket(HTTPConnection):
                 (name.lower(), value) if isinstance(name, bytes) else (name, value)
                 for name, value in headers
             ]
-        if self._accepting is not None:
-            await self._accepting.wait()  # another task's lazy accept goes first
+        if self._accepting:
+            await self._accept_done()  # another task's lazy accept goes first
         await self._send_accept(message)
 
     async def _send_accept(self, message: Message) -> None:
@@ -410,16 +410,25 @@ class WebSocket(HTTPConnection):
     async def _accept_now(self) -> None:
         # Only reached while the lazy auto-accept is still pending. Two tasks may get
         # here at once (a sender and a receiver): one accepts, the other waits for it.
-        accepting = self._accepting
-        if accepting is not None:
-            await accepting.wait()
+        if self._accepting:
+            await self._accept_done()
             return
-        self._accepting = accepting = anyio.Event()
+        self._accepting = True  # an event only if another task comes to wait
         try:
             await self._send_accept({"type": ACCEPT, "subprotocol": None})
         finally:
-            accepting.set()
-            self._accepting = None
+            accepting = self._accepting
+            self._accepting = False
+            if isinstance(accepting, anyio.Event):
+                accepting.set()
+
+    async def _accept_done(self) -> None:
+        """Wait for the lazy accept another task has under way."""
+        accepting = self._accepting
+        if accepting is True:
+            self._accepting = accepting = anyio.Event()
+        if isinstance(accepting, anyio.Event):
+            await accepting.wait()
 
     async def reject(self, response: Response | None = None) -> None:
         """Refuse the connection.
@@ -851,8 +860,8 @@ class WebSocket(HTTPConnection):
             raise TypeError(f"send_event() takes an ASGI event dict, got {type(event).__name__}")
         event_type = event.get("type")
         if event_type == ACCEPT:
-            if self._accepting is not None:
-                await self._accepting.wait()  # another task's lazy accept goes first
+            if self._accepting:
+                await self._accept_done()  # another task's lazy accept goes first
             await self._send_accept(event)
             return
         if self._accept_pending and event_type == SEND:

@@ -21,17 +21,15 @@ import sys
 import time
 import traceback
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .environments import VENVS
-from .harness import ROOT, SetupError, Worker, write_json
+from .environments import BOCADILLO_PYTHON, BOCADILLO_READY, ROOT
+from .harness import RESULTS, SetupError, Worker, write_json
+from .worker import installed_version
 
 #: The suites, in the order they run: the quick in-process ones first.
 SUITES = ("inprocess", "routing", "endtoend", "memory")
-#: Where the results land, for the docs to cite.
-RESULTS = ROOT / "docs" / "benchmarks"
 #: The packages whose versions the figures depend on, in the project's interpreter.
 PACKAGES = (
     "bocws",
@@ -90,27 +88,15 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
-    """The installed version of each package in this interpreter (`None`: absent)."""
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def bocadillo_versions() -> dict[str, Any] | None:
     """Python and package versions of the Bocadillo virtualenv, if it has been made.
 
     Not made here: only the suites that need it make it.
     """
-    python = VENVS / "bocadillo" / "bin" / "python"
-    if not (VENVS / "bocadillo" / "ready").exists():
+    if not BOCADILLO_READY.exists():
         return None
     try:
-        with Worker(python) as worker:
+        with Worker(BOCADILLO_PYTHON) as worker:
             return worker.versions(list(BOCADILLO_PACKAGES))
     except (SetupError, RuntimeError) as error:
         return {"error": str(error)}
@@ -144,7 +130,7 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
-        "packages": package_versions(PACKAGES),
+        "packages": {name: installed_version(name) for name in PACKAGES},
         "bocadillo_environment": bocadillo_versions(),
         "git_commit": git_commit(),
     }

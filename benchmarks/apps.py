@@ -3,7 +3,8 @@
 Each one echoes every text message back as text until the client closes:
 `uvicorn benchmarks.apps:raw`, `benchmarks.apps:bocws`, `benchmarks.apps:starlette`,
 `benchmarks.apps:litestar`. Bocadillo has its own interpreter and module
-(`benchmarks/bocadillo_app.py`).
+(`benchmarks/bocadillo_app.py`). The echo of `raw` is also the in-process suites'
+baseline (`worker.raw`, in both their interpreters).
 
 Only `raw` is built at import time; the others are built on first access (PEP 562
 `__getattr__`), so that each server process imports its own framework and nothing
@@ -23,22 +24,31 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 
+def echo(key: str) -> ASGIApp:
+    """A bare ASGI echo of the messages carrying `key` ("text" or "bytes"), until the
+    disconnect: the raw baseline of every suite (`worker.raw` times it in process)."""
+
+    async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", key: message[key]})
+
+    return app
+
+
+_echo_text = echo("text")
+
+
 async def raw(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
     """A bare ASGI app, nothing in between: the baseline of every ratio."""
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
         return
-    await receive()  # websocket.connect
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is not None:
-            await send({"type": "websocket.send", "text": text})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
+    await _echo_text(scope, receive, send)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

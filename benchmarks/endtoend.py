@@ -19,14 +19,16 @@ import sys
 import time
 from typing import Any
 
-from .harness import rounds, write_json
+from .harness import comma_separated, suite_options, write_json
 from .servers import (
     IMPLEMENTATIONS,
     VARIANTS,
-    Server,
+    echo_counts,
+    exit_with,
     format_spread,
-    parse_variants,
-    raise_fd_limit,
+    job,
+    print_table,
+    progress,
     ratios,
     run_client,
     serving,
@@ -45,15 +47,15 @@ FIGURES = (
 RATIO_FIGURES = ("round_trips_per_s", "server_cpu_us")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line, `--quick` filling in the defaults of a short run."""
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line, `--quick` filling in the defaults of a short run; and the
+    variants asked for, raw first."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--sizes", default="32,256,8192", help="text message sizes, bytes")
     parser.add_argument(
         "--implementations",
-        default=",".join(IMPLEMENTATIONS),
+        type=comma_separated,
+        default=list(IMPLEMENTATIONS),
         help="uvicorn --ws implementations, comma-separated",
     )
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
@@ -62,33 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--in-flight", type=int, default=8, help="messages per connection")
     parser.add_argument("--timeout", type=float, default=120.0, help="per measurement, seconds")
-    parser.add_argument("--json", help="write every round's figures to this file")
-    options = parser.parse_args(argv)
-    if options.round_trips is None:
-        options.round_trips = 20_000 if options.quick else 100_000
-    if options.rounds is None:
-        options.rounds = 2 if options.quick else 5
-    unknown = set(options.implementations.split(",")) - set(IMPLEMENTATIONS)
+    defaults = {"round_trips": (100_000, 20_000), "rounds": (5, 2)}
+    options, names = suite_options(parser, argv, list(VARIANTS), defaults)
+    unknown = set(options.implementations) - set(IMPLEMENTATIONS)
     if unknown:
         parser.error(f"unknown implementations {sorted(unknown)}: choose among {IMPLEMENTATIONS}")
-    return options
-
-
-def job(
-    name: str, server: Server, size: int, options: argparse.Namespace, trips: int
-) -> dict[str, Any]:
-    """The load client's job for one measurement of `name` at `size`."""
-    return {
-        "mode": "echo",
-        "variant": name,
-        "url": server.url,
-        "pid": server.pid,
-        "size": size,
-        "connections": options.connections,
-        "in_flight": options.in_flight,
-        "round_trips": trips,
-        "timeout": options.timeout,
-    }
+    return options, names
 
 
 def measure_implementation(
@@ -99,29 +80,30 @@ def measure_implementation(
         size: {name: [] for name in names} for size in sizes
     }
     with serving(names, implementation, options.loop) as servers:
-        # Warm-up, not kept: first-connection costs, lazy imports, the allocator's growth.
-        warmup_trips = max(options.connections, options.round_trips // 10)
-        warmup = [
-            job(name, servers[name], size, options, warmup_trips)
-            for size in sizes
-            for name in names
-        ]
-        run_client(warmup, options.timeout * len(warmup))
-        for index, order in enumerate(rounds(names, options.rounds)):
-            started = time.monotonic()
-            jobs = [
-                job(name, servers[name], size, options, options.round_trips)
+
+        def jobs(order: list[str], trips: int) -> list[dict[str, Any]]:
+            return [
+                job(
+                    "echo",
+                    name,
+                    servers[name],
+                    options.connections,
+                    options.timeout,
+                    size=size,
+                    in_flight=options.in_flight,
+                    round_trips=trips,
+                )
                 for size in sizes
                 for name in order
             ]
-            for result in run_client(jobs, options.timeout * len(jobs)):
+
+        # Warm-up, not kept: first-connection costs, lazy imports, the allocator's growth.
+        warmup = jobs(names, max(options.connections, options.round_trips // 10))
+        run_client(warmup, options.timeout * len(warmup))
+        for order in progress(names, options.rounds, f"{implementation}: "):
+            measured = jobs(order, options.round_trips)
+            for result in run_client(measured, options.timeout * len(measured)):
                 per_round[result["size"]][result["variant"]].append(result)
-            print(  # noqa: T201 - progress
-                f"  {implementation}: round {index + 1}/{options.rounds} "
-                f"({time.monotonic() - started:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
     return per_round
 
 
@@ -137,9 +119,7 @@ def summarise(by_variant: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             figures[f"{figure}_to_raw"] = ratios(
                 [result[figure] for result in results], [result[figure] for result in raw]
             )
-        figures["echoes_verified"] = sum(result["echoes_verified"] for result in results)
-        figures["echoes_expected"] = sum(result["echoes_expected"] for result in results)
-        summary[name] = figures
+        summary[name] = {**figures, **echo_counts(results)}
     return summary
 
 
@@ -147,20 +127,15 @@ def report(
     implementation: str, size: int, summary: dict[str, Any], options: argparse.Namespace
 ) -> None:
     """Print one table: a line per variant, medians with their range over the rounds."""
-    print(  # noqa: T201 - the benchmark's report
+    title = (
         f"\n{implementation}, {size} B text, {options.connections} connections x "
         f"{options.in_flight} in flight, {options.round_trips:,} round trips, "
         f"{options.rounds} rounds; median [min, max] over the rounds; server and client "
-        "CPU as a share of wall time",
-        flush=True,
+        "CPU as a share of wall time"
     )
     columns = ("round trips/s", "x raw", "server CPU us/rt", "x raw", "server", "client")
-    widths = (27, 18, 20, 18, 7, 7)
-    print(  # noqa: T201
-        f"{'variant':10}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
-    )
-    for name, figures in summary.items():
-        cells = (
+    rows = {
+        name: (
             format_spread(figures["round_trips_per_s"], "8,.0f"),
             format_spread(figures["round_trips_per_s_to_raw"], "5.2f"),
             format_spread(figures["server_cpu_us"], "6.1f"),
@@ -168,21 +143,18 @@ def report(
             f"{figures['server_cpu_share']['median']:.0%}",
             f"{figures['client_cpu_share']['median']:.0%}",
         )
-        print(  # noqa: T201
-            f"{name:10}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)),
-            flush=True,
-        )
+        for name, figures in summary.items()
+    }
+    print_table(title, columns, (27, 18, 20, 18, 7, 7), rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its tables, keep its figures (`--json`)."""
-    options = parse_args(argv)
-    names = parse_variants(options.variants)
+    options, names = parse_args(argv)
     sizes = [int(size) for size in options.sizes.split(",")]
-    raise_fd_limit()
     results: dict[str, Any] = {}
     started = time.monotonic()
-    for implementation in options.implementations.split(","):
+    for implementation in options.implementations:
         per_round = measure_implementation(implementation, names, sizes, options)
         results[implementation] = {}
         for size in sizes:
@@ -205,7 +177,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers and the client are stopped by then
-        sys.exit(130)
+    exit_with(main)

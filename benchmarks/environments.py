@@ -16,6 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".bench-venvs"
+#: Bocadillo's virtualenv, its interpreter, and the file saying it is made (and with what).
+BOCADILLO_HOME = VENVS / "bocadillo"
+BOCADILLO_PYTHON = BOCADILLO_HOME / "bin" / "python"
+BOCADILLO_READY = BOCADILLO_HOME / "ready"
 
 #: Bocadillo's own dependencies, installed by hand because its pins (an old uvicorn)
 #: do not build on current Python; a current uvicorn serves it instead.
@@ -54,7 +58,7 @@ def bocadillo_ready() -> bool:
     Raises:
         RuntimeError: under CI, the virtualenv was not made first.
     """
-    ready = (VENVS / "bocadillo" / "ready").exists()
+    ready = BOCADILLO_READY.exists()
     if not ready and os.environ.get("CI"):
         raise RuntimeError(f"CI runs every benchmark variant, Bocadillo's too: {NO_BOCADILLO}")
     return ready
@@ -65,20 +69,18 @@ def bocadillo_python() -> Path:
 
     It is made anew when the pinned versions change (say, after a uvicorn upgrade).
     """
-    home = VENVS / "bocadillo"
-    python = home / "bin" / "python"
-    marker = home / "ready"
     packages = [*BOCADILLO_PACKAGES, *_shared_pins()]
     wanted = "bocadillo==0.18.3\n" + "\n".join(packages) + "\n"
-    if marker.exists() and marker.read_text() == wanted:
-        return python
-    venv.EnvBuilder(with_pip=True, clear=True).create(home)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if BOCADILLO_READY.exists() and BOCADILLO_READY.read_text() == wanted:
+        return BOCADILLO_PYTHON
+    venv.EnvBuilder(with_pip=True, clear=True).create(BOCADILLO_HOME)
+    python = str(BOCADILLO_PYTHON)
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, *packages], check=True)
     subprocess.run([*pip, "--no-deps", "bocadillo==0.18.3"], check=True)
-    subprocess.run([str(python), "-c", "import bocadillo, uvicorn, websockets"], check=True)
-    marker.write_text(wanted)
-    return python
+    subprocess.run([python, "-c", "import bocadillo, uvicorn, websockets"], check=True)
+    BOCADILLO_READY.write_text(wanted)
+    return BOCADILLO_PYTHON
 
 
 def project_python() -> Path:

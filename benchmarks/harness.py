@@ -1,27 +1,37 @@
-"""The method every in-process suite shares: variants taking turns, medians, ratios.
+"""The method of the in-process suites: variants taking turns, medians, ratios.
 
 A suite is a set of `Entry`s, each a way to time one run of one variant. They run in
 rounds, the order rotated each round so that no variant always runs first (after a
 garbage collection, or with the caches warmest), and each figure is also divided by
 its baseline's figure from the same round: on a noisy shared machine the absolute
 times drift, the ratios much less.
+
+Every suite, in process or through servers, also takes its common options from here
+(`suite_options`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import environments
+from .environments import ROOT, VENVS, bocadillo_python
+from .worker import App, build, time_run
 
-ROOT = Path(__file__).resolve().parent.parent
+#: Where the results land, for the docs to cite.
+RESULTS = ROOT / "docs" / "benchmarks"
+#: What one iteration is, per suite of the worker, for the report.
+UNITS = {"echo": "message", "connect": "connection"}
 
 _Worker = TypeVar("_Worker", bound="Worker")
 
@@ -118,7 +128,7 @@ class Worker:
         SetupError: the process could not start, or stopped answering.
 
     Example:
-        >>> with Worker(environments.bocadillo_python()) as worker:
+        >>> with Worker(bocadillo_python()) as worker:
         ...     worker.run("echo", "bocadillo", "text", 1000)
     """
 
@@ -213,9 +223,23 @@ class Worker:
 
 
 #: The variants that run in another interpreter, with the function giving it.
-WORKER_INTERPRETERS: dict[str, Callable[[], Path]] = {
-    "bocadillo": environments.bocadillo_python,
-}
+WORKER_INTERPRETERS: dict[str, Callable[[], Path]] = {"bocadillo": bocadillo_python}
+
+
+def interpreter(variant: str, make: Callable[[], Path]) -> Path:
+    """The interpreter `make()` gives `variant`, making its virtualenv if needed.
+
+    Raises:
+        SetupError: the virtualenv could not be made, with what to do instead.
+    """
+    try:
+        return make()
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SetupError(
+            f"the {variant!r} variant needs its own virtualenv under {VENVS}, and making it "
+            f"failed: {error}. Leave {variant!r} out of --variants, or make it by hand: "
+            "python -m benchmarks.environments"
+        ) from error
 
 
 def start_worker(variant: str) -> Worker:
@@ -224,15 +248,7 @@ def start_worker(variant: str) -> Worker:
     Raises:
         SetupError: the virtualenv could not be made, with what to do instead.
     """
-    try:
-        python = WORKER_INTERPRETERS[variant]()
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SetupError(
-            f"the {variant!r} variant needs its own virtualenv under {environments.VENVS}, "
-            f"and making it failed: {error}. Leave {variant!r} out of --variants, or make "
-            f"it by hand: python -m benchmarks.environments"
-        ) from error
-    return Worker(python)
+    return Worker(interpreter(variant, WORKER_INTERPRETERS[variant]))
 
 
 @contextmanager
@@ -257,42 +273,115 @@ def worker_raw(variant: str) -> str:
 
 
 def suite_entries(
+    suite: str,
+    key: str,
     names: list[str],
-    local: Callable[[str], Callable[[int], float]],
-    remote: Callable[[Worker, str], Callable[[int], float]],
+    factories: Mapping[str, Callable[..., App]],
     workers: Mapping[str, Worker],
     second_baseline: str | None = None,
 ) -> list[Entry]:
-    """The entries of one measurement: each variant of `names` against raw (and
-    `second_baseline`); a worker's variant against the raw of its own worker, that
-    raw itself against the harness's.
+    """The entries of one measurement of `suite` ("echo" or "connect", see `worker`) on
+    `key`: each variant of `names` against raw (and `second_baseline`); a worker's
+    variant against the raw of its own worker, that raw itself against the harness's.
 
-    `local(name)` and `remote(worker, variant)` give the function timing one run.
+    A local variant's app is made by `factories[name]` once, outside the timed runs.
     """
     extra = () if second_baseline is None else (second_baseline,)
     result: list[Entry] = []
     for name in names:
         if name in workers:
-            worker = workers[name]
-            result.append(Entry(worker_raw(name), remote(worker, "raw"), ("raw",)))
-            result.append(Entry(name, remote(worker, name), (worker_raw(name), *extra)))
+            run = partial(workers[name].run, suite)
+            result.append(Entry(worker_raw(name), partial(run, "raw", key), ("raw",)))
+            result.append(Entry(name, partial(run, name, key), (worker_raw(name), *extra)))
         else:
+            app = build(factories[name], suite, key)
             baselines = () if name == "raw" else tuple(b for b in ("raw", *extra) if b != name)
-            result.append(Entry(name, local(name), baselines))
+            result.append(Entry(name, partial(time_run, app, suite, key), baselines))
     return result
 
 
-def variant_names(requested: str, known: list[str]) -> list[str]:
+def measure_and_report(
+    suite: str,
+    factories: Mapping[str, Callable[..., App]],
+    keys: list[str],
+    names: list[str],
+    count: int,
+    repeats: int,
+    *,
+    document: dict[str, Any],
+    json_path: str | None,
+    second_baseline: str | None = None,
+) -> int:
+    """Measure `names` on each of `keys`, `count` iterations a run and `repeats` rounds
+    (see `suite_entries`), print the report, and write `document` with the results to
+    `json_path` if given. The workers the variants need run for the measurement only.
+
+    Returns the command's exit status: 2 when a variant's interpreter could not be made
+    or started, with the reason on stderr.
+    """
+    try:
+        with workers_for(names) as workers:
+            results = {
+                key: alternate(
+                    suite_entries(suite, key, names, factories, workers, second_baseline),
+                    count,
+                    repeats,
+                )
+                for key in keys
+            }
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
+        return 2
+    report(results, UNITS[suite])
+    if json_path:
+        write_json(json_path, {**document, "results": results})
+    return 0
+
+
+def comma_separated(text: str) -> list[str]:
+    """The names of a comma-separated option, blanks left out."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def variant_names(requested: str, known: Sequence[str]) -> list[str]:
     """The requested variants (comma-separated), raw first: every ratio needs it.
 
     Raises:
         SystemExit: a name is unknown, with the known ones.
     """
-    names = [name.strip() for name in requested.split(",") if name.strip()]
+    names = comma_separated(requested)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}: choose among {', '.join(known)}")
-    return ["raw", *[name for name in names if name != "raw"]]
+    return ["raw", *[name for name in dict.fromkeys(names) if name != "raw"]]
+
+
+def suite_options(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    variants: Sequence[str],
+    defaults: Mapping[str, tuple[int, int]],
+) -> tuple[argparse.Namespace, list[str]]:
+    """Parse `argv` with a suite's own options and those of every suite: `--variants`,
+    `--quick` and `--json`.
+
+    `defaults` gives each option it names, when left out, a value for a full run and
+    one for a quick run. Returns the options and the variants asked for, raw first.
+
+    Raises:
+        SystemExit: the command line is wrong, or names an unknown variant.
+    """
+    short_run = ", ".join(
+        f"--{name.replace('_', '-')} {short:,}" for name, (_, short) in defaults.items()
+    )
+    parser.add_argument("--variants", default=",".join(variants), help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help=f"a short run: {short_run}")
+    parser.add_argument("--json", help="write every round's figures to this file")
+    options = parser.parse_args(argv)
+    for name, (full, short) in defaults.items():
+        if getattr(options, name) is None:
+            setattr(options, name, short if options.quick else full)
+    return options, variant_names(options.variants, variants)
 
 
 def report(results: dict[str, dict[str, Any]], unit: str) -> None:

@@ -24,19 +24,8 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from bocws import WebSocket
 
-from .harness import (
-    WORKER_INTERPRETERS,
-    Entry,
-    SetupError,
-    Worker,
-    alternate,
-    report,
-    suite_entries,
-    variant_names,
-    workers_for,
-    write_json,
-)
-from .worker import App, raw, run_once
+from .harness import WORKER_INTERPRETERS, comma_separated, measure_and_report, suite_options
+from .worker import App, raw
 
 Variant = App
 KINDS = ["text", "bytes", "json"]
@@ -136,7 +125,7 @@ def litestar_listener(kind: str) -> Variant:
     return Litestar(route_handlers=[handler])
 
 
-#: The variants run in this interpreter, by name.
+#: The variants run in this interpreter, by name: each makes its echo for a message kind.
 VARIANTS: dict[str, Callable[[str], Variant]] = {
     "raw": raw,
     "bocws": bocws,
@@ -149,56 +138,24 @@ VARIANTS: dict[str, Callable[[str], Variant]] = {
 ALL_VARIANTS = [*VARIANTS, *WORKER_INTERPRETERS]
 
 
-def entries(kind: str, names: list[str], workers: dict[str, Worker]) -> list[Entry]:
-    """What to time for `kind`: each variant against raw (Bocadillo against the raw of
-    its own worker)."""
-
-    def local(name: str) -> Callable[[int], float]:
-        app = VARIANTS[name](kind)  # built once, outside the timed runs
-        return lambda count: run_once(app, kind, count)
-
-    def remote(worker: Worker, variant: str) -> Callable[[int], float]:
-        return lambda count: worker.run("echo", variant, kind, count)
-
-    return suite_entries(names, local, remote, workers)
-
-
-def measure(
-    kinds: list[str], names: list[str], count: int, repeats: int, workers: dict[str, Worker]
-) -> dict[str, Any]:
-    """Per kind and variant: ns per message in each round, and the ratio to raw."""
-    return {kind: alternate(entries(kind, names, workers), count, repeats) for kind in kinds}
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Measure every kind of message, print the report, keep the figures (`--json`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=100_000, help="messages per run")
-    parser.add_argument("--repeats", type=int, default=7, help="runs of each variant")
-    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated")
-    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
-    parser.add_argument("--quick", action="store_true", help="20,000 messages, 5 rounds")
-    parser.add_argument("--json", help="write the results to this file")
-    options = parser.parse_args(argv)
-    if options.quick:
-        options.messages, options.repeats = 20_000, 5
-    names = variant_names(options.variants, ALL_VARIANTS)
-    kinds = [kind.strip() for kind in options.kinds.split(",")]
-    try:
-        with workers_for(names) as workers:
-            results = measure(kinds, names, options.messages, options.repeats, workers)
-    except SetupError as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
-        return 2
-    report(results, "message")
-    if options.json:
-        document = {
-            "suite": "inprocess",
-            "messages": options.messages,
-            "repeats": options.repeats,
-            "results": results,
-        }
-        write_json(options.json, document)
-    return 0
+    parser.add_argument("--messages", type=int, help="per run (100,000; quick 20,000)")
+    parser.add_argument("--repeats", type=int, help="runs of each variant (7; quick 5)")
+    parser.add_argument("--kinds", type=comma_separated, default=KINDS, help="comma-separated")
+    defaults = {"messages": (100_000, 20_000), "repeats": (7, 5)}
+    options, names = suite_options(parser, argv, ALL_VARIANTS, defaults)
+    return measure_and_report(
+        "echo",
+        VARIANTS,
+        options.kinds,
+        names,
+        options.messages,
+        options.repeats,
+        document={"suite": "inprocess", "messages": options.messages, "repeats": options.repeats},
+        json_path=options.json,
+    )
 
 
 if __name__ == "__main__":

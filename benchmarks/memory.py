@@ -20,13 +20,16 @@ import sys
 import time
 from typing import Any
 
-from .harness import rounds, write_json
+from .harness import suite_options, write_json
 from .servers import (
     VARIANTS,
     differences,
+    echo_counts,
+    exit_with,
     format_spread,
-    parse_variants,
-    raise_fd_limit,
+    job,
+    print_table,
+    progress,
     ratios,
     run_client,
     serving,
@@ -37,53 +40,39 @@ from .servers import (
 TARGET_OVER_RAW = 2048
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line, `--quick` filling in the defaults of a short run."""
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line, `--quick` filling in the defaults of a short run; and the
+    variants asked for, raw first."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--connections", type=int, help="idle connections (2,000; quick 500)")
     parser.add_argument("--rounds", type=int, help="fresh servers, each measured once (5; quick 2)")
     parser.add_argument("--implementation", default="websockets-sansio", help="uvicorn --ws")
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--warmup", type=int, default=8, help="connections of the warm-up")
     parser.add_argument("--timeout", type=float, default=120.0, help="per measurement, seconds")
-    parser.add_argument("--json", help="write every round's figures to this file")
-    options = parser.parse_args(argv)
-    if options.connections is None:
-        options.connections = 500 if options.quick else 2000
-    if options.rounds is None:
-        options.rounds = 2 if options.quick else 5
-    return options
+    defaults = {"connections": (2000, 500), "rounds": (5, 2)}
+    return suite_options(parser, argv, list(VARIANTS), defaults)
 
 
 def measure(names: list[str], options: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Per variant, each round's RSS before and after the connections."""
     per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    for index, order in enumerate(rounds(names, options.rounds)):
-        started = time.monotonic()
+    for order in progress(names, options.rounds):
         # Fresh servers every round: what one round leaves in a heap is not the next's.
         with serving(names, options.implementation, options.loop) as servers:
             jobs = [
-                {
-                    "mode": "memory",
-                    "variant": name,
-                    "url": servers[name].url,
-                    "pid": servers[name].pid,
-                    "size": 32,
-                    "connections": options.connections,
-                    "warmup": options.warmup,
-                    "timeout": options.timeout,
-                }
+                job(
+                    "memory",
+                    name,
+                    servers[name],
+                    options.connections,
+                    options.timeout,
+                    warmup=options.warmup,
+                )
                 for name in order
             ]
             for result in run_client(jobs, options.timeout * 2 * len(jobs)):
                 per_round[result["variant"]].append(result)
-        print(  # noqa: T201 - progress
-            f"  round {index + 1}/{options.rounds} ({time.monotonic() - started:.1f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
     return per_round
 
 
@@ -98,43 +87,34 @@ def summarise(per_round: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "bytes_over_raw": differences(values, raw),
             "to_raw": ratios(values, raw),
             "rss_before": spread([result["rss_before"] for result in results]),
-            "echoes_verified": sum(result["echoes_verified"] for result in results),
-            "echoes_expected": sum(result["echoes_expected"] for result in results),
+            **echo_counts(results),
         }
     return summary
 
 
 def report(summary: dict[str, Any], options: argparse.Namespace) -> None:
     """Print one line per variant: bytes per connection, and over raw, with ranges."""
-    print(  # noqa: T201 - the benchmark's report
+    title = (
         f"\n{options.implementation}, {options.connections:,} idle connections, "
         f"{options.rounds} rounds; median [min, max] over the rounds "
-        f"(bocws target: raw + {TARGET_OVER_RAW:,} B at most)",
-        flush=True,
+        f"(bocws target: raw + {TARGET_OVER_RAW:,} B at most)"
     )
     columns = ("bytes/connection", "over raw", "x raw", "RSS before")
-    widths = (28, 26, 18, 13)
-    print(  # noqa: T201
-        f"{'variant':10}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
-    )
-    for name, figures in summary.items():
-        cells = (
+    rows = {
+        name: (
             format_spread(figures["bytes_per_connection"], "7,.0f"),
             format_spread(figures["bytes_over_raw"], "+6,.0f"),
             format_spread(figures["to_raw"], "5.2f"),
             f"{figures['rss_before']['median'] / 2**20:.1f} MiB",
         )
-        print(  # noqa: T201
-            f"{name:10}" + "".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)),
-            flush=True,
-        )
+        for name, figures in summary.items()
+    }
+    print_table(title, columns, (28, 26, 18, 13), rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its table, keep its figures (`--json`)."""
-    options = parse_args(argv)
-    names = parse_variants(options.variants)
-    raise_fd_limit()
+    options, names = parse_args(argv)
     started = time.monotonic()
     per_round = measure(names, options)
     summary = summarise(per_round)
@@ -155,7 +135,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # the servers and the client are stopped by then
-        sys.exit(130)
+    exit_with(main)

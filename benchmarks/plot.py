@@ -23,9 +23,8 @@ matplotlib.use("Agg")  # no display: render to a file, also on a headless machin
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from .harness import ROOT
+from .harness import RESULTS
 
-RESULTS = ROOT / "docs" / "benchmarks"
 KIND_COLOURS = {"text": "#4c72b0", "bytes": "#55a868", "json": "#c44e52"}
 
 

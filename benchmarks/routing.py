@@ -18,7 +18,6 @@ import cProfile
 import pstats
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import Router, WebSocketRoute
@@ -26,18 +25,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from bocws import App as BocwsApp
 
-from .harness import (
-    WORKER_INTERPRETERS,
-    Entry,
-    SetupError,
-    Worker,
-    alternate,
-    report,
-    suite_entries,
-    variant_names,
-    workers_for,
-    write_json,
-)
+from .harness import WORKER_INTERPRETERS, comma_separated, measure_and_report, suite_options
 from .worker import ROUTES, TARGETS, App, idle_view, raw_connect, run_connections
 
 
@@ -71,7 +59,7 @@ def starlette_app() -> App:
     return Starlette(routes=_starlette_routes())
 
 
-#: The variants run in this interpreter, by name.
+#: The variants run in this interpreter, by name: each makes its app with the routes.
 VARIANTS: dict[str, Callable[[], App]] = {
     "raw": lambda: raw_connect,
     "bocws": bocws,
@@ -80,30 +68,6 @@ VARIANTS: dict[str, Callable[[], App]] = {
 }
 #: Every variant, those in a worker of their own interpreter included.
 ALL_VARIANTS = [*VARIANTS, *WORKER_INTERPRETERS]
-
-
-def entries(target: str, names: list[str], workers: dict[str, Worker]) -> list[Entry]:
-    """What to time for connections to `target`: each variant against raw and
-    Starlette's Router (Bocadillo against the raw of its own worker and the Router)."""
-    path = TARGETS[target]
-
-    def local(name: str) -> Callable[[int], float]:
-        app = VARIANTS[name]()  # built once, outside the timed runs
-        return lambda count: run_connections(app, path, count)
-
-    def remote(worker: Worker, variant: str) -> Callable[[int], float]:
-        return lambda count: worker.run("connect", variant, target, count)
-
-    return suite_entries(names, local, remote, workers, second_baseline="starlette")
-
-
-def measure(
-    targets: list[str], names: list[str], count: int, repeats: int, workers: dict[str, Worker]
-) -> dict[str, Any]:
-    """Per target and variant: ns per connection in each round, and the ratios."""
-    return {
-        target: alternate(entries(target, names, workers), count, repeats) for target in targets
-    }
 
 
 def profile(name: str, target: str, count: int, lines: int = 30) -> None:
@@ -122,45 +86,42 @@ def profile(name: str, target: str, count: int, lines: int = 30) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure connections to every target, print the report, keep the figures (`--json`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=20_000, help="connections per run")
-    parser.add_argument("--repeats", type=int, default=7, help="runs of each variant")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated")
-    parser.add_argument("--variants", default=",".join(ALL_VARIANTS), help="comma-separated")
-    parser.add_argument("--quick", action="store_true", help="3,000 connections, 5 rounds")
-    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--connections", type=int, help="per run (20,000; quick 3,000)")
+    parser.add_argument("--repeats", type=int, help="runs of each variant (7; quick 5)")
+    parser.add_argument(
+        "--targets", type=comma_separated, default=list(TARGETS), help="comma-separated"
+    )
     parser.add_argument(
         "--profile", choices=list(VARIANTS), help="only profile this variant (cProfile), no timing"
     )
-    options = parser.parse_args(argv)
-    if options.quick:
-        options.connections, options.repeats = 3_000, 5
-    targets = [target.strip() for target in options.targets.split(",")]
+    defaults = {"connections": (20_000, 3_000), "repeats": (7, 5)}
+    options, names = suite_options(parser, argv, ALL_VARIANTS, defaults)
     if options.profile:
-        for target in targets:
+        for target in options.targets:
             profile(options.profile, target, min(options.connections, 5_000))
         return 0
-    names = variant_names(options.variants, ALL_VARIANTS)
     if "starlette" not in names:  # the second baseline of every ratio
         names.insert(1, "starlette")
-    try:
-        with workers_for(names) as workers:
-            results = measure(targets, names, options.connections, options.repeats, workers)
-    except SetupError as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
-        return 2
-    report(results, "connection")
-    if options.json:
-        document = {
-            "suite": "routing",
-            "routes": len(ROUTES),
-            "paths": {target: TARGETS[target] for target in targets},
-            "connections": options.connections,
-            "repeats": options.repeats,
-            "results": results,
-        }
-        write_json(options.json, document)
-    return 0
+    document = {
+        "suite": "routing",
+        "routes": len(ROUTES),
+        "paths": {target: TARGETS[target] for target in options.targets},
+        "connections": options.connections,
+        "repeats": options.repeats,
+    }
+    return measure_and_report(
+        "connect",
+        VARIANTS,
+        options.targets,
+        names,
+        options.connections,
+        options.repeats,
+        document=document,
+        json_path=options.json,
+        second_baseline="starlette",
+    )
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
-from .environments import ROOT, VENVS, bocadillo_python, project_python
-from .harness import SetupError
+from .environments import ROOT, bocadillo_python, project_python
+from .harness import SetupError, interpreter, rounds
 
 #: uvicorn's WebSocket implementations the benchmarks can run under.
 IMPLEMENTATIONS = ("websockets-sansio", "wsproto")
@@ -61,15 +61,6 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def parse_variants(text: str) -> list[str]:
-    """The comma-separated variant names, raw first (every ratio needs it), checked."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"unknown variants {unknown}: choose among {', '.join(VARIANTS)}")
-    return ["raw", *[name for name in dict.fromkeys(names) if name != "raw"]]
-
-
 def raise_fd_limit() -> int:
     """Lift this process's soft limit on open files to the hard one; return the new limit.
 
@@ -89,22 +80,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def interpreter(variant: Variant) -> Path:
-    """The interpreter serving `variant`, its virtualenv made if needed.
-
-    Raises:
-        SetupError: the virtualenv could not be made, with what to do instead.
-    """
-    try:
-        return variant.python()
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise SetupError(
-            f"the {variant.name!r} variant needs its own virtualenv under {VENVS}, and "
-            f"making it failed: {error}. Leave it out of --variants, or make it by hand: "
-            "python -m benchmarks.environments"
-        ) from error
 
 
 def check_modules(python: Path, implementation: str, loop: str) -> None:
@@ -130,7 +105,7 @@ class Server:
         self.variant = variant
         self.implementation = implementation
         self.port = free_port()
-        python = interpreter(variant)
+        python = interpreter(variant.name, variant.python)
         # A file rather than a pipe: a server that logs a lot can never block on it.
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         command = [
@@ -213,10 +188,12 @@ def serving(names: Sequence[str], implementation: str, loop: str) -> Iterator[di
     """Start one server per variant at once, wait until all listen; stop them all after.
 
     The servers are stopped on every exit, Ctrl-C included. Whatever a server wrote to
-    its log (a traceback from a view, say) is reported on stderr when it stops.
+    its log (a traceback from a view, say) is reported on stderr when it stops. The
+    limit on open files is lifted first, for the servers and the load client to inherit.
     """
+    raise_fd_limit()
     servers: dict[str, Server] = {}
-    for python in {interpreter(VARIANTS[name]) for name in names}:
+    for python in {interpreter(name, VARIANTS[name].python) for name in names}:
         check_modules(python, implementation, loop)
     try:
         for name in names:
@@ -232,6 +209,29 @@ def serving(names: Sequence[str], implementation: str, loop: str) -> Iterator[di
             log = server.stop()
             if log.strip():
                 print(f"[{server} wrote]\n{log}", file=sys.stderr)  # noqa: T201
+
+
+def job(
+    mode: str,
+    name: str,
+    server: Server,
+    connections: int,
+    timeout: float,
+    size: int = 32,
+    **settings: int,
+) -> dict[str, Any]:
+    """A load client's job (see `loadclient`): `mode` on `connections` connections to
+    `server`, serving variant `name`, with `size`-byte messages and the mode's `settings`."""
+    return {
+        "mode": mode,
+        "variant": name,
+        "url": server.url,
+        "pid": server.pid,
+        "size": size,
+        "connections": connections,
+        **settings,
+        "timeout": timeout,
+    }
 
 
 def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
@@ -263,6 +263,26 @@ def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any
             f"\n{errors.strip()[-4000:]}"
         )
     return results
+
+
+def progress(names: list[str], count: int, label: str = "") -> Iterator[list[str]]:
+    """`harness.rounds`, each round's end and duration reported on stderr."""
+    for index, order in enumerate(rounds(names, count)):
+        started = time.monotonic()
+        yield order
+        print(  # noqa: T201 - progress
+            f"  {label}round {index + 1}/{count} ({time.monotonic() - started:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def echo_counts(results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The echoes the load client verified over `results`, and those it expected."""
+    return {
+        "echoes_verified": sum(result["echoes_verified"] for result in results),
+        "echoes_expected": sum(result["echoes_expected"] for result in results),
+    }
 
 
 def spread(values: Sequence[float]) -> dict[str, Any]:
@@ -298,3 +318,28 @@ def format_spread(figures: dict[str, Any], spec: str) -> str:
         return "n/a"
     median, low, high = (format(figures[key], spec) for key in ("median", "min", "max"))
     return f"{median} [{low.strip()}, {high.strip()}]"
+
+
+def print_table(
+    title: str, columns: Sequence[str], widths: Sequence[int], rows: Mapping[str, Sequence[str]]
+) -> None:
+    """Print `title`, then a line of `columns` and one per row: the row's name, then
+    each cell right-aligned in its width."""
+
+    def line(name: str, cells: Sequence[str]) -> str:
+        aligned = (f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
+        return f"{name:10}" + "".join(aligned)
+
+    print(title, flush=True)  # noqa: T201 - the benchmark's report
+    print(line("variant", columns))  # noqa: T201
+    for name, cells in rows.items():
+        print(line(name, cells), flush=True)  # noqa: T201
+
+
+def exit_with(main: Callable[[], int]) -> NoReturn:
+    """Exit with `main()`'s status; with 130 on Ctrl-C, the servers and the client stopped
+    by then (see `serving`, `run_client`)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

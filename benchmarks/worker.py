@@ -3,8 +3,9 @@
 The harness measures bocws, Starlette and Litestar in its own interpreter, but
 Bocadillo 0.18.3 needs a virtualenv of its own (see `environments.py`). So that both
 sides run the very same fake server and raw baseline, they live here, importing only
-the standard library (and orjson, when there); Bocadillo is imported inside its
-factories, which only run in its interpreter.
+the standard library, orjson when there, and the raw echo the server benchmarks also
+serve (`apps.py`); Bocadillo is imported inside its factories, which only run in its
+interpreter.
 
 In that interpreter this module runs as a long-lived worker (`python -m
 benchmarks.worker`): it reads one JSON request per line on stdin and answers one JSON
@@ -24,7 +25,10 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TextIO
+
+from .apps import echo
 
 try:  # the raw baseline does its JSON work the fastest way the interpreter offers
     import orjson
@@ -86,17 +90,10 @@ class FakeServer:
 
 def raw(kind: str) -> App:
     """A bare ASGI app doing the same work, with nothing in between: the baseline."""
-    key = "bytes" if kind == "bytes" else "text"
+    if kind != "json":
+        return echo("bytes" if kind == "bytes" else "text")
 
-    async def echo(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            await send({"type": "websocket.send", key: message[key]})
-
+    # Two loops, not one taking the library: the baseline pays no extra call per message.
     async def echo_json(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await receive()
         await send({"type": "websocket.accept"})
@@ -107,8 +104,6 @@ def raw(kind: str) -> App:
             reply = json.dumps(json.loads(message["text"]), separators=(",", ":"))
             await send({"type": "websocket.send", "text": reply})
 
-    # A loop of its own rather than a helper hiding the library: a call more per
-    # message would weigh on the baseline.
     async def echo_orjson(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         loads, dumps = orjson.loads, orjson.dumps
         await receive()
@@ -120,22 +115,26 @@ def raw(kind: str) -> App:
             reply = dumps(loads(message["text"])).decode()
             await send({"type": "websocket.send", "text": reply})
 
-    if kind != "json":
-        return echo
     return echo_json if orjson is None else echo_orjson
+
+
+def timed(start: Callable[[], Awaitable[None]]) -> int:
+    """Nanoseconds `start()` takes to run to its end on a fresh event loop, after a
+    garbage collection."""
+    loop = asyncio.new_event_loop()
+    try:
+        gc.collect()
+        started = time.perf_counter_ns()
+        loop.run_until_complete(start())
+        return time.perf_counter_ns() - started
+    finally:
+        loop.close()
 
 
 def run_once(app: App, kind: str, count: int) -> float:
     """Nanoseconds per message for one run of `app` over `count` messages."""
     server = FakeServer(kind, count)
-    loop = asyncio.new_event_loop()
-    try:
-        gc.collect()
-        started = time.perf_counter_ns()
-        loop.run_until_complete(app(dict(SCOPE), server.receive, server.send))
-        elapsed = time.perf_counter_ns() - started
-    finally:
-        loop.close()
+    elapsed = timed(lambda: app(dict(SCOPE), server.receive, server.send))
     if server.sent < count:  # every message echoed, plus the accept (and maybe a close)
         raise AssertionError(f"{app} sent {server.sent} messages for {count}")
     return elapsed / count
@@ -214,14 +213,7 @@ def run_connections(app: App, path: str, count: int) -> float:
             # A copy each time: routers write the matched route's details into it.
             await app(dict(scope), client.receive, client.send)
 
-    loop = asyncio.new_event_loop()
-    try:
-        gc.collect()
-        started = time.perf_counter_ns()
-        loop.run_until_complete(connect_all())
-        elapsed = time.perf_counter_ns() - started
-    finally:
-        loop.close()
+    elapsed = timed(connect_all)
     if client.accepted != count or client.closed != count:  # a refusal would skip the accept
         raise AssertionError(
             f"{app}: {client.accepted} accepts, {client.closed} closes for {count} connections"
@@ -299,25 +291,38 @@ CONNECT_VARIANTS: dict[str, Callable[[], App]] = {
     "raw": lambda: raw_connect,
     "bocadillo": bocadillo_routes,
 }
+SUITES: dict[str, Mapping[str, Callable[..., App]]] = {
+    "echo": ECHO_VARIANTS,
+    "connect": CONNECT_VARIANTS,
+}
+
+
+def build(factory: Callable[..., App], suite: str, key: str) -> App:
+    """The app `factory` makes for runs of `suite` on `key`: an echo app is made for
+    its message kind, a connect app for any target."""
+    return factory(key) if suite == "echo" else factory()
+
+
+def time_run(app: App, suite: str, key: str, count: int) -> float:
+    """Ns per message (`echo`, `key` a kind) or per connection (`connect`, `key` a
+    target) for one run of `app`."""
+    if suite == "echo":
+        return run_once(app, key, count)
+    return run_connections(app, TARGETS[key], count)
 
 
 def _app(apps: dict[tuple[str, str, str], App], suite: str, variant: str, key: str) -> App:
     """The app of a request, built once per worker and reused by every later run."""
     cache_key = (suite, variant, key if suite == "echo" else "")
     if cache_key not in apps:
-        factories: Mapping[str, Callable[..., App]]
-        arguments: tuple[str, ...]
-        if suite == "echo":
-            factories, arguments = ECHO_VARIANTS, (key,)
-        elif suite == "connect":
-            factories, arguments = CONNECT_VARIANTS, ()
-        else:
+        if suite not in SUITES:
             raise ValueError(f"unknown suite {suite!r}: expected 'echo' or 'connect'")
+        factories = SUITES[suite]
         if variant not in factories:
             raise ValueError(
                 f"no {suite} variant {variant!r} here: expected one of {list(factories)}"
             )
-        apps[cache_key] = factories[variant](*arguments)
+        apps[cache_key] = build(factories[variant], suite, key)
     return apps[cache_key]
 
 
@@ -349,10 +354,8 @@ def _json_safe(message: Message) -> Message:
     }
 
 
-def _version(package: str) -> str | None:
+def installed_version(package: str) -> str | None:
     """The installed version of `package` in this interpreter (`None`: absent)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:
@@ -367,14 +370,12 @@ def handle(request: dict[str, Any], apps: dict[tuple[str, str, str], App]) -> di
             "python": sys.version.split()[0],
             "executable": sys.executable,
             "json_backend": JSON_BACKEND,
-            "packages": {name: _version(name) for name in request["packages"]},
+            "packages": {name: installed_version(name) for name in request["packages"]},
         }
     suite, key, count = request["suite"], request["key"], request["count"]
     app = _app(apps, suite, request["variant"], key)
     if op == "run":
-        if suite == "echo":
-            return {"ns": run_once(app, key, count)}
-        return {"ns": run_connections(app, TARGETS[key], count)}
+        return {"ns": time_run(app, suite, key, count)}
     if op == "transcript":
         return {"sent": [_json_safe(message) for message in transcript(app, suite, key, count)]}
     raise ValueError(f"unknown op {op!r}: expected 'run', 'transcript' or 'versions'")

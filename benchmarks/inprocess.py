@@ -44,6 +44,19 @@ def bocws(kind: str) -> Variant:
     return app
 
 
+def bocws_receive(kind: str) -> Variant:
+    """bocws with `receive()`/`send()` in a loop, Bocadillo's other idiom: the
+    disconnect ends it, silenced by `async with`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        ws = WebSocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
+        async with ws:
+            while True:
+                await ws.send(await ws.receive())
+
+    return app
+
+
 def starlette(kind: str) -> Variant:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         ws = StarletteWebSocket(scope, receive, send)
@@ -129,6 +142,7 @@ def litestar_listener(kind: str) -> Variant:
 VARIANTS: dict[str, Callable[[str], Variant]] = {
     "raw": raw,
     "bocws": bocws,
+    "bocws-receive": bocws_receive,
     "starlette": starlette,
     "starlette-endpoint": starlette_endpoint,
     "litestar": litestar,

@@ -555,7 +555,8 @@ CLOSE_TIMEOUT = 10.0
 async def _finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
     """Close the connection at the end of the view, waiting at most `CLOSE_TIMEOUT`."""
     if ws.application_state is DISCONNECTED or ws.client_state is DISCONNECTED:
-        return  # closed already: nothing to send, nothing to wait for
+        await ws.ensure_closed(code, reason)  # checks the code; nothing to send or wait for
+        return
     try:
         task = asyncio.current_task()
     except RuntimeError:  # not asyncio (trio, through anyio)
@@ -594,7 +595,11 @@ async def _close_within(
         return True
     finally:
         timer.cancel()
-    return False
+    if expiry.fired and sys.version_info >= (3, 11):
+        # The server turned our cancellation into another error, which the close
+        # absorbed: take the request back, so that the task is not left cancelling.
+        task.uncancel()
+    return expiry.fired
 
 
 class _Expiry:

@@ -411,8 +411,10 @@ class WebSocket(HTTPConnection):
         # Only reached while the lazy auto-accept is still pending. Two tasks may get
         # here at once (a sender and a receiver): one accepts, the other waits for it.
         if self._accepting:
-            await self._accept_done()
-            return
+            while self._accepting:
+                await self._accept_done()
+            if self._core.application_state is not CONNECTING:
+                return  # the other task accepted (or closed); else it was cancelled: go on
         self._accepting = True  # an event only if another task comes to wait
         try:
             await self._send_accept({"type": ACCEPT, "subprotocol": None})
@@ -425,10 +427,9 @@ class WebSocket(HTTPConnection):
     async def _accept_done(self) -> None:
         """Wait for the lazy accept another task has under way."""
         accepting = self._accepting
-        if accepting is True:
+        if not isinstance(accepting, anyio.Event):
             self._accepting = accepting = anyio.Event()
-        if isinstance(accepting, anyio.Event):
-            await accepting.wait()
+        await accepting.wait()
 
     async def reject(self, response: Response | None = None) -> None:
         """Refuse the connection.

@@ -4,22 +4,30 @@ refusals and closing codes also against a real uvicorn (see `test_server.py`).""
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
+import anyio
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import WebSocketRoute
+from starlette.routing import BaseRoute, Match, Mount, Route, Router, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 
 from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
+from bocws.app import _Router
 
-from .fake import connected
+from .fake import CONNECT, connected, websocket_scope
 from .test_server import IMPLEMENTATIONS, client, close_frame, recv, refused, running_server
+
+REFUSED = {"type": "websocket.close", "code": 403, "reason": ""}
 
 
 def refusal_code(app: App, path: str) -> int:
@@ -570,6 +578,351 @@ def test_an_http_only_path_refuses_a_websocket_and_does_not_call_the_http_view()
     assert called == []
     assert TestClient(app).get("/page").text == "page"  # the route itself works
     assert called == ["page"]
+
+
+# Routing: App's router against Starlette's `Router` with the same routes.
+#
+# App's router passes over a `WebSocketRoute` whose static part is not in the path
+# without running its regular expression; it must reach the same route, with the same
+# parameters and scope, as Starlette's for any route table and path. The endpoints
+# record what routing gave them; nothing runs over a network.
+
+ROUTING_EXAMPLES = 300
+
+#: Pattern parts: literals sharing prefixes ("a", "ab"), digits for `{:int}`, a brace
+#: that is not a parameter ("{1}"), and parameters (`%s` is the parameter's name).
+PATTERN_PARTS = ["a", "ab", "b", "A", "7", "12", "{1}", "{%s}", "{%s:int}", "{%s:path}", "x-{%s}"]
+MOUNT_PARTS = ["a", "ab", "b", "7", "{%s}", "{%s:int}"]
+REQUEST_SEGMENTS = ["a", "ab", "b", "A", "7", "12", "ab7", "{1}", "x-1", "x-", ""]
+ROOT_PATHS = ["", "/a", "/root"]
+#: Values for a pattern's parameters when a request path is made from it.
+PARAMETER_VALUES = {"": ["7", "ab", "A", "x-1"], ":int": ["7", "12"], ":path": ["", "a/7", "b/"]}
+PARAMETER = re.compile(r"{p[0-9]+(:int|:path)?}")
+#: What may be done to a path made from a pattern, so that it almost matches.
+TWEAKS = ["none", "none", "toggle-slash", "extend", "upper", "upper", "shorten"]
+
+
+class Reached:
+    """An ASGI endpoint that records, in the scope, what routing handed it."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["reached"] = self.label
+
+
+class PrefixRoute(BaseRoute):
+    """A route that takes any WebSocket handshake under `prefix` but prefers not to: a
+    partial match, as Starlette's HTTP routes give for a method they do not allow."""
+
+    def __init__(self, prefix: str, name: str) -> None:
+        self.prefix = prefix
+        self.name = name
+        self.endpoint = Reached(name)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "websocket" and scope["path"].startswith(self.prefix):
+            path_params = {**scope.get("path_params", {}), "under": self.prefix}
+            return Match.PARTIAL, {"endpoint": self.endpoint, "path_params": path_params}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.endpoint(scope, receive, send)
+
+
+class CaseInsensitiveRoute(WebSocketRoute):
+    """A `WebSocketRoute` subclass with its own matching: its static part may be absent
+    from a path it matches ("/A" for "/a"), so App's router must still ask it."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        lowered = {**scope, "path": scope["path"].lower(), "root_path": scope["root_path"].lower()}
+        return super().matches(lowered)
+
+
+def pattern(parts: list[str], trailing_slash: bool) -> str:
+    """`/`-joined `parts`, each parameter named after its position (p0, p1, ...)."""
+    named = [part % f"p{index}" if "%s" in part else part for index, part in enumerate(parts)]
+    return "/" + "/".join(named) + ("/" if trailing_slash and named else "")
+
+
+patterns = st.builds(pattern, st.lists(st.sampled_from(PATTERN_PARTS), max_size=3), st.booleans())
+mount_patterns = st.builds(
+    pattern, st.lists(st.sampled_from(MOUNT_PARTS), min_size=1, max_size=2), st.just(False)
+)
+leaf_specs = st.tuples(st.sampled_from(["websocket", "case-insensitive", "partial"]), patterns)
+route_specs = st.one_of(
+    st.tuples(
+        st.sampled_from(["websocket", "websocket", "case-insensitive", "http", "http-post"]),
+        patterns,
+    ),
+    st.tuples(st.just("partial"), patterns),
+    st.tuples(st.just("mount"), mount_patterns, st.lists(leaf_specs, max_size=3)),
+)
+
+
+def targets(specs: list[tuple[Any, ...]]) -> list[str]:
+    """The patterns a request path may be made from: every route's, mounted ones joined
+    to their mount's."""
+    found: list[str] = []
+    for kind, path, *nested in specs:
+        found.append(path)
+        if kind == "mount":
+            found.extend(path + inner_path for _, inner_path in nested[0])
+    return found
+
+
+@st.composite
+def request_path(draw: st.DrawFn, specs: list[tuple[Any, ...]]) -> tuple[str, str]:
+    """A `(root_path, path)` pair: random segments, or made from one of the table's
+    patterns and perhaps tweaked; under the root path or not (servers send it under)."""
+    patterns_given = targets(specs)
+    from_a_pattern = draw(st.sampled_from([True, True, False]))
+    if patterns_given and from_a_pattern:
+        made = PARAMETER.sub(
+            lambda match: draw(st.sampled_from(PARAMETER_VALUES[match.group(1) or ""])),
+            draw(st.sampled_from(patterns_given)),
+        )
+        tweak = draw(st.sampled_from(TWEAKS))
+        if tweak == "toggle-slash":
+            made = made[:-1] if made.endswith("/") else made + "/"
+        elif tweak == "extend":
+            made += draw(st.sampled_from(["/a", "7", "/"]))
+        elif tweak == "upper":
+            made = made.upper()
+        elif tweak == "shorten":
+            made = made[:-1]
+    else:
+        segments = draw(st.lists(st.sampled_from(REQUEST_SEGMENTS), max_size=4))
+        trailing_slash = draw(st.booleans())
+        made = "/" + "/".join(segments) + ("/" if segments and trailing_slash else "")
+    root_path = draw(st.sampled_from(ROOT_PATHS))
+    return root_path, root_path + made if draw(st.booleans()) else made
+
+
+@st.composite
+def route_tables(draw: st.DrawFn) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
+    """A route table's specification and request paths, many of them near its routes."""
+    specs = draw(st.lists(route_specs, max_size=8))
+    return specs, draw(st.lists(request_path(specs), min_size=1, max_size=6))
+
+
+def build_routes(
+    specs: list[tuple[Any, ...]], mounted: Callable[[list[BaseRoute]], Any], prefix: str = "r"
+) -> list[BaseRoute]:
+    """The routes `specs` describe, each named (and its endpoint labelled) after its place;
+    a mount's routes are served by `mounted(routes)`."""
+    routes: list[BaseRoute] = []
+    for index, (kind, path, *nested) in enumerate(specs):
+        name = f"{prefix}{index}"
+        if kind == "websocket":
+            routes.append(WebSocketRoute(path, Reached(name), name=name))
+        elif kind == "case-insensitive":
+            routes.append(CaseInsensitiveRoute(path, Reached(name), name=name))
+        elif kind == "http":
+            routes.append(Route(path, Reached(name), name=name))
+        elif kind == "http-post":
+            routes.append(Route(path, Reached(name), methods=["POST"], name=name))
+        elif kind == "partial":
+            routes.append(PrefixRoute(path.rstrip("/"), name))
+        else:
+            inner = build_routes(nested[0], mounted, prefix=name + ".")
+            routes.append(Mount(path, app=mounted(inner), name=name))
+    return routes
+
+
+class Routed(NamedTuple):
+    """Where routing led: the endpoint reached (`None`: a router's default), what the
+    scope held then, and the messages sent."""
+
+    reached: str | None
+    route: str | None
+    endpoint: str | None
+    path_params: dict[str, Any]
+    root_path: str
+    app_root_path: str | None
+    sent: list[Message]
+
+
+def request_scope(kind: str, path: str, root_path: str) -> Scope:
+    scope = websocket_scope(path, root_path=root_path)
+    if kind == "http":
+        scope.update(type="http", scheme="http", method="GET", http_version="1.1")
+    return scope
+
+
+async def route_through(router: Any, scope: Scope) -> Routed:
+    """Hand `scope` to `router` with a client that connects; where it led."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return CONNECT if scope["type"] == "websocket" else {"type": "http.request"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await router(scope, receive, send)
+    return Routed(
+        reached=scope.get("reached"),
+        route=getattr(scope.get("route"), "name", None),
+        endpoint=getattr(scope.get("endpoint"), "label", None),
+        path_params=scope.get("path_params", {}),
+        root_path=scope["root_path"],
+        app_root_path=scope.get("app_root_path"),
+        sent=sent,
+    )
+
+
+def assert_routes_like_starlette(
+    specs: list[tuple[Any, ...]], paths: list[tuple[str, str]]
+) -> None:
+    app = App(routes=build_routes(specs, _Router))
+    starlette_router = Router(build_routes(specs, Router))
+
+    async def main() -> None:
+        for root_path, path in paths:
+            for kind in ("websocket", "http"):
+                expected = await route_through(
+                    starlette_router, request_scope(kind, path, root_path)
+                )
+                routed = await route_through(app.router, request_scope(kind, path, root_path))
+                if kind == "websocket" and expected.reached is None and expected.route is None:
+                    # Starlette's default closes with 1000; App's refuses with 403.
+                    assert expected.sent == [
+                        {"type": "websocket.close", "code": 1000, "reason": ""}
+                    ]
+                    assert routed == expected._replace(sent=[REFUSED]), (kind, path)
+                else:
+                    assert routed == expected, (kind, path)
+
+    anyio.run(main)
+
+
+@settings(max_examples=ROUTING_EXAMPLES, deadline=None)
+@given(table=route_tables())
+@example(
+    # Sharing prefixes: "/ab" must not stop at "/a", nor "/a/{1}" take "/a/7".
+    table=(
+        [
+            ("websocket", "/a"),
+            ("websocket", "/ab"),
+            ("websocket", "/a/{1}"),
+            ("websocket", "/a/{p1}"),
+        ],
+        [("", "/ab"), ("", "/a/{1}"), ("", "/a/7")],
+    ),
+)
+@example(
+    # A root path: the static part is looked for after it, and a WebSocketRoute
+    # subclass is asked even when its static part is not in the path.
+    table=(
+        [
+            ("websocket", "/a/{p1:int}"),
+            ("case-insensitive", "/b"),
+            ("mount", "/a", [("websocket", "/b"), ("partial", "/a")]),
+        ],
+        [("/root", "/root/a/7"), ("/a", "/a/a/b"), ("/a", "/a"), ("", "/B"), ("/a", "/a/B")],
+    ),
+)
+def test_app_routes_any_request_as_starlettes_router_does(
+    table: tuple[list[tuple[Any, ...]], list[tuple[str, str]]],
+) -> None:
+    assert_routes_like_starlette(*table)
+
+
+def route_once(routes: Sequence[BaseRoute], path: str) -> tuple[Routed, Routed]:
+    """Route one WebSocket handshake to `path` through App's router and Starlette's."""
+
+    async def main() -> tuple[Routed, Routed]:
+        routed = await route_through(
+            App(routes=routes).router, request_scope("websocket", path, "")
+        )
+        expected = await route_through(Router(routes), request_scope("websocket", path, ""))
+        return routed, expected
+
+    return anyio.run(main)
+
+
+def test_a_partial_websocket_match_is_taken_when_no_route_matches_fully() -> None:
+    routes = [
+        WebSocketRoute("/other", Reached("other"), name="other"),
+        PrefixRoute("/p", "partial"),
+    ]
+    routed, expected = route_once(routes, "/p/x")
+    assert routed == expected
+    assert (routed.reached, routed.route, routed.endpoint) == ("partial", "partial", "partial")
+    assert routed.path_params == {"under": "/p"}
+    assert routed.sent == []
+
+
+def test_a_later_full_websocket_match_wins_over_an_earlier_partial_one() -> None:
+    routes = [
+        PrefixRoute("/p", "partial"),
+        WebSocketRoute("/p/{name}", Reached("full"), name="full"),
+    ]
+    routed, expected = route_once(routes, "/p/x")
+    assert routed == expected
+    assert (routed.reached, routed.route, routed.path_params) == ("full", "full", {"name": "x"})
+
+
+def test_the_first_of_two_partial_websocket_matches_is_taken() -> None:
+    routes = [PrefixRoute("/p", "first"), PrefixRoute("/p/x", "second")]
+    routed, expected = route_once(routes, "/p/x")
+    assert routed == expected
+    assert routed.reached == "first"
+
+
+def test_a_websocket_path_missing_its_trailing_slash_is_refused_not_redirected() -> None:
+    # As in Starlette: redirect_slashes is for HTTP; a WebSocket client cannot follow one.
+    routes = [WebSocketRoute("/echo/", Reached("echo"), name="echo")]
+    routed, expected = route_once(routes, "/echo")
+    assert (expected.reached, expected.route) == (None, None)
+    assert routed == expected._replace(sent=[REFUSED])
+
+
+def test_app_redirects_an_http_path_to_its_other_slash_as_starlette_does() -> None:
+    app = App()
+
+    @app.route("/page/")
+    async def page(request: Request) -> Response:
+        return PlainTextResponse("page")
+
+    @app.route("/about")
+    async def about(request: Request) -> Response:
+        return PlainTextResponse("about")
+
+    test_client = TestClient(app, follow_redirects=False)
+    response = test_client.get("/page?x=1")
+    assert (response.status_code, response.headers["location"]) == (
+        307,
+        "http://testserver/page/?x=1",
+    )
+    response = test_client.get("/about/")
+    assert (response.status_code, response.headers["location"]) == (307, "http://testserver/about")
+    assert test_client.get("/nowhere/").status_code == 404
+
+
+@pytest.mark.anyio
+async def test_the_lifespan_goes_through_starlettes_router_to_the_hooks() -> None:
+    events: list[str] = []
+    app = App()
+    app.on_startup(lambda: events.append("startup"))
+    app.on_shutdown(lambda: events.append("shutdown"))
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        events.append(message["type"])
+
+    await app.router({"type": "lifespan", "state": {}}, receive, send)
+    assert events == [
+        "startup",
+        "lifespan.startup.complete",
+        "shutdown",
+        "lifespan.shutdown.complete",
+    ]
 
 
 # Against a real uvicorn.

@@ -10,8 +10,11 @@ below is a string that bocws resolves.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlencode
@@ -25,9 +28,11 @@ from starlette.exceptions import WebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 
+import bocws.views
 from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
+from bocws.views import _finish
 
-from .fake import FakeServer, binary, connected, disconnect, text
+from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
 
 if TYPE_CHECKING:
     from bocws import WebSocket as TypeCheckingOnlyWebSocket
@@ -889,6 +894,188 @@ async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) ->
     await run(websocket_view(Strict), server)
     assert server.sent == [ACCEPT, close(1008)]
     assert log.records(logging.ERROR) == []
+
+
+# Lifecycle: the final close. `_finish` returns at once when either side has closed;
+# otherwise it bounds the close by CLOSE_TIMEOUT: under asyncio with a timer that
+# cancels the task, under other event loops (trio, through anyio) with anyio's scope.
+
+
+class NotAsyncio:
+    """asyncio as bocws.views sees it under another event loop: no current task."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    @staticmethod
+    def current_task() -> asyncio.Task[Any] | None:
+        raise RuntimeError("no running event loop")
+
+
+class NoTimer(NotAsyncio):
+    """asyncio for a `_finish` that must not set up a timeout at all."""
+
+    @staticmethod
+    def current_task() -> asyncio.Task[Any] | None:
+        raise AssertionError("_finish set up a timeout for a connection already closed")
+
+
+@pytest.fixture(params=["asyncio", "other event loops"])
+def close_timer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which bound of the final close runs: asyncio's timer, or anyio's cancel scope."""
+    if request.param != "asyncio":
+        monkeypatch.setattr(bocws.views, "asyncio", NotAsyncio())
+    return str(request.param)
+
+
+class BlockedClose(FakeServer):
+    """A server whose send takes the application's close, then never returns: the
+    client reads nothing. `then` says what the send does when it is cancelled."""
+
+    def __init__(self, then: str = "raise") -> None:
+        super().__init__([CONNECT])
+        self.scope["path_params"] = {}
+        self.then = then
+        self.closing = anyio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await super().send(message)
+        if message["type"] != "websocket.close":
+            return
+        self.closing.set()
+        try:
+            await anyio.Event().wait()  # set by no one: only a cancellation ends it
+        except asyncio.CancelledError:
+            if self.then == "also-cancel":
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()  # the server shuts down as the timer fires
+            elif self.then == "fail":
+                raise ConnectionResetError("closed while writing") from None
+            raise
+
+
+def pending_cancellations() -> int:
+    """The cancellations of the current task not yet handled (always 0 before 3.11)."""
+    task = asyncio.current_task()
+    assert task is not None
+    if sys.version_info >= (3, 11):
+        return task.cancelling()
+    return 0
+
+
+async def says_goodbye(ws: WebSocket) -> None:
+    await ws.send("bye")
+
+
+GAVE_UP = "'/ws': the client reads nothing; gave up sending the close (1000) after 0.05 s"
+
+
+@pytest.mark.parametrize("side", ["client", "application"])
+async def test_finish_sends_nothing_and_sets_no_timeout_once_either_side_has_closed(
+    side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = client(disconnect(1001))
+    ws = server.websocket()
+    await ws.accept()
+    if side == "client":
+        with pytest.raises(WebSocketDisconnect):
+            await ws.receive()
+    else:
+        await ws.close(4000)
+    sent = list(server.sent)
+    server.fail_sends_with = AssertionError("_finish sent a message")
+    monkeypatch.setattr(bocws.views, "asyncio", NoTimer())
+    await _finish(ws, 1000)
+    assert server.sent == sent
+
+
+async def test_a_final_close_the_client_never_takes_is_given_up_after_close_timeout(
+    close_timer: str, monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    server = BlockedClose()
+
+    async def serve() -> int:
+        await run(websocket_view(says_goodbye), server)  # returns: no error
+        await asyncio.sleep(0)  # raises CancelledError if the bound's cancellation is left
+        return pending_cancellations()
+
+    with anyio.fail_after(5):
+        task = asyncio.create_task(serve())
+        assert await task == 0
+    assert server.sent == [ACCEPT, sent_text("bye"), close(1000)]
+    assert log.messages(logging.INFO) == [GAVE_UP]
+
+
+async def test_a_cancellation_from_outside_during_the_final_close_propagates(
+    close_timer: str, monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 3600)  # not reached here
+    server = BlockedClose()
+    task = asyncio.create_task(run(websocket_view(says_goodbye), server))
+    with anyio.fail_after(5):
+        await server.closing.wait()
+        task.cancel()  # the server shuts down
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert task.cancelled()
+    assert log.messages(logging.INFO) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio counts cancellations from 3.11")
+async def test_a_cancellation_from_outside_as_the_close_timer_fires_propagates(
+    monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    server = BlockedClose(then="also-cancel")
+    task = asyncio.create_task(run(websocket_view(says_goodbye), server))
+    with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+    assert log.messages(logging.INFO) == []
+
+
+@pytest.mark.parametrize(
+    "close_timer",
+    [
+        "asyncio",
+        "other event loops",
+    ],
+    indirect=True,
+)
+async def test_a_final_close_the_server_fails_when_timed_out_leaves_the_task_uncancelled(
+    close_timer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    server = BlockedClose(then="fail")
+
+    async def serve() -> int:
+        await run(websocket_view(says_goodbye), server)
+        return pending_cancellations()
+
+    with anyio.fail_after(5):
+        assert await asyncio.create_task(serve()) == 0
+    assert server.sent == [ACCEPT, sent_text("bye"), close(1000)]
+
+
+@pytest.mark.parametrize("side", ["client", "application"])
+async def test_websocket_exception_that_cannot_be_sent_is_raised_even_once_closed(
+    side: str, log: Log
+) -> None:
+    async def view(ws: WebSocket) -> None:
+        if side == "client":
+            with contextlib.suppress(WebSocketDisconnect):
+                await ws.receive()
+        else:
+            await ws.close(4000)
+        raise WebSocketException(999, "bad code")
+
+    server = client(disconnect(1000))
+    with pytest.raises(WebSocketException):
+        await run(websocket_view(view), server)
+    assert len(log.records(logging.ERROR)) == 1
+    assert not any("closed the connection with 999" in line for line in log.messages(logging.INFO))
 
 
 # Calling the endpoint.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
@@ -796,6 +797,154 @@ async def test_concurrent_first_operations_accept_once_and_lose_no_message() -> 
         connect_ready.set()
     assert received == ["hello"]
     assert server.sent == [ACCEPT, {"type": "websocket.send", "text": "hi"}]
+
+
+# The lazy accept shared by two tasks: the first to need it accepts; any other waits on
+# an event made only when it comes (`_accepting`), and goes on once the accept is done.
+
+
+class SlowConnect(FakeServer):
+    """A server whose `websocket.connect` arrives only once the test says so."""
+
+    def __init__(self, *incoming: dict[str, Any]) -> None:
+        super().__init__([CONNECT, *incoming])
+        self.connect_ready = anyio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.connect_ready.wait()
+        return await super().receive()
+
+
+async def operate(ws: WebSocket, operation: str, name: str, outcomes: dict[str, Any]) -> None:
+    """Run `operation` on `ws` as task `name`; record what it returned or raised."""
+    try:
+        if operation == "send":
+            await ws.send_text(name)
+            outcomes[name] = "sent"
+        elif operation == "receive":
+            outcomes[name] = await ws.receive_text()
+        elif operation == "accept":
+            await ws.accept()
+            outcomes[name] = "accepted"
+        else:
+            await ws.send_event(ACCEPT)
+            outcomes[name] = "accepted"
+    except (WebSocketDisconnect, WebSocketStateError) as error:
+        outcomes[name] = error
+
+
+async def start_both(
+    server: SlowConnect,
+    first: str,
+    *others: str,
+    before_connect: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Start `first`, then the `others` ("second", "third") while the first's lazy accept
+    waits for the connect; check that they wait on one event; then let the connect come."""
+    ws = server.websocket()
+    outcomes: dict[str, Any] = {}
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(operate, ws, first, "first", outcomes)
+            await anyio.wait_all_tasks_blocked()
+            assert ws._accepting is True  # under way; no event until someone waits
+            events = []
+            for operation, name in zip(others, ["second", "third"][: len(others)], strict=True):
+                tasks.start_soon(operate, ws, operation, name, outcomes)
+                await anyio.wait_all_tasks_blocked()
+                events.append(ws._accepting)
+            assert isinstance(events[0], anyio.Event)  # the second task waits on it
+            assert all(event is events[0] for event in events)  # and so does a third
+            assert server.sent == []
+            if before_connect is not None:
+                before_connect()
+            server.connect_ready.set()
+    assert ws._accepting is False
+    return outcomes
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "outcomes", "sent"),
+    [
+        ("send", "receive", {"first": "sent", "second": "hello"}, ["first"]),
+        ("receive", "send", {"first": "hello", "second": "sent"}, ["second"]),
+        ("send", "send", {"first": "sent", "second": "sent"}, ["first", "second"]),
+    ],
+)
+async def test_two_tasks_starting_at_once_share_one_lazy_accept(
+    first: str, second: str, outcomes: dict[str, Any], sent: list[str]
+) -> None:
+    server = SlowConnect(text("hello"))
+    assert await start_both(server, first, second) == outcomes
+    assert server.sent == [ACCEPT, *({"type": "websocket.send", "text": data} for data in sent)]
+
+
+async def test_three_tasks_starting_at_once_share_one_lazy_accept() -> None:
+    server = SlowConnect(text("hello"))
+    outcomes = await start_both(server, "send", "receive", "send")
+    assert outcomes == {"first": "sent", "second": "hello", "third": "sent"}
+    assert [message["type"] for message in server.sent].count("websocket.accept") == 1
+    assert server.sent[0] == ACCEPT
+
+
+@pytest.mark.parametrize("second", ["accept", "send_event"])
+async def test_an_explicit_accept_during_the_lazy_accept_waits_then_is_a_state_error(
+    second: str,
+) -> None:
+    server = SlowConnect()
+    outcomes = await start_both(server, "send", second)
+    assert outcomes["first"] == "sent"
+    assert isinstance(outcomes["second"], WebSocketStateError)
+    assert "already accepted" in str(outcomes["second"])
+    assert server.sent == [ACCEPT, {"type": "websocket.send", "text": "first"}]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("send", "receive"), ("receive", "send"), ("send", "send")]
+)
+@pytest.mark.parametrize(
+    ("incoming", "code"),
+    [([disconnect(1001)], 1001), ([], 1006)],
+    ids=["client-left", "connection-lost"],
+)
+async def test_a_lazy_accept_the_server_fails_releases_the_waiting_task_with_the_disconnect(
+    first: str, second: str, incoming: list[dict[str, Any]], code: int
+) -> None:
+    server = SlowConnect(*incoming)
+
+    def break_the_connection() -> None:
+        server.fail_sends_with = ConnectionResetError("peer reset")
+
+    outcomes = await start_both(server, first, second, before_connect=break_the_connection)
+    assert {name: (type(error), error.code) for name, error in outcomes.items()} == {
+        "first": (WebSocketDisconnect, code),
+        "second": (WebSocketDisconnect, code),
+    }
+    assert server.sent == []
+
+
+@pytest.mark.parametrize("second", ["send", "receive"])
+async def test_a_task_waiting_on_a_cancelled_lazy_accept_accepts_itself(second: str) -> None:
+    server = SlowConnect(text("hello"))
+    ws = server.websocket()
+    outcomes: dict[str, Any] = {}
+    first_scope = anyio.CancelScope()
+
+    async def first_then_cancelled() -> None:
+        with first_scope:
+            await operate(ws, "send", "first", outcomes)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first_then_cancelled)
+            await anyio.wait_all_tasks_blocked()
+            tasks.start_soon(operate, ws, second, "second", outcomes)
+            await anyio.wait_all_tasks_blocked()
+            first_scope.cancel()  # say, a timeout around the first task's send
+            await anyio.wait_all_tasks_blocked()
+            server.connect_ready.set()
+    assert outcomes == {"second": "sent" if second == "send" else "hello"}
+    assert server.sent[0] == ACCEPT
 
 
 async def test_headers_from_a_generator_are_refused_rather_than_lost() -> None:

@@ -500,6 +500,10 @@ class WebSocket(HTTPConnection):
             WebSocketDisconnect: the server reported the connection broken (1006).
         """
         check_close(code, reason, handshake_pending=self._closes_handshake())
+        await self._send_close(code, reason)
+
+    async def _send_close(self, code: int, reason: str | None) -> None:
+        """`close()` once the code and reason are checked."""
         if self._accept_pending:
             await self._accept_now()
         await self._forward({"type": CLOSE, "code": code, "reason": reason or ""})
@@ -520,7 +524,7 @@ class WebSocket(HTTPConnection):
             if core.application_state is RESPONSE:
                 await self._forward({"type": RESPONSE_BODY, "body": b"", "more_body": False})
             else:
-                await self.close(code, reason)
+                await self._send_close(code, reason)
         except WebSocketDisconnect:
             pass  # the client left meanwhile: the connection is closed either way
 

@@ -1546,3 +1546,41 @@ def test_an_exception_a_starlette_handler_takes_before_accept_is_left_to_it() ->
         with pytest.raises(WebSocketDisconnect) as closed:
             session.receive_text()
     assert closed.value.code == 1011
+
+
+async def test_closes_under_way_share_one_watch_that_gives_up_only_the_late_ones(
+    monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    # A blocked close and a prompt one: the watch ticks while closes are under way,
+    # gives up the blocked one only, then stops ticking.
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    blocked, prompt = BlockedClose(), FakeServer([CONNECT])
+    prompt.scope["path_params"] = {}
+    endpoint = websocket_view(says_goodbye)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run, endpoint, blocked)
+            await blocked.closing.wait()
+            watch = bocws.views._CloseWatch.of(asyncio.get_running_loop())
+            assert watch.ticking
+            assert len(watch.pending) == 1
+            await run(endpoint, prompt)  # closes at once, while the other waits
+            assert len(watch.pending) == 1
+    assert prompt.sent == [ACCEPT, sent_text("bye"), close(1000)]
+    assert log.messages(logging.INFO).count(GAVE_UP) == 1
+    assert watch.pending == set()
+    # The next tick finds nothing left: it sets no timer after it.
+    timers: list[Any] = []
+    monkeypatch.setattr(watch.loop, "call_later", lambda *arguments: timers.append(arguments))
+    watch.tick()
+    assert not watch.ticking
+    assert timers == []
+
+
+def test_each_event_loop_gets_a_watch_of_its_own() -> None:
+    async def watch() -> bocws.views._CloseWatch:
+        return bocws.views._CloseWatch.of(asyncio.get_running_loop())
+
+    first, again = asyncio.run(watch()), asyncio.run(watch())
+    assert first is not again
+    assert first.loop is not again.loop

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .environments import BOCADILLO_PYTHON, BOCADILLO_READY, ROOT
-from .harness import RESULTS, SetupError, Worker, write_json
+from .harness import QUICK_RESULTS, RESULTS, SetupError, Worker, write_json
 from .worker import installed_version
 
 #: The suites, in the order they run: the quick in-process ones first.
@@ -152,8 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--suites", default=",".join(SUITES), help=f"comma-separated, among {', '.join(SUITES)}"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the results directory")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"the results directory (full: {RESULTS.relative_to(ROOT)}, which the docs quote; "
+        f"quick: {QUICK_RESULTS.relative_to(ROOT)})",
+    )
     options = parser.parse_args(argv)
+    if options.output is None:
+        options.output = RESULTS if options.mode == "full" else QUICK_RESULTS
     suites = [name.strip() for name in options.suites.split(",") if name.strip()]
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
@@ -176,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         plotted = 1
     print(json.dumps(info["run"], indent=2))  # noqa: T201 - the summary
     failed = [name for name, run in runs.items() if run["status"] not in ("ok", "absent")]
+    if options.output == RESULTS and not failed and set(suites) == set(SUITES):
+        from . import report
+
+        report.write()  # the tables of docs/benchmarks.md, from this run
+        print(f"updated the tables of {report.PAGE.relative_to(ROOT)}")  # noqa: T201
     return 1 if failed or plotted else 0
 
 

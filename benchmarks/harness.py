@@ -30,6 +30,8 @@ from .worker import App, build, time_run
 
 #: Where the results land, for the docs to cite.
 RESULTS = ROOT / "docs" / "benchmarks"
+#: Where quick runs go, so that they never replace the full run the docs quote.
+QUICK_RESULTS = ROOT / "benchmarks" / "results-quick"
 #: What one iteration is, per suite of the worker, for the report.
 UNITS = {"echo": "message", "connect": "connection"}
 

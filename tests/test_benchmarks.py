@@ -230,3 +230,25 @@ def test_the_machine_description_names_the_cpu_python_and_packages() -> None:
     assert info["packages"]["bocws"] is not None
     if BOCADILLO_READY:
         assert info["bocadillo_environment"]["packages"]["bocadillo"] == "0.18.3"
+
+
+def test_the_report_fills_the_pages_tables_from_the_committed_results(tmp_path: Path) -> None:
+    from benchmarks import report
+
+    page = tmp_path / "benchmarks.md"
+    original = report.PAGE.read_text(encoding="utf-8")
+    page.write_text(original, encoding="utf-8")
+    report.write(page)
+    # The committed page holds the tables of the committed results: writing changes nothing.
+    assert page.read_text(encoding="utf-8") == original
+    for name in report.SECTIONS:
+        assert f"<!-- results: {name} -->\n" in original
+        assert f"<!-- results: {name} -->\n<!-- end -->" not in original
+    start = original.index("<!-- results: routing -->\n") + len("<!-- results: routing -->\n")
+    emptied = original[:start] + original[original.index("<!-- end -->", start) :]
+    page.write_text(emptied, encoding="utf-8")
+    report.write(page)
+    assert page.read_text(encoding="utf-8") == original
+    page.write_text(original.replace("<!-- results: memory -->", ""), encoding="utf-8")
+    with pytest.raises(SystemExit, match="memory"):
+        report.write(page)

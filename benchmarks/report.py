@@ -1,0 +1,165 @@
+"""Markdown tables of the results under docs/benchmarks/, for docs/benchmarks.md.
+
+Run: `python -m benchmarks.report` prints them; `--write` puts them in
+docs/benchmarks.md between its `<!-- results: NAME -->` and `<!-- end -->` markers, so
+that the page quotes the last full run and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .harness import RESULTS
+
+PAGE = RESULTS.parent / "benchmarks.md"
+IN_PROCESS_ORDER = ["bocws", "bocws-receive", "starlette", "starlette-endpoint", "litestar"]
+IN_PROCESS_ORDER += ["litestar-listener", "bocadillo"]
+
+
+def _load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((RESULTS / f"results-{name}.json").read_text())
+    return document
+
+
+def _spread(median: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{median:.{digits}f}x ({low:.{digits}f}-{high:.{digits}f})"
+
+
+def _ratio(figures: dict[str, Any]) -> str:
+    return _spread(figures["ratio_median"], figures["ratio_min"], figures["ratio_max"])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def in_process() -> str:
+    results = _load("inprocess")["results"]
+    kinds = list(results)
+    header = ["Variant", *[f"{kind}: x raw" for kind in kinds]]
+    raw = [
+        "raw (ns per message)",
+        *[f"{results[kind]['raw']['median_ns']:.0f} ns" for kind in kinds],
+    ]
+    rows = [raw]
+    for name in IN_PROCESS_ORDER:
+        if all(name in results[kind] for kind in kinds):
+            rows.append([name, *[_ratio(results[kind][name]) for kind in kinds]])
+    return _table(header, rows)
+
+
+def routing() -> str:
+    document = _load("routing")
+    results = document["results"]
+    targets = list(results)
+    header = ["Variant", *[f"{target} route: µs, x Starlette's Router" for target in targets]]
+    rows = []
+    for name in ["bocws", "starlette", "starlette-app", "bocadillo"]:
+        cells = [name]
+        for target in targets:
+            figures = results[target].get(name)
+            if figures is None:
+                cells.append("")
+                continue
+            time = f"{figures['median_ns'] / 1000:.1f} µs"
+            if name == "starlette":
+                cells.append(time)
+            else:
+                ratios = figures["ratios"]["starlette"]
+                cells.append(f"{time}, {_spread(ratios['median'], ratios['min'], ratios['max'])}")
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def end_to_end() -> str:
+    results = _load("endtoend")["results"]
+    sections = []
+    for implementation, by_size in results.items():
+        sizes = list(by_size)
+        header = ["Variant", *[f"{size} B" for size in sizes]]
+        names = list(by_size[sizes[0]]["summary"])
+        rows = []
+        for name in names:
+            cells = [name]
+            for size in sizes:
+                figures = by_size[size]["summary"][name]
+                cpu = figures["server_cpu_us"]
+                cell = f"{cpu['median']:.1f} µs"
+                if name != "raw":
+                    to_raw = figures["server_cpu_us_to_raw"]
+                    speed = figures["round_trips_per_s_to_raw"]["median"]
+                    cell += f", {_spread(to_raw['median'], to_raw['min'], to_raw['max'])}"
+                    cell += f"; {speed:.2f}x the round trips"
+                cells.append(cell)
+            rows.append(cells)
+        sections.append(f"`--ws {implementation}`:\n\n" + _table(header, rows))
+    return "\n\n".join(sections)
+
+
+def memory() -> str:
+    summary = _load("memory")["summary"]
+    rows = []
+    for name, figures in summary.items():
+        per = figures["bytes_per_connection"]
+        over = figures["bytes_over_raw"]
+        rows.append(
+            [
+                name,
+                f"{per['median']:,.0f} B ({per['min']:,.0f}-{per['max']:,.0f})",
+                ""
+                if name == "raw"
+                else f"{over['median']:+,.0f} B ({over['min']:+,.0f} to {over['max']:+,.0f})",
+            ]
+        )
+    return _table(["Variant", "Per idle connection", "Over raw"], rows)
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "inprocess": in_process,
+    "routing": routing,
+    "endtoend": end_to_end,
+    "memory": memory,
+}
+
+
+def _filled(table: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: match[1] + table + "\n" + match[2]
+
+
+def write(page: Path = PAGE) -> None:
+    """Replace each `<!-- results: NAME -->` ... `<!-- end -->` block of `page`."""
+    text = page.read_text(encoding="utf-8")
+    for name, render in SECTIONS.items():
+        # The block's lines, never reaching into the next block.
+        pattern = re.compile(
+            rf"(<!-- results: {name} -->\n)(?:(?!<!-- results:).)*?(<!-- end -->)", re.DOTALL
+        )
+        # A function as the replacement: the table is taken as it is, backslashes too.
+        text, count = pattern.subn(_filled(render()), text)
+        if count != 1:
+            raise SystemExit(f"{page}: no single '<!-- results: {name} -->' block")
+    page.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"update {PAGE.name}")
+    options = parser.parse_args(argv)
+    if options.write:
+        write()
+        return 0
+    for name, render in SECTIONS.items():
+        print(f"## {name}\n\n{render()}\n")  # noqa: T201 - the report
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -553,7 +553,8 @@ CLOSE_TIMEOUT = 10.0
 
 
 async def _finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
-    """Close the connection at the end of the view, waiting at most `CLOSE_TIMEOUT`."""
+    """Close the connection at the end of the view, waiting about `CLOSE_TIMEOUT` at most
+    (up to a tenth more under asyncio: see `_CloseWatch`)."""
     if ws.application_state is DISCONNECTED or ws.client_state is DISCONNECTED:
         await ws.ensure_closed(code, reason)  # checks the code; nothing to send or wait for
         return
@@ -580,14 +581,20 @@ async def _close_within(
     ws: WebSocket, code: int, reason: str | None, task: asyncio.Task[Any]
 ) -> bool:
     """`ensure_closed()` under asyncio, cancelled after `CLOSE_TIMEOUT`; whether it was."""
+    # Cancellations the task already had, not ours to take back (as asyncio.timeout).
+    pending = 0
+    if sys.version_info >= (3, 11):
+        pending = task.cancelling()
     expiry = _Expiry(task, CLOSE_TIMEOUT)
     watch = _CloseWatch.of(task.get_loop())
     watch.add(expiry)
     try:
         await ws.ensure_closed(code, reason)
     except asyncio.CancelledError:
-        # Ours only if the watch fired and no other cancellation is pending.
-        if not expiry.fired or (sys.version_info >= (3, 11) and task.uncancel() > 0):
+        # Ours only if the watch fired and no other cancellation came meanwhile. Python
+        # 3.10 does not count cancellations: one from outside in the very loop iteration
+        # of the expiry is taken for ours there.
+        if not expiry.fired or (sys.version_info >= (3, 11) and task.uncancel() > pending):
             raise
         return True
     finally:
@@ -658,8 +665,10 @@ class _CloseWatch:
             expiry.fire()
         if self.pending:
             self.loop.call_later(CLOSE_TIMEOUT / 10, self.tick)
-        else:
-            self.ticking = False
+            return
+        self.ticking = False
+        if _CloseWatch._current is self:
+            _CloseWatch._current = None  # keep no loop alive once its closes are done
 
 
 def refuse_origin(scope: Scope, setting: str) -> None:

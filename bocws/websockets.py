@@ -313,6 +313,10 @@ class WebSocket(HTTPConnection):
         self._accept_pending = auto_accept
         # Bound once here so that receive()/send() cost no lookup per message.
         self.receive = getattr(self, "receive_" + self._receive_type)
+        # Whether `async for` may inline receive_text(): not if a subclass overrides it.
+        self._inline_text = (
+            self._receive_type == "text" and type(self).receive_text is WebSocket.receive_text
+        )
         self.send = getattr(self, "send_" + self._send_type)
 
     def __repr__(self) -> str:
@@ -988,7 +992,7 @@ class WebSocket(HTTPConnection):
     async def __anext__(self) -> Any:
         # receive_text()'s hot path again, for the default receive type: a coroutine
         # layer less per message in the commonest loop (about 15% of its cost).
-        if self._receive_type == "text" and self._core.open:
+        if self._inline_text and self._core.open:
             self._receiving += 1
             try:
                 message = await self._receive()

@@ -1575,6 +1575,7 @@ async def test_closes_under_way_share_one_watch_that_gives_up_only_the_late_ones
     watch.tick()
     assert not watch.ticking
     assert timers == []
+    assert bocws.views._CloseWatch._current is None  # no loop kept alive
 
 
 def test_each_event_loop_gets_a_watch_of_its_own() -> None:
@@ -1584,3 +1585,29 @@ def test_each_event_loop_gets_a_watch_of_its_own() -> None:
     first, again = asyncio.run(watch()), asyncio.run(watch())
     assert first is not again
     assert first.loop is not again.loop
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio counts cancellations from 3.11")
+async def test_a_timed_out_close_in_a_task_that_swallowed_a_cancellation_is_given_up_quietly(
+    monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    # The view caught a cancellation and returned: the task's count stays at 1. The
+    # bound takes back only its own cancellation, as asyncio.timeout does.
+    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    server = BlockedClose()
+
+    async def swallows_a_cancellation(ws: WebSocket) -> None:
+        await ws.send("bye")
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(1)
+
+    async def serve() -> int:
+        await run(websocket_view(swallows_a_cancellation), server)
+        return pending_cancellations()
+
+    with anyio.fail_after(5):
+        assert await asyncio.create_task(serve()) == 1  # the view's own, still there
+    assert log.messages(logging.INFO) == [GAVE_UP]

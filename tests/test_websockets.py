@@ -1272,3 +1272,14 @@ async def test_json_nested_too_deeply_is_bad_client_data() -> None:
     with pytest.raises(json.JSONDecodeError, match="nested too deeply") as info:
         await ws.receive_json()
     assert ws._input_close_code(info.value) == 1007
+
+
+async def test_async_for_uses_a_subclass_receive_text() -> None:
+    class Shouting(WebSocket):
+        async def receive_text(self, *, timeout: float | None = None) -> str:  # noqa: ASYNC109
+            return (await super().receive_text(timeout=timeout)).upper()
+
+    server = FakeServer([CONNECT, text("hi"), text("there"), disconnect(1000)])
+    ws = Shouting(server.scope, server.receive, server.send)
+    received = [message async for message in ws]
+    assert received == ["HI", "THERE"]

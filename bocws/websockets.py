@@ -683,10 +683,11 @@ class WebSocket(HTTPConnection):
                 and message.get("text") is None
             ):
                 return data
-            message = await self._judge(message, True)
-        else:
-            message = await self._next_message(True, timeout)
-        data = message.get("bytes")
+            return self._bytes_of(await self._judge(message, True))
+        return self._bytes_of(await self._next_message(True, timeout))
+
+    def _bytes_of(self, message: Message) -> bytes:
+        data: bytes | None = message.get("bytes")
         if data is None:
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
         return bytes(data)

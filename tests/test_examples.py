@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -19,11 +15,8 @@ from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
 from examples import auth, chat, echo, fastapi_app, starlette_app
+from tests.browser import Uvicorn
 from tests.test_server import TIMEOUT, client, recv, refused, running_server
-
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_EPHEMERAL = ["--host", "127.0.0.1", "--port", "0"]
-
 
 # echo
 
@@ -46,44 +39,109 @@ def test_echo_echoes_text() -> None:
 # chat
 
 
-def test_chat_serves_its_page() -> None:
-    response = TestClient(chat.app).get("/")
-    assert response.status_code == 200
-    assert "new WebSocket(" in response.text
-    assert "`chat/${" in response.text  # relative to the page: it works mounted too
-    assert "textContent" in response.text  # user text is never inserted as HTML
+def test_chat_serves_its_page_script_and_style() -> None:
+    test_client = TestClient(chat.app)
+    page = test_client.get("/")
+    assert page.status_code == 200
+    assert 'src="static/chat.js"' in page.text  # relative: it works mounted too
+    script = test_client.get("/static/chat.js")
+    assert script.status_code == 200
+    assert "new WebSocket(url, [SUBPROTOCOL])" in script.text
+    assert "innerHTML" not in script.text  # user text is never inserted as HTML
+    assert test_client.get("/static/chat.css").status_code == 200
+
+
+def chat_event(session: Any) -> dict[str, Any]:
+    event: dict[str, Any] = session.receive_json()
+    return event
 
 
 def test_chat_relays_a_message_to_the_sender() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/solo") as session:
-        session.send_json({"user": "ana", "text": "hi"})
-        assert session.receive_json() == {"user": "ana", "text": "hi"}
+    with TestClient(chat.app).websocket_connect("/chat/solo?name=ana") as session:
+        assert chat_event(session) == {"type": "join", "user": "ana", "members": ["ana"]}
+        session.send_json({"text": "hi"})
+        message = chat_event(session)
+        assert isinstance(message.pop("time"), int)
+        assert message == {"type": "message", "user": "ana", "text": "hi"}
     assert "solo" not in chat.rooms  # the last member left: the room is gone
+
+
+def test_chat_negotiates_its_subprotocol_when_offered() -> None:
+    test_client = TestClient(chat.app)
+    offer = ["other", chat.SUBPROTOCOL]
+    with test_client.websocket_connect("/chat/a?name=ana", subprotocols=offer) as session:
+        assert session.accepted_subprotocol == chat.SUBPROTOCOL
+    with test_client.websocket_connect("/chat/a?name=ana") as session:
+        assert session.accepted_subprotocol is None
+
+
+def test_chat_tells_members_who_joins_and_leaves() -> None:
+    test_client = TestClient(chat.app)
+    with test_client.websocket_connect("/chat/hall?name=zoe") as zoe:
+        chat_event(zoe)
+        with test_client.websocket_connect("/chat/hall?name=%20Ana%20") as ana:
+            joined = {"type": "join", "user": "Ana", "members": ["Ana", "zoe"]}  # case-blind order
+            assert chat_event(ana) == joined
+            assert chat_event(zoe) == joined
+        assert chat_event(zoe) == {"type": "leave", "user": "Ana", "members": ["zoe"]}
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/chat/a?name=", "a display name has 1 to 32 printable characters"),
+        ("/chat/a?name=%20%20", "a display name has 1 to 32 printable characters"),
+        ("/chat/a?name=" + "x" * 33, "a display name has 1 to 32 printable characters"),
+        ("/chat/a?name=a%0Ab", "a display name has 1 to 32 printable characters"),
+        ("/chat/" + "r" * 65 + "?name=ana", "a room name has 1 to 64 characters"),
+    ],
+)
+def test_chat_closes_1008_on_an_unusable_name(path: str, reason: str) -> None:
+    with (
+        TestClient(chat.app).websocket_connect(path) as session,
+        pytest.raises(WebSocketDisconnect) as info,
+    ):
+        session.receive_text()
+    assert (info.value.code, info.value.reason) == (1008, reason)
+    assert chat.rooms == {}
+
+
+def test_chat_refuses_a_handshake_without_a_name() -> None:
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        TestClient(chat.app).websocket_connect("/chat/a"),
+    ):
+        pass  # pragma: no cover - the handshake is refused
+    assert info.value.code == 403
 
 
 @pytest.mark.parametrize(
     "message",
     [
-        {"user": "ana"},
-        {"user": "ana", "text": 3},
-        {"user": "", "text": "hi"},
-        {"user": "ana", "text": ""},
-        {"user": "a" * 33, "text": "hi"},
-        {"user": "ana", "text": "hi", "admin": True},
-        ["ana", "hi"],
+        {},
+        {"text": 3},
+        {"text": ""},
+        {"text": "   "},
+        {"text": "x" * 2001},
+        {"text": "hi", "user": "admin"},
+        ["hi"],
+        "hi",
     ],
 )
 def test_chat_closes_1008_on_a_malformed_message(message: object) -> None:
-    with TestClient(chat.app).websocket_connect("/chat/strict") as session:
+    with TestClient(chat.app).websocket_connect("/chat/strict?name=ana") as session:
+        chat_event(session)
         session.send_json(message)
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
     assert info.value.code == 1008
+    assert info.value.reason == chat.MALFORMED
     assert "strict" not in chat.rooms
 
 
 def test_chat_closes_1007_on_invalid_json() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/strict") as session:
+    with TestClient(chat.app).websocket_connect("/chat/strict?name=ana") as session:
+        chat_event(session)
         session.send_text("{not json")
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
@@ -91,7 +149,8 @@ def test_chat_closes_1007_on_invalid_json() -> None:
 
 
 def test_chat_closes_1009_on_an_oversized_message_before_parsing_it() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/big") as session:
+    with TestClient(chat.app).websocket_connect("/chat/big?name=ana") as session:
+        chat_event(session)
         session.send_text("[" * chat.MAX_MESSAGE_BYTES + "x")
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
@@ -103,22 +162,49 @@ def test_chat_refuses_another_sites_page() -> None:
     headers = {"origin": "https://evil.test"}
     with (
         pytest.raises(WebSocketDisconnect) as info,
-        TestClient(chat.app).websocket_connect("/chat/a", headers=headers),
+        TestClient(chat.app).websocket_connect("/chat/a?name=ana", headers=headers),
     ):
         pass  # pragma: no cover - the handshake is refused
     assert info.value.code == 403
 
 
-async def receive_json(connection: ClientConnection) -> object:
+def test_chat_drops_a_member_too_far_behind_with_1013() -> None:
+    def flood() -> None:  # in the app's event loop, at once: the member cannot keep up
+        for number in range(2 * chat.OUTBOX_SIZE):
+            chat.relay("slow", {"type": "message", "user": "x", "text": str(number), "time": 0})
+
+    with TestClient(chat.app).websocket_connect("/chat/slow?name=ana") as session:
+        chat_event(session)
+        [member] = chat.rooms["slow"]
+        session.portal.call(flood)
+        assert "slow" not in chat.rooms
+        assert member.too_slow
+        received = []
+        with pytest.raises(WebSocketDisconnect) as info:  # noqa: PT012 - read until the close
+            while True:
+                received.append(chat_event(session)["text"])
+    # What the outbox held (plus one already handed to the sender), then the close.
+    assert chat.OUTBOX_SIZE <= len(received) <= chat.OUTBOX_SIZE + 1
+    assert received == [str(number) for number in range(len(received))]
+    assert (info.value.code, info.value.reason) == (1013, "too slow: try again later")
+
+
+async def receive_json(connection: ClientConnection) -> Any:
     return json.loads(await recv(connection))
+
+
+async def joined(connection: ClientConnection, *others: ClientConnection) -> None:
+    """Receive the `join` event a new member's connection starts with, on it and `others`."""
+    for member in (connection, *others):
+        assert (await receive_json(member))["type"] == "join"
 
 
 async def relayed(sender: ClientConnection, text: str, *others: ClientConnection) -> None:
     """Send a chat message; check that the sender and `others`, in order, receive it."""
-    message = {"user": "someone", "text": text}
-    await sender.send(json.dumps(message))
+    await sender.send(json.dumps({"text": text}))
     for member in (sender, *others):
-        assert await receive_json(member) == message
+        message = await receive_json(member)
+        assert (message["type"], message["text"]) == ("message", text)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -132,14 +218,17 @@ async def until(condition: Callable[[], bool]) -> None:
 @pytest.mark.anyio
 async def test_chat_relays_within_a_room_only_and_forgets_leavers() -> None:
     async with running_server(chat.app, "websockets-sansio") as base:  # type: ignore[arg-type]
-        async with client(f"{base}/chat/a") as ana, client(f"{base}/chat/b") as eve:
-            # A member's own message coming back proves it has joined.
-            await relayed(ana, "ana here")
-            await relayed(eve, "eve here")
-            async with client(f"{base}/chat/a") as bob:
+        async with (
+            client(f"{base}/chat/a?name=ana") as ana,
+            client(f"{base}/chat/b?name=eve") as eve,
+        ):
+            await joined(ana)
+            await joined(eve)
+            async with client(f"{base}/chat/a?name=bob") as bob:
+                await joined(bob, ana)
                 await relayed(bob, "bob here", ana)
                 await relayed(ana, "hello a", bob)
-            await until(lambda: len(chat.rooms["a"]) == 1)  # Bob left: the room forgot him
+            assert await receive_json(ana) == {"type": "leave", "user": "bob", "members": ["ana"]}
             await relayed(ana, "still here")
             # Eve's next message is the first thing she receives: nothing from room a leaked.
             await relayed(eve, "bye")
@@ -150,15 +239,17 @@ async def test_chat_relays_within_a_room_only_and_forgets_leavers() -> None:
 async def test_chat_survives_a_member_that_vanishes() -> None:
     async with (
         running_server(chat.app, "websockets-sansio") as base,  # type: ignore[arg-type]
-        client(f"{base}/chat/c") as ana,
+        client(f"{base}/chat/c?name=ana") as ana,
     ):
-        await relayed(ana, "first")
-        async with client(f"{base}/chat/c") as bob:
+        await joined(ana)
+        async with client(f"{base}/chat/c?name=bob") as bob:
+            await joined(bob, ana)
             await relayed(bob, "about to vanish", ana)
             bob.transport.abort()  # no close frame: the TCP connection just ends
+        assert await receive_json(ana) == {"type": "leave", "user": "bob", "members": ["ana"]}
         for number in range(3):
             await relayed(ana, f"message {number}")
-        await until(lambda: len(chat.rooms["c"]) == 1)
+        assert len(chat.rooms["c"]) == 1
 
 
 # auth
@@ -251,10 +342,10 @@ def test_starlette_app_serves_a_bocws_view_with_a_query_parameter() -> None:
 
 def test_starlette_app_mounts_the_chat() -> None:
     test_client = TestClient(starlette_app.app)
-    assert "new WebSocket(" in test_client.get("/bocws/").text
-    with test_client.websocket_connect("/bocws/chat/lobby") as session:
-        session.send_json({"user": "ana", "text": "hi"})
-        assert session.receive_json() == {"user": "ana", "text": "hi"}
+    assert "static/chat.js" in test_client.get("/bocws/").text
+    assert test_client.get("/bocws/static/chat.js").status_code == 200
+    with test_client.websocket_connect("/bocws/chat/lobby?name=ana") as session:
+        assert session.receive_json()["members"] == ["ana"]
 
 
 def test_fastapi_app_keeps_its_own_routes() -> None:
@@ -271,44 +362,20 @@ def test_fastapi_app_serves_a_class_based_view() -> None:
 
 
 def test_fastapi_app_mounts_the_chat() -> None:
-    with TestClient(fastapi_app.app).websocket_connect("/bocws/chat/lobby") as session:
-        session.send_json({"user": "ana", "text": "hi"})
-        assert session.receive_json() == {"user": "ana", "text": "hi"}
+    with TestClient(fastapi_app.app).websocket_connect("/bocws/chat/lobby?name=ana") as session:
+        assert session.receive_json()["members"] == ["ana"]
 
 
 # The README's demo, with the uvicorn command itself.
 
 
-@pytest.fixture
-def chat_under_uvicorn() -> Iterator[str]:
-    """Run `uvicorn examples.chat:app` on a free port; yield its base URL."""
-    with subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.chat:app", *LOCAL_EPHEMERAL],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    ) as process:
-        try:
-            assert process.stderr is not None
-            for _ in range(50):  # uvicorn logs a handful of lines before the address
-                line = process.stderr.readline()
-                found = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line)
-                if found:
-                    yield f"127.0.0.1:{found.group(1)}"
-                    break
-            else:
-                pytest.fail("uvicorn did not report its address")
-        finally:
-            process.terminate()
-            process.wait(TIMEOUT)
-
-
 @pytest.mark.anyio
-async def test_chat_runs_under_the_uvicorn_command(chat_under_uvicorn: str) -> None:
+async def test_chat_runs_under_the_uvicorn_command(serve: type[Uvicorn]) -> None:
+    server = serve("examples.chat:app")  # `uvicorn examples.chat:app`, on a free port
+    server.start()
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
-        page = await http.get(f"http://{chat_under_uvicorn}/")
+        page = await http.get(f"{server.url}/")
     assert page.status_code == 200
-    async with client(f"ws://{chat_under_uvicorn}/chat/demo") as connection:
-        await connection.send(json.dumps({"user": "ana", "text": "hi"}))
-        assert await receive_json(connection) == {"user": "ana", "text": "hi"}
+    async with client(f"ws://127.0.0.1:{server.port}/chat/demo?name=ana") as connection:
+        await joined(connection)
+        await relayed(connection, "hi")

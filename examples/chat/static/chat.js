@@ -1,0 +1,247 @@
+"use strict";
+// The bocws chat page: join a room, talk, see who is here, and ride out dropped
+// connections. Plain DOM code with no build step. User text only ever reaches the
+// page through textContent, never as HTML, so one user cannot inject markup into
+// another's page.
+(() => {
+  const SUBPROTOCOL = "bocws-chat.v1";
+  const FIRST_DELAY = 500; // ms before the first reconnection attempt; then it doubles
+  const MAX_DELAY = 10000; // ms, the longest wait between two attempts
+  // After these, trying again would fail the same way: the user has to act first.
+  const FINAL_CODES = new Set([1000, 1003, 1007, 1008]);
+  const MEANINGS = {
+    1000: "normal closure",
+    1001: "going away",
+    1005: "no code",
+    1006: "connection lost",
+    1007: "invalid data",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "server error",
+    1012: "server restarting",
+    1013: "try again later",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  let socket = null; // the open or opening WebSocket, or null
+  let room = "";
+  let name = "";
+  let attempt = 0; // connections that failed in a row
+  let retryTimer = 0;
+  let countdownTimer = 0;
+  let unread = 0;
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text; // text, never HTML
+    return node;
+  }
+
+  function setState(state, text) {
+    $("state").dataset.state = state;
+    $("state-text").textContent = text;
+    $("retry").hidden = state !== "waiting";
+  }
+
+  function describe(event) {
+    const meaning = MEANINGS[event.code] || (event.code >= 4000 && event.code < 5000 ? "application" : "");
+    const head = meaning ? `${event.code} ${meaning}` : String(event.code);
+    return event.reason ? `${head}: ${event.reason}` : head;
+  }
+
+  function append(item) {
+    const list = $("messages");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
+    list.append(item);
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  function notice(text, kind) {
+    append(element("li", kind ? `notice ${kind}` : "notice", text));
+  }
+
+  function showMessage(message) {
+    const item = element("li", message.user === name ? "message own" : "message");
+    const sent = new Date(message.time);
+    const stamp = element("time", "", sent.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    stamp.dateTime = sent.toISOString();
+    item.append(stamp, element("strong", "user", message.user), element("span", "text", message.text));
+    append(item);
+    if (document.hidden) {
+      unread += 1;
+      document.title = `(${unread}) bocws chat`;
+    }
+  }
+
+  function showMembers(members) {
+    const items = [];
+    let marked = false;
+    for (const member of members) {
+      const item = element("li", "", member);
+      if (!marked && member === name) {
+        item.append(element("span", "you", " (you)"));
+        marked = true;
+      }
+      items.push(item);
+    }
+    $("members").replaceChildren(...items);
+    $("member-count").textContent = String(members.length);
+  }
+
+  function setComposer(enabled) {
+    for (const control of $("composer").elements) control.disabled = !enabled;
+  }
+
+  function stopRetrying() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+  }
+
+  function connect() {
+    stopRetrying();
+    const url = new URL(`chat/${encodeURIComponent(room)}`, location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.search = new URLSearchParams({ name }).toString();
+    url.hash = "";
+    const ws = new WebSocket(url, [SUBPROTOCOL]);
+    socket = ws;
+    let joined = false; // the first event on a socket is its own "join"
+    const again = attempt > 0;
+    setState(attempt ? "reconnecting" : "connecting", `${attempt ? "reconnecting" : "connecting"} to #${room}…`);
+    ws.onopen = () => {
+      if (socket !== ws) return;
+      if (again) notice("Reconnected.", "good");
+      attempt = 0;
+      setState("connected", `connected to #${room}`);
+      setComposer(true);
+      $("text").focus();
+    };
+    ws.onmessage = (event) => {
+      if (socket !== ws) return;
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return; // not part of the protocol: ignore it
+      }
+      if (data.type === "message") {
+        showMessage(data);
+      } else if (data.type === "join" || data.type === "leave") {
+        showMembers(data.members);
+        if (!joined && !again) notice(`You joined #${room} as ${name}.`);
+        else if (joined) notice(`${data.user} ${data.type === "join" ? "joined" : "left"}.`);
+        joined = true;
+      }
+    };
+    ws.onclose = (event) => {
+      if (socket === ws) closed(event);
+    };
+  }
+
+  function closed(event) {
+    socket = null;
+    setComposer(false);
+    const what = describe(event);
+    if (FINAL_CODES.has(event.code) || (event.code >= 4000 && event.code < 5000)) {
+      setState("closed", `disconnected (${what})`);
+      notice(`Disconnected: ${what}.`, "bad");
+      $("join-error").textContent = `The server closed the connection: ${what}.`;
+      $("join-error").hidden = false;
+      $("join").hidden = false;
+      return;
+    }
+    if (attempt === 0) notice(`Connection closed (${what}). Reconnecting…`, "bad");
+    // Exponential backoff with jitter, so that a restarted server is not hit by
+    // every page at the same instant.
+    const delay = Math.min(MAX_DELAY, FIRST_DELAY * 2 ** attempt) * (0.5 + Math.random() / 2);
+    attempt += 1;
+    const due = Date.now() + delay;
+    const tick = () => {
+      const seconds = Math.max(1, Math.ceil((due - Date.now()) / 1000));
+      setState("waiting", `connection lost (${what}); retrying in ${seconds} s`);
+    };
+    tick();
+    countdownTimer = setInterval(tick, 1000);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function leave() {
+    stopRetrying();
+    const ws = socket;
+    socket = null; // its close event is ours: no reconnecting
+    if (ws) ws.close(1000, "left the room");
+    setComposer(false);
+    room = "";
+    setState("idle", "not connected");
+  }
+
+  $("join").onsubmit = (event) => {
+    event.preventDefault();
+    leave();
+    room = $("room").value.trim();
+    name = $("name").value.trim();
+    if (!room || !name) return;
+    $("join-error").hidden = true;
+    localStorage.setItem("bocws-chat-name", name);
+    history.replaceState(null, "", `#${encodeURIComponent(room)}`);
+    attempt = 0;
+    $("messages").replaceChildren();
+    $("members").replaceChildren();
+    $("member-count").textContent = "";
+    $("room-title").textContent = room;
+    $("join").hidden = true;
+    $("chat").hidden = false;
+    connect();
+  };
+
+  $("leave").onclick = () => {
+    leave();
+    $("chat").hidden = true;
+    $("join").hidden = false;
+  };
+
+  $("retry").onclick = () => {
+    if (!socket && room) connect();
+  };
+
+  $("composer").onsubmit = (event) => {
+    event.preventDefault();
+    const text = $("text").value;
+    if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(JSON.stringify({ text }));
+    $("text").value = "";
+  };
+
+  // Back online: no need to wait for the next attempt.
+  window.addEventListener("online", () => {
+    if (!socket && room && attempt > 0) connect();
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) {
+      unread = 0;
+      document.title = "bocws chat";
+    }
+  });
+
+  // The room comes from the address (#room), the name from the last visit; with
+  // both, reloading the page rejoins the room.
+  $("name").value = localStorage.getItem("bocws-chat-name") || "";
+  let linked = "";
+  try {
+    linked = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    // not a room name we wrote: keep the default
+  }
+  if (linked) $("room").value = linked;
+  if (linked && $("name").value) $("join").requestSubmit();
+  else ($("name").value ? $("room") : $("name")).focus();
+
+  // For the browser console (and the browser tests): the current socket.
+  window.chat = {
+    get socket() {
+      return socket;
+    },
+  };
+})();

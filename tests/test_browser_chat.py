@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from examples import chat
-from tests.browser import ROOT, Uvicorn, log_config
+from tests.processes import ROOT, Uvicorn, log_config
 
 SCREENSHOT = ROOT / "docs" / "images" / "chat.png"
 
@@ -171,6 +171,26 @@ def test_an_oversized_message_shows_1009_and_reconnects(users: Users, server: Uv
     expect(page.locator("#messages .notice.good")).to_have_text(["Reconnected."])
     say(page, "still here")
     expect(page.locator("#messages .message .text")).to_have_text(["still here"])
+
+
+def test_a_server_error_shows_1011_and_retries(
+    context: BrowserContext, serve: type[Uvicorn]
+) -> None:
+    server = serve("tests.browser_app:app")  # the chat page over a socket that raises
+    server.start()
+    page = context.new_page()
+    page.goto(server.url + "/broken/")
+    page.fill("#name", "Ana")
+    page.click("#join button")
+    expect(page.locator("#messages .notice.bad")).to_have_text(
+        ["Connection closed (1011 server error: internal error). Reconnecting…"]
+    )
+    expect(page.locator("#state")).to_have_attribute("data-state", "waiting")
+    expect(page.locator("#state-text")).to_contain_text("internal error); retrying in")
+    expect(page.locator("#retry")).to_be_visible()
+    # The page tries again by itself (the notice is not repeated at every attempt).
+    server.wait_for(r'"WebSocket /broken/chat/lobby\?name=Ana" \[accepted\]', times=2)
+    expect(page.locator("#messages .notice")).to_have_count(1)
 
 
 def test_a_screenshot_of_two_users(users: Users, server: Uvicorn, tmp_path: Path) -> None:

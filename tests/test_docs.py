@@ -1237,3 +1237,41 @@ async def test_reliability_feed_learns_at_once_that_its_client_left() -> None:
         started = asyncio.get_running_loop().time()
         await asyncio.wait_for(ended.wait(), TIMEOUT)
     assert asyncio.get_running_loop().time() - started < 1
+
+
+# browsers.md
+
+
+def test_browsers_private_closes_4001_with_a_reason_a_page_can_read() -> None:
+    test_client = TestClient(fragments("browsers.md", '"/private"'))
+    with (
+        test_client.websocket_connect("/private?token=nope") as session,
+        pytest.raises(WebSocketDisconnect) as info,
+    ):
+        session.receive_text()
+    assert (info.value.code, info.value.reason) == (4001, "unauthorized: log in first")
+    with test_client.websocket_connect("/private?token=secret") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "hi"
+
+
+def test_browsers_feed_picks_the_first_offered_subprotocol_it_speaks() -> None:
+    test_client = TestClient(fragments("browsers.md", '"/feed"'))
+    with test_client.websocket_connect("/feed", subprotocols=["v3", "v2", "v1"]) as session:
+        assert session.accepted_subprotocol == "v2"
+        assert session.receive_text() == "speaking v2"
+
+
+def test_browsers_goodbye_reports_the_pages_close_code(capsys: pytest.CaptureFixture[str]) -> None:
+    test_client = TestClient(fragments("browsers.md", '"/goodbye"'))
+    with test_client.websocket_connect("/goodbye") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "hi"
+        session.close(4002, "bye")
+    assert capsys.readouterr().out == "the page closed with 4002 bye\n"
+
+
+def test_browsers_bytes_route_echoes_every_byte() -> None:
+    with TestClient(fragments("browsers.md", '"/bytes"')).websocket_connect("/bytes") as session:
+        session.send_bytes(bytes(range(256)))
+        assert session.receive_bytes() == bytes(range(256))

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
 from examples import auth, chat, echo, fastapi_app, starlette_app
-from tests.browser import Uvicorn
+from tests.processes import Uvicorn
 from tests.test_server import TIMEOUT, client, recv, refused, running_server
 
 # echo

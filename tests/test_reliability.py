@@ -45,6 +45,7 @@ from websockets.asyncio.client import connect
 import bocws.views
 from bocws import App, WebSocket, WebSocketDisconnect
 
+from .processes import free_port, stop
 from .test_server import ABNORMAL_CODES, IMPLEMENTATIONS, TIMEOUT, Probe, client, recv
 from .test_server import running_server as _running_server
 
@@ -333,13 +334,6 @@ class LoadServer:
         return stats
 
 
-def free_port() -> int:
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port: int = probe_socket.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def load_server(descriptors: None, tmp_path: Path) -> Iterator[LoadServer]:
     """`uvicorn tests.load_server:app` alone in a subprocess (it inherits the raised limit)."""
@@ -370,12 +364,7 @@ def load_server(descriptors: None, tmp_path: Path) -> Iterator[LoadServer]:
         try:
             yield LoadServer(process, f"127.0.0.1:{port}", log)
         finally:
-            process.terminate()
-            try:
-                process.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
-                process.kill()
-                process.wait(TIMEOUT)
+            stop(process)
 
 
 async def started(server: LoadServer, http: httpx.AsyncClient) -> dict[str, Any]:

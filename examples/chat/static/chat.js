@@ -108,14 +108,9 @@
     socket = ws;
     let joined = false; // the first event on a socket is its own "join"
     const again = attempt > 0;
-    setState(attempt ? "reconnecting" : "connecting", `${attempt ? "reconnecting" : "connecting"} to #${room}…`);
+    setState(again ? "reconnecting" : "connecting", `${again ? "reconnecting" : "connecting"} to #${room}…`);
     ws.onopen = () => {
-      if (socket !== ws) return;
-      if (again) notice("Reconnected.", "good");
-      attempt = 0;
-      setState("connected", `connected to #${room}`);
-      setComposer(true);
-      $("text").focus();
+      if (socket === ws) setState(again ? "reconnecting" : "connecting", `joining #${room}…`);
     };
     ws.onmessage = (event) => {
       if (socket !== ws) return;
@@ -129,14 +124,24 @@
         showMessage(data);
       } else if (data.type === "join" || data.type === "leave") {
         showMembers(data.members);
-        if (!joined && !again) notice(`You joined #${room} as ${name}.`);
-        else if (joined) notice(`${data.user} ${data.type === "join" ? "joined" : "left"}.`);
+        if (joined) notice(`${data.user} ${data.type === "join" ? "joined" : "left"}.`);
+        else welcomed(again);
         joined = true;
       }
     };
     ws.onclose = (event) => {
       if (socket === ws) closed(event);
     };
+  }
+
+  // In the room at last. Only now does the connection count as working, so that a
+  // server that accepts and then fails at once gets ever longer waits, not a storm.
+  function welcomed(again) {
+    notice(again ? "Reconnected." : `You joined #${room} as ${name}.`, again ? "good" : "");
+    attempt = 0;
+    setState("connected", `connected to #${room}`);
+    setComposer(true);
+    $("text").focus();
   }
 
   function closed(event) {

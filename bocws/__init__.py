@@ -2,6 +2,7 @@
 
 from ._state import WebSocketState, WebSocketStateError
 from .app import App
+from .broadcast import Broadcast, BroadcastUnavailable, Subscription, SubscriptionOverflow
 from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import (
     DenialResponseUnsupported,
@@ -15,9 +16,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "Broadcast",
+    "BroadcastUnavailable",
     "DenialResponseUnsupported",
     "MessageTooBig",
     "MessageTypeError",
+    "Subscription",
+    "SubscriptionOverflow",
     "ViewEndpoint",
     "WebSocket",
     "WebSocketDisconnect",

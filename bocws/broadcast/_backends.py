@@ -1,0 +1,233 @@
+"""Where published messages travel: this process's memory, or a Redis server's pub/sub.
+
+A backend moves encoded payloads (`bytes`) between processes; `Broadcast` does the
+rest. It calls `deliver(channel, payload)` for each message on a subscribed
+channel, from its own task, without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+
+__all__ = ["Backend", "BroadcastUnavailable", "MemoryBackend", "RedisBackend"]
+
+logger = logging.getLogger("bocws.broadcast")
+
+Deliver = Callable[[str, bytes], None]
+
+
+class BroadcastUnavailable(Exception):
+    """The broadcast's server cannot be reached: the message was not published.
+
+    Messages published elsewhere while this process was cut off are lost too:
+    pub/sub delivers at most once. The connection comes back by itself.
+    """
+
+
+class Backend(Protocol):
+    async def connect(self, deliver: Deliver) -> None: ...
+
+    async def disconnect(self) -> None: ...
+
+    async def subscribe(self, channel: str) -> None: ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    async def publish(self, channel: str, payload: bytes) -> None: ...
+
+
+class MemoryBackend:
+    """One process: a publish is delivered before `publish()` returns."""
+
+    def __init__(self) -> None:
+        self._deliver: Deliver | None = None
+        self._channels: set[str] = set()
+
+    async def connect(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def disconnect(self) -> None:
+        self._deliver = None
+        self._channels.clear()
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        if self._deliver is not None and channel in self._channels:
+            self._deliver(channel, payload)
+
+
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+"""Seconds between attempts to reach Redis again: doubling from the first to the most."""
+SUBSCRIBE_TIMEOUT = 5.0
+"""Seconds `subscribe()` waits for Redis to confirm a subscription before going on."""
+
+
+class RedisBackend:
+    """Redis pub/sub through redis-py's asyncio client (the `bocws[redis]` extra).
+
+    One connection from the pool publishes; one more, held by a reader task,
+    subscribes to every channel this process has subscribers for. When it breaks,
+    the reader connects again, with backoff, and subscribes to them all again.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        try:
+            from redis import asyncio as redis
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                f"Broadcast({url!r}) needs redis-py: pip install 'bocws[redis]'"
+            ) from error
+        self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+        options.setdefault("socket_connect_timeout", 5)
+        options.setdefault("socket_keepalive", True)
+        options.setdefault("health_check_interval", 15)
+        self._client = redis.Redis.from_url(url, **options)
+        self._url = url
+        self._deliver: Deliver | None = None
+        self._channels: set[str] = set()
+        # A channel of its own, so that the reader's connection always has a subscription.
+        self._own_channel = f"bocws:broadcast:{uuid.uuid4().hex}"
+        self._pubsub: Any = None  # the reader's redis PubSub, while connected
+        self._pending: dict[str, tuple[int, anyio.Event]] = {}  # unconfirmed subscribes
+        self._reader: asyncio.Task[None] | None = None
+        self._up = anyio.Event()
+        self._silence = 3 * options["health_check_interval"]
+
+    async def connect(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        try:
+            await self._client.ping()
+        except self._errors as error:
+            message = f"cannot reach Redis at {self._safe_url}: {error}"
+            raise BroadcastUnavailable(message) from error
+        # redis-py is asyncio's: so is the reader. A task of its own, not a task group,
+        # so that connect() and disconnect() may run in different tasks.
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
+            await self._up.wait()
+
+    async def disconnect(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.wait([reader])  # unlike `await reader`, keeps its CancelledError
+        self._deliver = None
+        self._channels.clear()
+        await self._client.aclose()
+
+    @property
+    def _safe_url(self) -> str:
+        return self._url.split("@")[-1]  # no password in logs
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # the reader subscribes once it is connected again
+        count, confirmed = self._pending.get(channel, (0, anyio.Event()))
+        self._pending[channel] = (count + 1, confirmed)
+        try:
+            await pubsub.subscribe(channel)
+        except self._errors:
+            return  # the reader notices too, and subscribes again once connected
+        with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
+            await confirmed.wait()
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(*self._errors):  # a new connection will not subscribe to it
+                await pubsub.unsubscribe(channel)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        try:
+            await self._client.publish(channel, payload)
+        except self._errors as error:
+            raise BroadcastUnavailable(
+                f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
+            ) from error
+
+    async def _read(self) -> None:
+        """Hold the subscribing connection: read from it, and make it again when it breaks."""
+        delay = RETRY_FIRST
+        lost = False
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                channels = [self._own_channel, *self._channels]
+                await pubsub.subscribe(*channels)
+                self._pubsub = pubsub
+                # Channels that came or went while this connection was being made.
+                if added := self._channels.difference(channels):
+                    await pubsub.subscribe(*added)
+                if removed := set(channels[1:]).difference(self._channels):
+                    await pubsub.unsubscribe(*removed)
+                if lost:
+                    logger.warning(
+                        "connected to Redis at %s again; subscribed to %d channels",
+                        self._safe_url,
+                        len(self._channels),
+                    )
+                lost = False
+                delay = RETRY_FIRST
+                self._up.set()
+                heard = time.monotonic()
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        heard = time.monotonic()
+                        self._handle(message)
+                    elif time.monotonic() - heard > self._silence:
+                        # redis-py pings an idle connection: no answer means it is dead.
+                        raise TimeoutError(f"no answer from Redis for {self._silence:g} s")
+            except self._errors as error:
+                if not lost:
+                    logger.warning(
+                        "lost the connection to Redis at %s (%s); reconnecting. Messages "
+                        "published meanwhile do not reach this process.",
+                        self._safe_url,
+                        error,
+                    )
+                lost = True
+            finally:
+                self._pubsub = None
+                for _count, confirmed in self._pending.values():
+                    confirmed.set()  # nobody waits for a connection that is gone
+                self._pending.clear()
+                with anyio.CancelScope(shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await anyio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"]
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        if kind == "message":
+            if self._deliver is not None and channel in self._channels:
+                self._deliver(channel, message["data"])
+        elif kind == "subscribe":
+            pending = self._pending.get(channel)
+            if pending is not None:
+                count, confirmed = pending
+                if count <= 1:
+                    del self._pending[channel]
+                    confirmed.set()
+                else:
+                    self._pending[channel] = (count - 1, confirmed)

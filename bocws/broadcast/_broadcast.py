@@ -1,0 +1,286 @@
+"""`Broadcast`: publish to channels, subscribe to them, and tie sockets to rooms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+
+from .._json import dumps_bytes, loads
+from ..websockets import WebSocket, WebSocketDisconnect
+from ._backends import Backend, MemoryBackend, RedisBackend
+from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
+
+__all__ = ["Broadcast", "decode", "encode"]
+
+logger = logging.getLogger("bocws.broadcast")
+
+_Broadcast = TypeVar("_Broadcast", bound="Broadcast")
+
+TOO_SLOW = 1013  # "try again later"
+
+# A message on the wire: one byte saying what it is, then its bytes.
+TEXT, BYTES, JSON = b"t", b"b", b"j"
+
+
+def encode(message: Any) -> bytes:
+    """`message` as a payload: a str, bytes, or a value `json` can encode.
+
+    Raises:
+        TypeError: `message` is none of those.
+    """
+    if isinstance(message, str):
+        return TEXT + message.encode("utf-8", "surrogatepass")
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return BYTES + bytes(message)
+    return JSON + dumps_bytes(message)
+
+
+def decode(payload: bytes) -> Any:
+    """The message `encode()` made `payload` from.
+
+    Raises:
+        ValueError: `payload` was not made by `encode()`.
+    """
+    kind, body = payload[:1], payload[1:]
+    if kind == TEXT:
+        return body.decode("utf-8", "surrogatepass")
+    if kind == BYTES:
+        return body
+    if kind == JSON:
+        return loads(body.decode("utf-8"))
+    raise ValueError(f"not a bocws broadcast message: {payload[:20]!r}")
+
+
+def _backend(url: str, options: dict[str, Any]) -> Backend:
+    scheme = url.partition("://")[0]
+    if scheme == "memory":
+        if options:
+            raise TypeError(f"memory:// takes no options, got {sorted(options)}")
+        return MemoryBackend()
+    if scheme in ("redis", "rediss", "unix"):
+        return RedisBackend(url, **options)
+    raise ValueError(
+        f"unsupported broadcast URL {url!r}: use 'memory://' or 'redis://host:port/db' "
+        "('rediss://' for TLS)"
+    )
+
+
+class Broadcast:
+    """Channels that carry messages to every subscriber, in this process or in all of them.
+
+    Args:
+        url: `"memory://"` (the default) for one process, or a Redis URL,
+            `"redis://host:port/db"`, for all the processes connected to that server
+            (needs the `bocws[redis]` extra).
+        queue_size: messages that may wait for one subscriber.
+        overflow: what happens to a subscriber `queue_size` messages behind:
+            `"close"` (the default) unsubscribes it, and `room()` closes its socket
+            with 1013; `"drop_oldest"` drops its oldest queued message.
+        **options: for Redis, options of `redis.asyncio.Redis.from_url()`.
+
+    Connect before use and disconnect after: `async with broadcast:`, or
+    `App(on_startup=...)`-style hooks, `app.on_startup(broadcast.connect)` and
+    `app.on_shutdown(broadcast.disconnect)`.
+
+    Example:
+        >>> broadcast = Broadcast("memory://")
+        >>> async def main():
+        ...     async with broadcast, broadcast.subscribe("news") as news:
+        ...         await broadcast.publish("news", {"headline": "hello"})
+        ...         return await anext(news)
+    """
+
+    def __init__(
+        self,
+        url: str = "memory://",
+        *,
+        queue_size: int = 1000,
+        overflow: Overflow = "close",
+        **options: Any,
+    ) -> None:
+        _check_queue(queue_size, overflow)
+        self.url = url
+        self.queue_size = queue_size
+        self.overflow = overflow
+        self._backend = _backend(url, options)
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._subscribing: dict[str, anyio.Event] = {}  # channels the backend is joining
+        self._connected = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "not connected"
+        return f"<Broadcast {self.url.split('@')[-1]!r}: {state}>"
+
+    # Lifecycle.
+
+    async def connect(self) -> None:
+        """Connect to the backend (for Redis, check that it answers).
+
+        Raises:
+            BroadcastUnavailable: Redis cannot be reached.
+        """
+        if self._connected:
+            raise RuntimeError("this Broadcast is already connected")
+        await self._backend.connect(self._deliver)
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        """Disconnect; every subscription ends after the messages already queued."""
+        if not self._connected:
+            return
+        self._connected = False
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                subscription.end()
+        self._subscribers.clear()
+        await self._backend.disconnect()
+
+    async def __aenter__(self: _Broadcast) -> _Broadcast:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.disconnect()
+
+    # Publishing and subscribing.
+
+    def _check_connected(self, call: str) -> None:
+        if not self._connected:
+            raise RuntimeError(
+                f"{call} on a Broadcast that is not connected: call connect() first, "
+                "e.g. app.on_startup(broadcast.connect)"
+            )
+
+    async def publish(self, channel: str, message: Any) -> None:
+        """Send `message` (str, bytes, or a JSON value) to the subscribers of `channel`.
+
+        Delivery is at most once: a subscriber that is cut off from the backend when
+        the message passes, or that falls too far behind, does not get it.
+
+        Raises:
+            TypeError: `message` is not a str, bytes, or a value `json` can encode.
+            BroadcastUnavailable: the backend cannot be reached; nothing was published.
+        """
+        self._check_connected("publish()")
+        await self._backend.publish(channel, encode(message))
+
+    @asynccontextmanager
+    async def subscribe(
+        self, channel: str, *, queue_size: int | None = None, overflow: Overflow | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to `channel` within the block: every message published from then on.
+
+        `queue_size` and `overflow` override the broadcast's for this subscriber.
+        The subscription is active when the block starts (with Redis: confirmed by
+        the server, or after 5 s without an answer, or at once when the server is
+        unreachable; it is made once the connection is back).
+        """
+        self._check_connected("subscribe()")
+        queue_size = self.queue_size if queue_size is None else queue_size
+        overflow = self.overflow if overflow is None else overflow
+        _check_queue(queue_size, overflow)
+        subscription = Subscription(channel, queue_size, overflow)
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            subscribers = self._subscribers[channel] = set()
+        subscribers.add(subscription)
+        try:
+            ready = self._subscribing.get(channel)
+            if ready is not None:
+                await ready.wait()  # another subscriber is making the backend's subscription
+            elif len(subscribers) == 1:
+                ready = self._subscribing[channel] = anyio.Event()
+                try:
+                    await self._backend.subscribe(channel)
+                finally:
+                    del self._subscribing[channel]
+                    ready.set()
+            yield subscription
+        finally:
+            subscription.end()
+            await self._leave(channel, subscription)
+
+    async def _leave(self, channel: str, subscription: Subscription) -> None:
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            return  # the broadcast disconnected
+        subscribers.discard(subscription)
+        if not subscribers:
+            del self._subscribers[channel]
+            with anyio.CancelScope(shield=True):
+                await self._backend.unsubscribe(channel)
+
+    def _deliver(self, channel: str, payload: bytes) -> None:
+        """Queue a message that arrived on `channel` for each of its subscribers here."""
+        subscribers = self._subscribers.get(channel)
+        if not subscribers:
+            return
+        try:
+            message = decode(payload)
+        except ValueError as error:
+            logger.warning("dropped a message on channel %r: %s", channel, error)
+            return
+        overflowed = [each for each in subscribers if not each.put(message)]
+        for subscription in overflowed:
+            logger.info(
+                "channel %r: unsubscribed a subscriber %d messages behind (queue_size)",
+                channel,
+                subscription.queue_size,
+            )
+            subscribers.discard(subscription)  # the backend's subscription ends with the last
+
+    # Rooms.
+
+    @asynccontextmanager
+    async def room(
+        self,
+        ws: WebSocket,
+        channel: str,
+        *,
+        queue_size: int | None = None,
+        overflow: Overflow | None = None,
+    ) -> AsyncIterator[Subscription]:
+        """Relay every message of `channel` to `ws` while the block runs.
+
+        The view goes on receiving from `ws` in the block; the messages are sent
+        with `ws.send()`, as the socket's `send_type` says. The room is left when
+        the block ends, however it ends. When the client is gone, the relaying
+        stops quietly (the view's next receive raises `WebSocketDisconnect`); when
+        it falls behind with `overflow="close"`, its socket is closed with 1013.
+        """
+        async with (
+            self.subscribe(channel, queue_size=queue_size, overflow=overflow) as subscription,
+            anyio.create_task_group() as group,
+        ):
+            group.start_soon(_relay, ws, subscription)
+            try:
+                yield subscription
+            finally:
+                group.cancel_scope.cancel()
+
+
+async def _relay(ws: WebSocket, subscription: Subscription) -> None:
+    try:
+        async for message in subscription:
+            await ws.send(message)
+    except SubscriptionOverflow:
+        await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
+    except WebSocketDisconnect:
+        pass  # the client left: the view's own receive says so
+
+
+def _check_queue(queue_size: object, overflow: object) -> None:
+    if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 1:
+        raise ValueError(f"queue_size must be an int of at least 1, got {queue_size!r}")
+    if overflow not in OVERFLOW_POLICIES:
+        raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")

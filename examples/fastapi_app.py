@@ -15,8 +15,10 @@ from fastapi import FastAPI
 
 from bocws import WebSocket, WebSocketView, websocket_view
 from examples.chat import app as chat_app
+from examples.chat import lifespan as chat_lifespan
 
-app = FastAPI()
+# FastAPI runs no mounted app's lifespan: run the chat's here.
+app = FastAPI(lifespan=chat_lifespan)
 
 
 @app.get("/")

@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from bocws import WebSocket, websocket_view
 from examples.chat import app as chat_app
+from examples.chat import lifespan as chat_lifespan
 
 
 async def homepage(request: Request) -> PlainTextResponse:
@@ -37,5 +38,6 @@ app = Starlette(
         Route("/", homepage),
         WebSocketRoute("/ws/echo", echo),
         Mount("/bocws", chat_app),
-    ]
+    ],
+    lifespan=chat_lifespan,  # Starlette runs no mounted app's lifespan: run the chat's here
 )

@@ -60,9 +60,12 @@ class Uvicorn:
     Its stderr (uvicorn's log and the app's) is collected line by line for `wait_for`.
     """
 
-    def __init__(self, app: str, *options: str, port: int | None = None) -> None:
+    def __init__(
+        self, app: str, *options: str, port: int | None = None, env: dict[str, str] | None = None
+    ) -> None:
         self.app = app
         self.options = options
+        self.env = env or {}
         self.port = port if port is not None else free_port()
         self.lines: list[str] = []
         self._seen = threading.Condition()
@@ -72,6 +75,10 @@ class Uvicorn:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
         """Start the server; return once it listens."""
@@ -85,7 +92,7 @@ class Uvicorn:
             cwd=ROOT,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         threading.Thread(target=self._collect, args=(self._process,), daemon=True).start()
         self.wait_for(rf"Uvicorn running on http://127\.0\.0\.1:{self.port}", since=since)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -39,8 +39,16 @@ def test_echo_echoes_text() -> None:
 # chat
 
 
-def test_chat_serves_its_page_script_and_style() -> None:
-    test_client = TestClient(chat.app)
+@pytest.fixture
+def chat_client() -> Iterator[TestClient]:
+    """The chat app, started: its broadcast connected and its rooms running."""
+    with TestClient(chat.app) as started:
+        yield started
+    assert chat.rooms.rooms == {}  # every room was closed with its last member
+
+
+def test_chat_serves_its_page_script_and_style(chat_client: TestClient) -> None:
+    test_client = chat_client
     page = test_client.get("/")
     assert page.status_code == 200
     assert 'src="static/chat.js"' in page.text  # relative: it works mounted too
@@ -56,18 +64,18 @@ def chat_event(session: Any) -> dict[str, Any]:
     return event
 
 
-def test_chat_relays_a_message_to_the_sender() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/solo?name=ana") as session:
+def test_chat_relays_a_message_to_the_sender(chat_client: TestClient) -> None:
+    with chat_client.websocket_connect("/chat/solo?name=ana") as session:
         assert chat_event(session) == {"type": "join", "user": "ana", "members": ["ana"]}
         session.send_json({"text": "hi"})
         message = chat_event(session)
         assert isinstance(message.pop("time"), int)
         assert message == {"type": "message", "user": "ana", "text": "hi"}
-    assert "solo" not in chat.rooms  # the last member left: the room is gone
+    assert "solo" not in chat.rooms.rooms  # the last member left: the room is gone
 
 
-def test_chat_negotiates_its_subprotocol_when_offered() -> None:
-    test_client = TestClient(chat.app)
+def test_chat_negotiates_its_subprotocol_when_offered(chat_client: TestClient) -> None:
+    test_client = chat_client
     offer = ["other", chat.SUBPROTOCOL]
     with test_client.websocket_connect("/chat/a?name=ana", subprotocols=offer) as session:
         assert session.accepted_subprotocol == chat.SUBPROTOCOL
@@ -75,8 +83,8 @@ def test_chat_negotiates_its_subprotocol_when_offered() -> None:
         assert session.accepted_subprotocol is None
 
 
-def test_chat_tells_members_who_joins_and_leaves() -> None:
-    test_client = TestClient(chat.app)
+def test_chat_tells_members_who_joins_and_leaves(chat_client: TestClient) -> None:
+    test_client = chat_client
     with test_client.websocket_connect("/chat/hall?name=zoe") as zoe:
         chat_event(zoe)
         with test_client.websocket_connect("/chat/hall?name=%20Ana%20") as ana:
@@ -96,20 +104,22 @@ def test_chat_tells_members_who_joins_and_leaves() -> None:
         ("/chat/" + "r" * 65 + "?name=ana", "a room name has 1 to 64 characters"),
     ],
 )
-def test_chat_closes_1008_on_an_unusable_name(path: str, reason: str) -> None:
+def test_chat_closes_1008_on_an_unusable_name(
+    chat_client: TestClient, path: str, reason: str
+) -> None:
     with (
-        TestClient(chat.app).websocket_connect(path) as session,
+        chat_client.websocket_connect(path) as session,
         pytest.raises(WebSocketDisconnect) as info,
     ):
         session.receive_text()
     assert (info.value.code, info.value.reason) == (1008, reason)
-    assert chat.rooms == {}
+    assert chat.rooms.rooms == {}
 
 
-def test_chat_refuses_a_handshake_without_a_name() -> None:
+def test_chat_refuses_a_handshake_without_a_name(chat_client: TestClient) -> None:
     with (
         pytest.raises(WebSocketDisconnect) as info,
-        TestClient(chat.app).websocket_connect("/chat/a"),
+        chat_client.websocket_connect("/chat/a"),
     ):
         pass  # pragma: no cover - the handshake is refused
     assert info.value.code == 403
@@ -128,19 +138,19 @@ def test_chat_refuses_a_handshake_without_a_name() -> None:
         "hi",
     ],
 )
-def test_chat_closes_1008_on_a_malformed_message(message: object) -> None:
-    with TestClient(chat.app).websocket_connect("/chat/strict?name=ana") as session:
+def test_chat_closes_1008_on_a_malformed_message(chat_client: TestClient, message: object) -> None:
+    with chat_client.websocket_connect("/chat/strict?name=ana") as session:
         chat_event(session)
         session.send_json(message)
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
     assert info.value.code == 1008
     assert info.value.reason == chat.MALFORMED
-    assert "strict" not in chat.rooms
+    assert "strict" not in chat.rooms.rooms
 
 
-def test_chat_closes_1007_on_invalid_json() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/strict?name=ana") as session:
+def test_chat_closes_1007_on_invalid_json(chat_client: TestClient) -> None:
+    with chat_client.websocket_connect("/chat/strict?name=ana") as session:
         chat_event(session)
         session.send_text("{not json")
         with pytest.raises(WebSocketDisconnect) as info:
@@ -148,36 +158,38 @@ def test_chat_closes_1007_on_invalid_json() -> None:
     assert info.value.code == 1007
 
 
-def test_chat_closes_1009_on_an_oversized_message_before_parsing_it() -> None:
-    with TestClient(chat.app).websocket_connect("/chat/big?name=ana") as session:
+def test_chat_closes_1009_on_an_oversized_message_before_parsing_it(
+    chat_client: TestClient,
+) -> None:
+    with chat_client.websocket_connect("/chat/big?name=ana") as session:
         chat_event(session)
         session.send_text("[" * chat.MAX_MESSAGE_BYTES + "x")
         with pytest.raises(WebSocketDisconnect) as info:
             session.receive_text()
     assert (info.value.code, info.value.reason) == (1009, "message too big")
-    assert "big" not in chat.rooms
+    assert "big" not in chat.rooms.rooms
 
 
-def test_chat_refuses_another_sites_page() -> None:
+def test_chat_refuses_another_sites_page(chat_client: TestClient) -> None:
     headers = {"origin": "https://evil.test"}
     with (
         pytest.raises(WebSocketDisconnect) as info,
-        TestClient(chat.app).websocket_connect("/chat/a?name=ana", headers=headers),
+        chat_client.websocket_connect("/chat/a?name=ana", headers=headers),
     ):
         pass  # pragma: no cover - the handshake is refused
     assert info.value.code == 403
 
 
-def test_chat_drops_a_member_too_far_behind_with_1013() -> None:
+def test_chat_drops_a_member_too_far_behind_with_1013(chat_client: TestClient) -> None:
     def flood() -> None:  # in the app's event loop, at once: the member cannot keep up
+        room = chat.rooms.rooms["slow"]
         for number in range(2 * chat.OUTBOX_SIZE):
-            chat.relay("slow", {"type": "message", "user": "x", "text": str(number), "time": 0})
+            room.tell_everyone({"type": "message", "user": "x", "text": str(number), "time": 0})
 
-    with TestClient(chat.app).websocket_connect("/chat/slow?name=ana") as session:
+    with chat_client.websocket_connect("/chat/slow?name=ana") as session:
         chat_event(session)
-        [member] = chat.rooms["slow"]
+        [member] = chat.rooms.rooms["slow"].members.values()
         session.portal.call(flood)
-        assert "slow" not in chat.rooms
         assert member.too_slow
         received = []
         with pytest.raises(WebSocketDisconnect) as info:  # noqa: PT012 - read until the close
@@ -217,7 +229,10 @@ async def until(condition: Callable[[], bool]) -> None:
 
 @pytest.mark.anyio
 async def test_chat_relays_within_a_room_only_and_forgets_leavers() -> None:
-    async with running_server(chat.app, "websockets-sansio") as base:  # type: ignore[arg-type]
+    async with (
+        chat.lifespan(chat.app),
+        running_server(chat.app, "websockets-sansio") as base,  # type: ignore[arg-type]
+    ):
         async with (
             client(f"{base}/chat/a?name=ana") as ana,
             client(f"{base}/chat/b?name=eve") as eve,
@@ -232,12 +247,13 @@ async def test_chat_relays_within_a_room_only_and_forgets_leavers() -> None:
             await relayed(ana, "still here")
             # Eve's next message is the first thing she receives: nothing from room a leaked.
             await relayed(eve, "bye")
-        await until(lambda: chat.rooms == {})
+        await until(lambda: chat.rooms.rooms == {})
 
 
 @pytest.mark.anyio
 async def test_chat_survives_a_member_that_vanishes() -> None:
     async with (
+        chat.lifespan(chat.app),
         running_server(chat.app, "websockets-sansio") as base,  # type: ignore[arg-type]
         client(f"{base}/chat/c?name=ana") as ana,
     ):
@@ -249,7 +265,7 @@ async def test_chat_survives_a_member_that_vanishes() -> None:
         assert await receive_json(ana) == {"type": "leave", "user": "bob", "members": ["ana"]}
         for number in range(3):
             await relayed(ana, f"message {number}")
-        assert len(chat.rooms["c"]) == 1
+        assert len(chat.rooms.rooms["c"].members) == 1
 
 
 # auth
@@ -341,7 +357,11 @@ def test_starlette_app_serves_a_bocws_view_with_a_query_parameter() -> None:
 
 
 def test_starlette_app_mounts_the_chat() -> None:
-    test_client = TestClient(starlette_app.app)
+    with TestClient(starlette_app.app) as test_client:
+        check_mounted_chat(test_client)
+
+
+def check_mounted_chat(test_client: TestClient) -> None:
     assert "static/chat.js" in test_client.get("/bocws/").text
     assert test_client.get("/bocws/static/chat.js").status_code == 200
     with test_client.websocket_connect("/bocws/chat/lobby?name=ana") as session:
@@ -362,8 +382,8 @@ def test_fastapi_app_serves_a_class_based_view() -> None:
 
 
 def test_fastapi_app_mounts_the_chat() -> None:
-    with TestClient(fastapi_app.app).websocket_connect("/bocws/chat/lobby?name=ana") as session:
-        assert session.receive_json()["members"] == ["ana"]
+    with TestClient(fastapi_app.app) as test_client:
+        check_mounted_chat(test_client)
 
 
 # The README's demo, with the uvicorn command itself.

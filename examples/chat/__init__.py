@@ -13,13 +13,20 @@ The page (`static/`) opens `/chat/{room}?name=NAME`, offering the subprotocol
 A malformed message closes the socket with 1008, invalid JSON with 1007, one over
 16 KiB with 1009, and a member too far behind to keep up with 1013.
 
-Rooms live in this process: with several workers, use a broadcast layer instead.
+Rooms are shared through a `bocws.Broadcast` (see `rooms.py`): `memory://` by default,
+for one process; with `BROADCAST_URL=redis://127.0.0.1:6379/0`, every worker and
+machine connected to that Redis shares them:
+
+    BROADCAST_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat:app --workers 2
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +35,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
-from bocws import App, WebSocket, WebSocketDisconnect, WebSocketState
+from bocws import (
+    App,
+    Broadcast,
+    BroadcastUnavailable,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+
+from .rooms import OUTBOX_SIZE, Member, Rooms
 
 SUBPROTOCOL = "bocws-chat.v1"
 MAX_NAME = 32
@@ -37,27 +53,34 @@ MAX_TEXT = 2000
 MAX_MESSAGE_BYTES = 16 * 1024
 """A larger message closes the socket with 1009, before it is parsed."""
 MALFORMED = f'expected {{"text": str}} of 1 to {MAX_TEXT} characters'
-OUTBOX_SIZE = 100
-"""Messages that may wait for a member; a member further behind is dropped (1013)."""
+BROADCAST_URL = os.environ.get("BROADCAST_URL", "memory://")
+"""Where rooms meet: `memory://` for one process, `redis://host:port/db` for several."""
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("examples.chat")
 
-app = App(allowed_origins=[])  # sockets from this page's origin (and non-browsers) only
+broadcast = Broadcast(BROADCAST_URL)
+rooms = Rooms(broadcast)
+
+
+@asynccontextmanager
+async def lifespan(app: object) -> AsyncIterator[None]:
+    """Connect to the broadcast and run the rooms while the app runs.
+
+    An app that mounts this one runs this lifespan itself: Starlette does not run a
+    mounted app's.
+    """
+    async with broadcast, anyio.create_task_group() as tasks:
+        await tasks.start(rooms.run)
+        yield
+        tasks.cancel_scope.cancel()
+
+
+# Sockets from this page's origin (and non-browsers) only.
+app = App(allowed_origins=[], lifespan=lifespan)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-
-class Member:
-    """A socket in a room, with its outbox: relaying never waits for a slow reader."""
-
-    def __init__(self, ws: WebSocket, name: str) -> None:
-        self.ws = ws
-        self.name = name
-        self.outbox, self.inbox = anyio.create_memory_object_stream[dict[str, Any]](OUTBOX_SIZE)
-        self.too_slow = False
-
-
-rooms: dict[str, set[Member]] = {}
+__all__ = ["OUTBOX_SIZE", "app", "broadcast", "lifespan", "rooms"]
 
 
 def names_problem(room: str, name: str) -> str | None:
@@ -79,43 +102,6 @@ def check_message(message: Any) -> str | None:
     return text
 
 
-def member_names(room: str) -> list[str]:
-    """The display names in `room`, sorted; a name open in two tabs appears twice."""
-    return sorted((member.name for member in rooms.get(room, ())), key=str.casefold)
-
-
-def relay(room: str, event: dict[str, Any]) -> None:
-    """Queue `event` for every member of `room`, dropping those too far behind."""
-    behind = []
-    for member in rooms.get(room, ()):
-        try:
-            member.outbox.send_nowait(event)
-        except anyio.WouldBlock:
-            behind.append(member)
-    for member in behind:
-        member.too_slow = True
-        leave(room, member)
-
-
-def join(room: str, member: Member) -> None:
-    """Add `member` to `room` and tell everyone there, the newcomer included."""
-    rooms.setdefault(room, set()).add(member)
-    relay(room, {"type": "join", "user": member.name, "members": member_names(room)})
-
-
-def leave(room: str, member: Member) -> None:
-    """Take `member` out of `room` and tell the others; forget the room once empty."""
-    members = rooms.get(room)
-    if members is None or member not in members:
-        return
-    members.discard(member)
-    member.outbox.close()
-    if members:
-        relay(room, {"type": "leave", "user": member.name, "members": member_names(room)})
-    else:
-        del rooms[room]
-
-
 async def deliver(member: Member) -> None:
     """Send a member its queued events; close with 1013 if the room dropped it."""
     try:
@@ -135,7 +121,7 @@ async def deliver(member: Member) -> None:
     max_message_size=MAX_MESSAGE_BYTES,
 )
 async def chat(ws: WebSocket, room: str, name: str) -> None:
-    """Join `room` as `name`, relay each message to its members, and leave on disconnect."""
+    """Join `room` as `name`, publish each message to the room, and leave on disconnect."""
     # The page offers its protocol version; command-line clients may offer none.
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.subprotocols else None)
     name = name.strip()
@@ -146,28 +132,37 @@ async def chat(ws: WebSocket, room: str, name: str) -> None:
         await ws.close(1008, problem)
         return
     member = Member(ws, name)
-    join(room, member)  # after accept(): members may send to us as soon as we are in
-    log.info("%r joined room %r", name, room)
-    how = "closed by the server"
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(deliver, member)
-            try:
-                async for message in ws:
-                    text = check_message(message)
-                    if text is None:
-                        leave(room, member)  # first, so that nothing more is queued for us
-                        await ws.close(1008, MALFORMED)
-                        how = "closed with 1008"
-                        break
-                    now = round(time.time() * 1000)
-                    relay(room, {"type": "message", "user": name, "text": text, "time": now})
-            except WebSocketDisconnect as disconnect:
-                how = f"disconnected with {disconnect.code}"
+    async with anyio.create_task_group() as group:
+        group.start_soon(deliver, member)  # first: our own join is the first event we get
+        try:
+            joined = await rooms.join(room, member)
+        except BroadcastUnavailable as error:
+            log.warning("%r could not join room %r: %s", name, room, error)
+            await ws.close(1013, "the chat is unavailable: try again later")
+            return
+        log.info("%r joined room %r", name, room)
+        how = "closed by the server"
+        try:
+            async for message in ws:
+                text = check_message(message)
+                if text is None:
+                    await rooms.leave(joined, member)  # first, so that nothing more is queued
+                    await ws.close(1008, MALFORMED)
+                    how = "closed with 1008"
+                    break
+                now = round(time.time() * 1000)
+                event = {"type": "message", "user": name, "text": text, "time": now}
+                try:
+                    await broadcast.publish(joined.channel, event)
+                except BroadcastUnavailable:
+                    member.tell({"type": "error", "text": "not delivered: the chat is unavailable"})
+        except WebSocketDisconnect as disconnect:
+            how = f"disconnected with {disconnect.code}"
+        finally:
+            with anyio.move_on_after(2, shield=True):  # even when the server shuts down
+                await rooms.leave(joined, member)
+            log.info("%r left room %r: %s", name, room, how)
             group.cancel_scope.cancel()
-    finally:
-        leave(room, member)
-        log.info("%r left room %r: %s", name, room, how)
 
 
 @app.route("/")

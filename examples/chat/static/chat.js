@@ -122,6 +122,10 @@
       }
       if (data.type === "message") {
         showMessage(data);
+      } else if (data.type === "members") {
+        showMembers(data.members); // another server's members, learned later
+      } else if (data.type === "error") {
+        notice(data.text, "bad");
       } else if (data.type === "join" || data.type === "leave") {
         showMembers(data.members);
         if (joined) notice(`${data.user} ${data.type === "join" ? "joined" : "left"}.`);

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ["Backend", "BroadcastUnavailable", "MemoryBackend", "RedisBackend"]
 
@@ -65,6 +66,9 @@ class MemoryBackend:
         self._channels.discard(channel)
 
     async def publish(self, channel: str, payload: bytes) -> None:
+        # A checkpoint, as a network publish would be: a loop of publishes lets the
+        # subscribers' tasks run, rather than filling their queues first.
+        await anyio.lowlevel.checkpoint()
         if self._deliver is not None and channel in self._channels:
             self._deliver(channel, payload)
 
@@ -72,6 +76,9 @@ class MemoryBackend:
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
 """Seconds between attempts to reach Redis again: doubling from the first to the most."""
+PING_EVERY = 15.0
+"""Seconds of silence after which the subscribing connection is pinged; twice that
+without an answer, and it is taken for dead and made again."""
 SUBSCRIBE_TIMEOUT = 5.0
 """Seconds `subscribe()` waits for Redis to confirm a subscription before going on."""
 
@@ -94,7 +101,6 @@ class RedisBackend:
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         options.setdefault("socket_connect_timeout", 5)
         options.setdefault("socket_keepalive", True)
-        options.setdefault("health_check_interval", 15)
         self._client = redis.Redis.from_url(url, **options)
         self._url = url
         self._deliver: Deliver | None = None
@@ -105,7 +111,6 @@ class RedisBackend:
         self._pending: dict[str, tuple[int, anyio.Event]] = {}  # unconfirmed subscribes
         self._reader: asyncio.Task[None] | None = None
         self._up = anyio.Event()
-        self._silence = 3 * options["health_check_interval"]
 
     async def connect(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -187,14 +192,18 @@ class RedisBackend:
                 delay = RETRY_FIRST
                 self._up.set()
                 heard = time.monotonic()
+                pinged = False
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
+                    now = time.monotonic()
                     if message is not None:
-                        heard = time.monotonic()
+                        heard, pinged = now, False
                         self._handle(message)
-                    elif time.monotonic() - heard > self._silence:
-                        # redis-py pings an idle connection: no answer means it is dead.
-                        raise TimeoutError(f"no answer from Redis for {self._silence:g} s")
+                    elif now - heard > 2 * PING_EVERY:
+                        raise TimeoutError(f"no answer from Redis for {2 * PING_EVERY:g} s")
+                    elif now - heard > PING_EVERY and not pinged:
+                        await pubsub.ping()  # a quiet connection must still answer
+                        pinged = True
             except self._errors as error:
                 if not lost:
                     logger.warning(

@@ -41,10 +41,10 @@ from bocws import (
     BroadcastUnavailable,
     WebSocket,
     WebSocketDisconnect,
-    WebSocketState,
+    WebSocketStateError,
 )
 
-from .rooms import OUTBOX_SIZE, Member, Rooms
+from .rooms import BURST, OUTBOX_SIZE, RATE, Member, Room, Rooms
 
 SUBPROTOCOL = "bocws-chat.v1"
 MAX_NAME = 32
@@ -80,13 +80,13 @@ async def lifespan(app: object) -> AsyncIterator[None]:
 app = App(allowed_origins=[], lifespan=lifespan)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-__all__ = ["OUTBOX_SIZE", "app", "broadcast", "lifespan", "rooms"]
+__all__ = ["BURST", "OUTBOX_SIZE", "RATE", "app", "broadcast", "lifespan", "rooms"]
 
 
 def names_problem(room: str, name: str) -> str | None:
     """Why `room` or the display `name` cannot be used, or `None` if they can."""
-    if not 0 < len(room) <= MAX_ROOM:
-        return f"a room name has 1 to {MAX_ROOM} characters"
+    if not 0 < len(room) <= MAX_ROOM or not room.isprintable() or room.strip() != room:
+        return f"a room name has 1 to {MAX_ROOM} printable characters, no spaces around"
     if not 0 < len(name) <= MAX_NAME or not name.isprintable():
         return f"a display name has 1 to {MAX_NAME} printable characters"
     return None
@@ -103,15 +103,13 @@ def check_message(message: Any) -> str | None:
 
 
 async def deliver(member: Member) -> None:
-    """Send a member its queued events; close with 1013 if the room dropped it."""
+    """Send a member its queued events, until its outbox closes."""
     try:
         async with member.inbox:
             async for event in member.inbox:
                 await member.ws.send(event)
-        if member.too_slow and member.ws.application_state is WebSocketState.CONNECTED:
-            await member.ws.close(1013, "too slow: try again later")
-    except WebSocketDisconnect:
-        pass  # the receiving loop sees the disconnect too, and reports it
+    except (WebSocketDisconnect, WebSocketStateError):
+        pass  # the socket closed: the receiving loop reports how
 
 
 @app.websocket_route(
@@ -132,37 +130,52 @@ async def chat(ws: WebSocket, room: str, name: str) -> None:
         await ws.close(1008, problem)
         return
     member = Member(ws, name)
-    async with anyio.create_task_group() as group:
-        group.start_soon(deliver, member)  # first: our own join is the first event we get
-        try:
-            joined = await rooms.join(room, member)
-        except BroadcastUnavailable as error:
-            log.warning("%r could not join room %r: %s", name, room, error)
-            await ws.close(1013, "the chat is unavailable: try again later")
-            return
-        log.info("%r joined room %r", name, room)
-        how = "closed by the server"
-        try:
-            async for message in ws:
-                text = check_message(message)
-                if text is None:
-                    await rooms.leave(joined, member)  # first, so that nothing more is queued
-                    await ws.close(1008, MALFORMED)
-                    how = "closed with 1008"
-                    break
-                now = round(time.time() * 1000)
-                event = {"type": "message", "user": name, "text": text, "time": now}
-                try:
-                    await broadcast.publish(joined.channel, event)
-                except BroadcastUnavailable:
-                    member.tell({"type": "error", "text": "not delivered: the chat is unavailable"})
-        except WebSocketDisconnect as disconnect:
-            how = f"disconnected with {disconnect.code}"
-        finally:
-            with anyio.move_on_after(2, shield=True):  # even when the server shuts down
-                await rooms.leave(joined, member)
-            log.info("%r left room %r: %s", name, room, how)
-            group.cancel_scope.cancel()
+    try:
+        joined = await rooms.join(room, member)
+    except BroadcastUnavailable as error:
+        log.warning("%r could not join room %r: %s", name, room, error)
+        await ws.close(1013, "the chat is unavailable: try again later")
+        return
+    log.info("%r joined room %r", name, room)
+    how = "closed by the server"
+    try:
+        # The room cancels this block to drop a member too far behind.
+        async with anyio.create_task_group() as member.tasks:
+            member.tasks.start_soon(deliver, member)
+            try:
+                async for message in ws:
+                    how = await said(joined, member, message)
+                    if how:
+                        break
+            except WebSocketDisconnect as disconnect:
+                how = f"disconnected with {disconnect.code}"
+            member.tasks.cancel_scope.cancel()
+    finally:
+        with anyio.move_on_after(2, shield=True):  # even when the server shuts down
+            await rooms.leave(joined, member)
+            if member.too_slow:
+                how = "too slow: closed with 1013"
+                await ws.ensure_closed(1013, "too slow: try again later")
+        log.info("%r left room %r: %s", name, room, how)
+
+
+async def said(room: Room, member: Member, message: Any) -> str:
+    """Publish what `member` said; how the connection ended, if that ended it."""
+    text = check_message(message)
+    if text is None:
+        await rooms.leave(room, member)  # first, so that nothing more is queued
+        await member.ws.close(1008, MALFORMED)
+        return "closed with 1008"
+    if not member.may_speak():
+        member.tell({"type": "error", "text": "not delivered: too many messages, slow down"})
+        return ""
+    now = round(time.time() * 1000)
+    event = {"type": "message", "user": member.name, "text": text, "time": now}
+    try:
+        await broadcast.publish(room.channel, event)
+    except BroadcastUnavailable:
+        member.tell({"type": "error", "text": "not delivered: the chat is unavailable"})
+    return ""
 
 
 @app.route("/")

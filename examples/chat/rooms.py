@@ -24,6 +24,9 @@ OUTBOX_SIZE = 100
 """Events that may wait for a member; a member further behind is dropped (1013)."""
 ANNOUNCE_EVERY = 15.0
 FORGET_AFTER = 3 * ANNOUNCE_EVERY
+RATE = 5.0
+BURST = 20
+"""A member may send `BURST` messages at once, and `RATE` a second on average."""
 JOIN_TIMEOUT = 5.0
 """Seconds a joining member waits for its own join to come back through the broadcast."""
 
@@ -41,17 +44,36 @@ class Member:
         self.outbox, self.inbox = anyio.create_memory_object_stream[dict[str, Any]](OUTBOX_SIZE)
         self.joined = anyio.Event()  # its join came back: it receives the room's events
         self.too_slow = False
+        self.tasks: anyio.abc.TaskGroup | None = None  # its view's: cancelled to drop it
+        self._allowance = float(BURST)
+        self._counted = time.monotonic()
 
     def tell(self, event: dict[str, Any]) -> bool:
-        """Queue `event`; `False` (and the outbox closed) if the member is too far behind."""
+        """Queue `event`; `False` if the member is gone, or too far behind and now dropped."""
         try:
             self.outbox.send_nowait(event)
         except anyio.WouldBlock:
-            self.too_slow = True
-            self.outbox.close()
+            self.drop()
             return False
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return False
+        return True
+
+    def drop(self) -> None:
+        """Stop the member's view at once; it leaves the room and closes with 1013."""
+        self.too_slow = True
+        self.outbox.close()
+        if self.tasks is not None:
+            self.tasks.cancel_scope.cancel()
+
+    def may_speak(self) -> bool:
+        """Whether the member is within its rate (a token bucket); count one message."""
+        now = time.monotonic()
+        self._allowance = min(BURST, self._allowance + (now - self._counted) * RATE)
+        self._counted = now
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
         return True
 
 

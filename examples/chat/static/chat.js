@@ -153,6 +153,7 @@
     setComposer(false);
     const what = describe(event);
     if (FINAL_CODES.has(event.code) || (event.code >= 4000 && event.code < 5000)) {
+      attempt = 0; // nothing to retry: only the user joins again
       setState("closed", `disconnected (${what})`);
       notice(`Disconnected: ${what}.`, "bad");
       $("join-error").textContent = `The server closed the connection: ${what}.`;
@@ -191,8 +192,15 @@
     room = $("room").value.trim();
     name = $("name").value.trim();
     if (!room || !name) return;
+    // The room is a segment of the socket's path: no slashes, and not . or ..
+    if (room.includes("/") || room === "." || room === "..") {
+      $("join-error").textContent = "A room name cannot contain / or be . or ..";
+      $("join-error").hidden = false;
+      room = "";
+      return;
+    }
     $("join-error").hidden = true;
-    localStorage.setItem("bocws-chat-name", name);
+    remember(name);
     history.replaceState(null, "", `#${encodeURIComponent(room)}`);
     attempt = 0;
     $("messages").replaceChildren();
@@ -234,18 +242,44 @@
     }
   });
 
-  // The room comes from the address (#room), the name from the last visit; with
-  // both, reloading the page rejoins the room.
-  $("name").value = localStorage.getItem("bocws-chat-name") || "";
-  let linked = "";
-  try {
-    linked = decodeURIComponent(location.hash.slice(1));
-  } catch {
-    // not a room name we wrote: keep the default
+  // The browser may refuse storage (private modes, blocked cookies): then the
+  // name is simply not remembered.
+  function remembered() {
+    try {
+      return localStorage.getItem("bocws-chat-name") || "";
+    } catch {
+      return "";
+    }
   }
-  if (linked) $("room").value = linked;
-  if (linked && $("name").value) $("join").requestSubmit();
-  else ($("name").value ? $("room") : $("name")).focus();
+
+  function remember(value) {
+    try {
+      localStorage.setItem("bocws-chat-name", value);
+    } catch {
+      // not remembered
+    }
+  }
+
+  function linkedRoom() {
+    try {
+      return decodeURIComponent(location.hash.slice(1));
+    } catch {
+      return ""; // not a room name this page wrote
+    }
+  }
+
+  // The room comes from the address (#room), the name from the last visit; with
+  // both, loading the page, or changing the room in the address, joins the room.
+  function follow() {
+    const linked = linkedRoom();
+    if (linked) $("room").value = linked;
+    if (linked && linked !== room && $("name").value) $("join").requestSubmit();
+    else ($("name").value ? $("room") : $("name")).focus();
+  }
+
+  window.addEventListener("hashchange", follow);
+  $("name").value = remembered();
+  follow();
 
   // For the browser console (and the browser tests): the current socket.
   window.chat = {

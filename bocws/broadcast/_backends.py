@@ -98,9 +98,15 @@ class RedisBackend:
             raise ImportError(
                 f"Broadcast({url!r}) needs redis-py: pip install 'bocws[redis]'"
             ) from error
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         options.setdefault("socket_connect_timeout", 5)
         options.setdefault("socket_keepalive", True)
+        # Fail fast while Redis is away (redis-py's default tries for seconds): a
+        # publish that cannot be made should say so while the sender still cares.
+        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 2))
         self._client = redis.Redis.from_url(url, **options)
         self._url = url
         self._deliver: Deliver | None = None
@@ -183,6 +189,9 @@ class RedisBackend:
                 if removed := set(channels[1:]).difference(self._channels):
                     await pubsub.unsubscribe(*removed)
                 if lost:
+                    # Pooled connections from before the outage are dead; redis-py will not
+                    # retry a publish on them (it might have gone through), so drop them.
+                    await self._client.connection_pool.disconnect(inuse_connections=False)
                     logger.warning(
                         "connected to Redis at %s again; subscribed to %d channels",
                         self._safe_url,

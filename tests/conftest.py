@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-# The browser tests' fixtures: `browser`, `context` and `serve` (tests/browser.py).
-pytest_plugins = ["tests.browser"]
+# The browser tests' fixtures: `browser`, `context` and `serve` (tests/browser.py), and
+# `redis_server` (tests/redis_server.py).
+pytest_plugins = ["tests.browser", "tests.redis_server"]
 
 
 @pytest.fixture

@@ -79,6 +79,8 @@ RETRY_MAX = 5.0
 PING_EVERY = 15.0
 """Seconds of silence after which the subscribing connection is pinged; twice that
 without an answer, and it is taken for dead and made again."""
+PUBLISHING_AT_ONCE = 64
+"""Publishes in flight at once, per process; more wait for one to finish."""
 SUBSCRIBE_TIMEOUT = 5.0
 """Seconds `subscribe()` waits for Redis to confirm a subscription before going on."""
 
@@ -99,7 +101,7 @@ class RedisBackend:
                 f"Broadcast({url!r}) needs redis-py: pip install 'bocws[redis]'"
             ) from error
         from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialBackoff
+        from redis.backoff import ExponentialBackoff, NoBackoff
 
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
         options.setdefault("socket_connect_timeout", 5)
@@ -108,6 +110,12 @@ class RedisBackend:
         # publish that cannot be made should say so while the sender still cares.
         options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 2))
         self._client = redis.Redis.from_url(url, **options)
+        # The reader's own client, which never retries: a broken subscribing connection
+        # must reach _read(), to be logged and made again with the channels of now.
+        reader_options = {**options, "retry": Retry(NoBackoff(), 0), "max_connections": 1}
+        self._reader_client = redis.Redis.from_url(url, **reader_options)
+        # redis-py's pool refuses (rather than waits) beyond its size: wait here instead.
+        self._publishing = anyio.CapacityLimiter(PUBLISHING_AT_ONCE)
         self._url = url
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
@@ -127,6 +135,7 @@ class RedisBackend:
             raise BroadcastUnavailable(message) from error
         # redis-py is asyncio's: so is the reader. A task of its own, not a task group,
         # so that connect() and disconnect() may run in different tasks.
+        self._up = anyio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
             await self._up.wait()
@@ -134,11 +143,17 @@ class RedisBackend:
     async def disconnect(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
-            reader.cancel()
-            await asyncio.wait([reader])  # unlike `await reader`, keeps its CancelledError
+            # redis-py may swallow a cancellation while it connects: insist, bounded.
+            with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
+                while not reader.done():
+                    reader.cancel()
+                    await asyncio.wait([reader], timeout=0.1)  # keeps its CancelledError
+            if not reader.done():  # pragma: no cover - redis-py ignoring cancellation
+                logger.warning("the Redis reader did not stop within %g s", SUBSCRIBE_TIMEOUT)
         self._deliver = None
         self._channels.clear()
         await self._client.aclose()
+        await self._reader_client.aclose()
 
     @property
     def _safe_url(self) -> str:
@@ -167,7 +182,8 @@ class RedisBackend:
 
     async def publish(self, channel: str, payload: bytes) -> None:
         try:
-            await self._client.publish(channel, payload)
+            async with self._publishing:
+                await self._client.publish(channel, payload)
         except self._errors as error:
             raise BroadcastUnavailable(
                 f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
@@ -178,7 +194,7 @@ class RedisBackend:
         delay = RETRY_FIRST
         lost = False
         while True:
-            pubsub = self._client.pubsub()
+            pubsub = self._reader_client.pubsub()
             try:
                 channels = [self._own_channel, *self._channels]
                 await pubsub.subscribe(*channels)
@@ -207,7 +223,10 @@ class RedisBackend:
                     now = time.monotonic()
                     if message is not None:
                         heard, pinged = now, False
-                        self._handle(message)
+                        try:
+                            self._handle(message)
+                        except Exception:  # a bug must not stop this process's messages
+                            logger.exception("could not handle a message from Redis")
                     elif now - heard > 2 * PING_EVERY:
                         raise TimeoutError(f"no answer from Redis for {2 * PING_EVERY:g} s")
                     elif now - heard > PING_EVERY and not pinged:

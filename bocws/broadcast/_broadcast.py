@@ -57,12 +57,12 @@ def decode(payload: bytes) -> Any:
 
 
 def _backend(url: str, options: dict[str, Any]) -> Backend:
-    scheme = url.partition("://")[0]
-    if scheme == "memory":
+    scheme, separator, _rest = url.partition("://")
+    if url == "memory://":
         if options:
             raise TypeError(f"memory:// takes no options, got {sorted(options)}")
         return MemoryBackend()
-    if scheme in ("redis", "rediss", "unix"):
+    if separator and scheme in ("redis", "rediss", "unix"):
         return RedisBackend(url, **options)
     raise ValueError(
         f"unsupported broadcast URL {url!r}: use 'memory://' or 'redis://host:port/db' "
@@ -169,7 +169,8 @@ class Broadcast:
 
         Raises:
             TypeError: `message` is not a str, bytes, or a value `json` can encode.
-            BroadcastUnavailable: the backend cannot be reached; nothing was published.
+            BroadcastUnavailable: the backend cannot be reached. Nothing was published,
+                unless the connection failed while Redis was already relaying it.
         """
         self._check_connected("publish()")
         await self._backend.publish(channel, encode(message))
@@ -227,7 +228,7 @@ class Broadcast:
             return
         try:
             message = decode(payload)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # nesting too deep for `json`
             logger.warning("dropped a message on channel %r: %s", channel, error)
             return
         overflowed = [each for each in subscribers if not each.put(message)]

@@ -1,0 +1,949 @@
+"""`Broadcast`: one contract, kept by both backends, and what only Redis can show.
+
+The contract tests run against `memory://` and against a real `redis-server` (a fresh
+one per test, `tests/redis_server.py`): what arrives, in which order, for whom; bounded
+queues and their two overflow policies; the errors. With Redis, two `Broadcast`
+objects on one URL stand for two processes. Redis alone: a server killed mid-run and
+started again on its port, and messages from clients that are not bocws. Last, rooms:
+`Broadcast.room()` in a `bocws.App` through Starlette's TestClient.
+
+Every wait is bounded. The sleeps are the pauses of bounded polling loops, and one
+quiet spell that is what a test is about (a subscription with nothing to say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pytest
+import redis
+import redis.asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient, WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect as ClientDisconnected
+
+import bocws.broadcast._backends
+from bocws import App, WebSocket
+from bocws.broadcast import (
+    Broadcast,
+    BroadcastUnavailable,
+    Subscription,
+    SubscriptionOverflow,
+)
+
+from .redis_server import RedisServer
+
+TIMEOUT = 10.0
+"""Seconds for any one thing to happen: a message to arrive, Redis to come back."""
+POLL = 0.02
+"""Seconds between two looks in a polling loop (each loop is bounded by `TIMEOUT`)."""
+
+BACKENDS = ["memory", "redis"]
+
+
+# Fixtures and helpers.
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The broadcast URL of the backend under test (for Redis, a fresh server's)."""
+    if backend == "memory":
+        return "memory://"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
+@pytest.fixture
+async def broadcast(url: str) -> AsyncIterator[Broadcast]:
+    """A connected `Broadcast` on the backend under test."""
+    async with Broadcast(url) as connected:
+        yield connected
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain redis-py client of the test's server: PUBSUB NUMSUB, foreign messages."""
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def channel_name(label: str = "channel") -> str:
+    """A channel no other test uses."""
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+async def receive(subscription: Subscription, count: int, *, within: float = TIMEOUT) -> list[Any]:
+    """The next `count` messages of `subscription`; fail if they take over `within` s."""
+    received: list[Any] = []
+    with anyio.fail_after(within):
+        while len(received) < count:
+            received.append(await anext(subscription))
+    return received
+
+
+async def read_to_end(subscription: Subscription) -> list[Any]:
+    """Every message until the subscription's iteration stops (bounded)."""
+    with anyio.fail_after(TIMEOUT):
+        return [message async for message in subscription]
+
+
+async def settle(broadcast: Broadcast) -> None:
+    """Return once `broadcast` has queued, for its subscribers, what it published so far.
+
+    A marker on a channel of its own, published after them: Redis sends a subscriber
+    the messages in the order it received them, and one process reads them all from
+    one connection. The memory backend delivers a message before `publish()` returns.
+    """
+    channel = channel_name("settle")
+    async with broadcast.subscribe(channel) as barrier:
+        await broadcast.publish(channel, "settled")
+        assert await receive(barrier, 1) == ["settled"]
+
+
+async def numsub(client: redis.asyncio.Redis, channel: str) -> int:
+    """How many connections Redis says are subscribed to `channel`."""
+    [(_name, count)] = await client.pubsub_numsub(channel)
+    return int(count)
+
+
+async def wait_for_numsub(client: redis.asyncio.Redis, channel: str, expected: int) -> None:
+    """Poll PUBSUB NUMSUB until it says `expected` (an UNSUBSCRIBE is not acknowledged
+    to the publishing connection); fail after `TIMEOUT`."""
+    with anyio.fail_after(TIMEOUT):
+        while True:
+            if await numsub(client, channel) == expected:
+                return
+            await anyio.sleep(POLL)  # a pause of the bounded polling loop
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll `condition` until it holds; fail after `TIMEOUT`."""
+    with anyio.fail_after(TIMEOUT):
+        while True:
+            if condition():
+                return
+            await anyio.sleep(POLL)  # a pause of the bounded polling loop
+
+
+def same(received: Any, sent: Any) -> bool:
+    """Equal, and of the same types all the way down (1 is not 1.0, nor True; 0.0 is not -0.0)."""
+    if type(received) is not type(sent):
+        return False
+    if isinstance(sent, float):
+        return received == sent and math.copysign(1, received) == math.copysign(1, sent)
+    if isinstance(sent, list):
+        return len(received) == len(sent) and all(map(same, received, sent))
+    if isinstance(sent, dict):
+        return list(received) == list(sent) and all(same(received[k], sent[k]) for k in sent)
+    return bool(received == sent)
+
+
+# Messages of every kind, each as it must arrive.
+MESSAGES: list[Any] = [
+    "hello",
+    "",
+    "héllo wörld ☃ 😀 \u2028 \x00",
+    "lone surrogates: \ud800 \udfff \udbff\udbff",
+    "j[1]",  # text that looks like a tagged payload stays text
+    b"",
+    bytes(range(256)),
+    b"t\x00j\xff",
+    0,
+    -1,
+    2**70,
+    -(2**64),
+    1.5,
+    -0.0,
+    1e16,
+    5e-324,
+    1.7976931348623157e308,
+    None,
+    True,
+    False,
+    [],
+    {},
+    [1, "two", 3.0, None, [True]],
+    {"a": 1, "é": "😀", "lone": "\udc80", "\ud800": "key"},
+    {"nested": {"list": [{"deep": [None, True, {"x": [[[[["bottom"]]]]]}]}]}, "n": -0.5},
+]
+
+
+# The contract, on both backends.
+
+
+@pytest.mark.anyio
+async def test_messages_of_every_kind_arrive_as_sent_and_in_order(broadcast: Broadcast) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel) as subscription:
+        for message in MESSAGES:
+            await broadcast.publish(channel, message)
+        received = await receive(subscription, len(MESSAGES))
+    for got, sent in zip(received, MESSAGES, strict=True):
+        assert same(got, sent), (got, sent)
+
+
+@pytest.mark.anyio
+async def test_json_values_arrive_as_json_makes_them(broadcast: Broadcast) -> None:
+    # What JSON cannot tell apart arrives as JSON reads it; bytes-likes arrive as bytes.
+    channel = channel_name()
+    sent: list[Any] = [(1, 2), {1: "one"}, bytearray(b"ab"), memoryview(b"cd")]
+    async with broadcast.subscribe(channel) as subscription:
+        for message in sent:
+            await broadcast.publish(channel, message)
+        received = await receive(subscription, len(sent))
+    assert all(map(same, received, [[1, 2], {"1": "one"}, b"ab", b"cd"])), received
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters() | st.characters(categories=["Cs"]), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.anyio
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=json_values)
+async def test_any_json_value_round_trips(broadcast: Broadcast, value: Any) -> None:
+    channel = channel_name("json")
+    async with broadcast.subscribe(channel) as subscription:
+        await broadcast.publish(channel, value)
+        [received] = await receive(subscription, 1)
+    assert same(received, value), (received, value)
+
+
+@pytest.mark.anyio
+async def test_every_subscriber_gets_every_message(broadcast: Broadcast) -> None:
+    channel = channel_name()
+    async with (
+        broadcast.subscribe(channel) as first,
+        broadcast.subscribe(channel) as second,
+        broadcast.subscribe(channel, queue_size=50, overflow="drop_oldest") as third,
+    ):
+        for number in range(20):
+            await broadcast.publish(channel, number)
+        for subscription in (first, second, third):
+            assert await receive(subscription, 20) == list(range(20))
+
+
+@pytest.mark.anyio
+async def test_a_channels_messages_never_reach_another_channels_subscribers(
+    broadcast: Broadcast,
+) -> None:
+    channel = channel_name("news")
+    # Names alike, and names a pattern subscription would match: channels are exact.
+    others = [f"{channel}*", channel[:-1], f"{channel}x", channel.upper(), f" {channel}"]
+    async with (
+        broadcast.subscribe(channel) as subscription,
+        broadcast.subscribe(others[0]) as pattern_like,
+    ):
+        for other in others:
+            await broadcast.publish(other, f"for {other}")
+        await broadcast.publish(channel, "mine")
+        await broadcast.publish(others[0], "end")
+        assert await receive(subscription, 1) == ["mine"]
+        assert await receive(pattern_like, 2) == [f"for {others[0]}", "end"]
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_gets_only_messages_published_after_it_subscribed(
+    broadcast: Broadcast,
+) -> None:
+    channel = channel_name()
+    await broadcast.publish(channel, "before anyone")
+    async with broadcast.subscribe(channel) as subscription:
+        await broadcast.publish(channel, "after")
+        await broadcast.publish(channel, "end")
+        assert await receive(subscription, 2) == ["after", "end"]
+
+
+@pytest.mark.anyio
+async def test_a_later_subscriber_gets_what_is_published_once_it_joined(
+    broadcast: Broadcast, backend: str
+) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel) as first:
+        await broadcast.publish(channel, "before the second")
+        async with broadcast.subscribe(channel) as second:
+            await broadcast.publish(channel, "after the second")
+            assert await receive(first, 2) == ["before the second", "after the second"]
+            got = await receive(second, 1)
+            if got == ["before the second"]:
+                # Documented (docs/scaling.md): with Redis, a message still on its way
+                # when a subscriber joins reaches it too.
+                assert backend == "redis"
+                got = await receive(second, 1)
+            assert got == ["after the second"]
+
+
+@pytest.mark.anyio
+async def test_leaving_the_block_unsubscribes(broadcast: Broadcast, backend: str) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel) as staying:
+        async with broadcast.subscribe(channel) as leaving:
+            await broadcast.publish(channel, "both")
+            assert await receive(leaving, 1) == ["both"]
+        await broadcast.publish(channel, "one")
+        assert await receive(staying, 2) == ["both", "one"]
+        assert await read_to_end(leaving) == []  # it ended, and got nothing more
+        if backend == "redis":  # still subscribed, for `staying`
+            async with redis.asyncio.Redis.from_url(broadcast.url) as client:
+                assert await numsub(client, channel) == 1
+    await broadcast.publish(channel, "nobody")
+    assert await read_to_end(staying) == []
+    if backend == "redis":  # the last one left: the process unsubscribed
+        async with redis.asyncio.Redis.from_url(broadcast.url) as client:
+            await wait_for_numsub(client, channel, 0)
+
+
+@pytest.mark.anyio
+async def test_a_channel_can_be_subscribed_to_again_after_it_was_left(
+    broadcast: Broadcast,
+) -> None:
+    channel = channel_name()
+    for round_ in range(3):
+        async with broadcast.subscribe(channel) as subscription:
+            await broadcast.publish(channel, round_)
+            assert await receive(subscription, 1) == [round_]
+
+
+@pytest.mark.anyio
+async def test_overflow_close_reads_what_was_queued_then_raises(broadcast: Broadcast) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel, queue_size=3, overflow="close") as subscription:
+        for number in range(6):
+            await broadcast.publish(channel, number)
+        await settle(broadcast)
+        assert await receive(subscription, 3) == [0, 1, 2]
+        with anyio.fail_after(TIMEOUT), pytest.raises(SubscriptionOverflow) as info:
+            await anext(subscription)
+        assert (info.value.channel, info.value.queue_size) == (channel, 3)
+        # It was unsubscribed: nothing published since reaches it.
+        await broadcast.publish(channel, "later")
+        await settle(broadcast)
+        with anyio.fail_after(TIMEOUT), pytest.raises(SubscriptionOverflow):
+            await anext(subscription)
+
+
+@pytest.mark.anyio
+async def test_an_overflowing_subscriber_does_not_disturb_the_others(
+    broadcast: Broadcast,
+) -> None:
+    channel = channel_name()
+    async with (
+        broadcast.subscribe(channel, queue_size=2, overflow="close") as slow,
+        broadcast.subscribe(channel, queue_size=100) as fast,
+    ):
+        for number in range(10):
+            await broadcast.publish(channel, number)
+        assert await receive(fast, 10) == list(range(10))
+        assert await receive(slow, 2) == [0, 1]
+        with anyio.fail_after(TIMEOUT), pytest.raises(SubscriptionOverflow):
+            await anext(slow)
+        await broadcast.publish(channel, "still here")
+        assert await receive(fast, 1) == ["still here"]
+    # Then a subscriber of a channel whose only subscriber overflowed gets its messages.
+    async with broadcast.subscribe(channel, queue_size=1) as only:
+        for number in range(3):
+            await broadcast.publish(channel, number)
+        await settle(broadcast)
+        assert await receive(only, 1) == [0]
+        with anyio.fail_after(TIMEOUT), pytest.raises(SubscriptionOverflow):
+            await anext(only)
+    async with broadcast.subscribe(channel) as again:
+        await broadcast.publish(channel, "again")
+        assert await receive(again, 1) == ["again"]
+
+
+@pytest.mark.anyio
+async def test_overflow_drop_oldest_keeps_the_newest_and_counts_the_dropped(
+    broadcast: Broadcast,
+) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel, queue_size=3, overflow="drop_oldest") as subscription:
+        for number in range(10):
+            await broadcast.publish(channel, number)
+        await settle(broadcast)
+        assert subscription.dropped == 7
+        assert await receive(subscription, 3) == [7, 8, 9]
+        await broadcast.publish(channel, 10)  # room again: nothing more is dropped
+        assert await receive(subscription, 1) == [10]
+        assert subscription.dropped == 7
+
+
+@pytest.mark.anyio
+async def test_many_concurrent_publishes_all_arrive(
+    broadcast: Broadcast, backend: str, request: pytest.FixtureRequest
+) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel, queue_size=1000) as subscription:
+        async with anyio.create_task_group() as group:
+            for number in range(150):
+                group.start_soon(broadcast.publish, channel, number)
+        assert sorted(await receive(subscription, 150)) == list(range(150))
+
+
+@pytest.mark.anyio
+async def test_the_broadcasts_queue_size_and_overflow_are_every_subscribers_default(
+    url: str,
+) -> None:
+    channel = channel_name()
+    async with (
+        Broadcast(url, queue_size=2, overflow="drop_oldest") as broadcast,
+        broadcast.subscribe(channel) as subscription,
+    ):
+        assert (subscription.queue_size, subscription.overflow) == (2, "drop_oldest")
+        for number in range(5):
+            await broadcast.publish(channel, number)
+        await settle(broadcast)
+        assert subscription.dropped == 3
+        assert await receive(subscription, 2) == [3, 4]
+
+
+BAD_QUEUES: list[dict[str, Any]] = [
+    {"queue_size": 0},
+    {"queue_size": -1},
+    {"queue_size": 1.5},
+    {"queue_size": True},
+    {"queue_size": "3"},
+    {"overflow": "block"},
+    {"overflow": "CLOSE"},
+    {"overflow": ""},
+]
+
+
+@pytest.mark.parametrize("options", BAD_QUEUES)
+def test_an_invalid_queue_size_or_overflow_is_a_value_error(
+    options: dict[str, Any], url: str
+) -> None:
+    with pytest.raises(ValueError, match=r"queue_size|overflow"):
+        Broadcast(url, **options)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("options", BAD_QUEUES)
+async def test_subscribe_with_an_invalid_queue_size_or_overflow_is_a_value_error(
+    broadcast: Broadcast, options: dict[str, Any]
+) -> None:
+    channel = channel_name()
+    with pytest.raises(ValueError, match=r"queue_size|overflow"):
+        async with broadcast.subscribe(channel, **options):
+            pass  # pragma: no cover - refused
+    # Nothing was left behind: the channel works.
+    async with broadcast.subscribe(channel) as subscription:
+        await broadcast.publish(channel, "fine")
+        assert await receive(subscription, 1) == ["fine"]
+
+
+@pytest.mark.parametrize(
+    "bad_url", ["", "memory:", "kafka://localhost", "http://localhost:6379", "MEMORY://"]
+)
+def test_an_unsupported_url_scheme_is_a_value_error(bad_url: str) -> None:
+    with pytest.raises(ValueError, match="unsupported broadcast URL"):
+        Broadcast(bad_url)
+
+
+def test_memory_takes_no_options() -> None:
+    with pytest.raises(TypeError, match="no options"):
+        Broadcast("memory://", socket_timeout=1)
+
+
+def circular() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    return loop
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "message",
+    [object(), {1, 2}, math.nan, math.inf, {"a": object()}, {(1, 2): 3}, circular()],
+    ids=["object", "set", "nan", "inf", "nested-object", "tuple-key", "circular"],
+)
+async def test_publishing_what_json_cannot_encode_is_a_type_error(
+    broadcast: Broadcast, message: Any
+) -> None:
+    channel = channel_name()
+    async with broadcast.subscribe(channel) as subscription:
+        with pytest.raises(TypeError):
+            await broadcast.publish(channel, message)
+        await broadcast.publish(channel, "next")
+        assert await receive(subscription, 1) == ["next"]  # nothing was published
+
+
+async def refused_when_not_connected(broadcast: Broadcast) -> None:
+    assert "not connected" in repr(broadcast)
+    with pytest.raises(RuntimeError, match="connect"):
+        await broadcast.publish("channel", "message")
+    with pytest.raises(RuntimeError, match="connect"):
+        async with broadcast.subscribe("channel"):
+            pass  # pragma: no cover - refused
+    await broadcast.disconnect()  # not connected: nothing to do
+
+
+@pytest.mark.anyio
+async def test_publish_or_subscribe_before_connect_is_a_runtime_error(url: str) -> None:
+    broadcast = Broadcast(url)
+    await refused_when_not_connected(broadcast)
+    async with broadcast:
+        assert "not connected" not in repr(broadcast)
+        with pytest.raises(RuntimeError, match="already connected"):
+            await broadcast.connect()
+
+
+@pytest.mark.anyio
+async def test_publish_or_subscribe_after_disconnect_is_a_runtime_error(url: str) -> None:
+    async with Broadcast(url) as broadcast:
+        pass
+    await refused_when_not_connected(broadcast)
+
+
+@pytest.mark.anyio
+async def test_disconnect_ends_subscriptions_after_what_was_queued(url: str) -> None:
+    channel = channel_name()
+    broadcast = Broadcast(url)
+    await broadcast.connect()
+    try:
+        async with (
+            broadcast.subscribe(channel) as queued,
+            broadcast.subscribe(channel) as waiting,
+            anyio.create_task_group() as group,
+        ):
+            await broadcast.publish(channel, 1)
+            await broadcast.publish(channel, 2)
+            await settle(broadcast)
+            assert await receive(waiting, 2) == [1, 2]
+            read: list[Any] = []
+
+            async def read_all() -> None:  # waits for a message when disconnect() comes
+                read.extend(await read_to_end(waiting))
+
+            group.start_soon(read_all)
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(TIMEOUT):
+                await broadcast.disconnect()
+            assert await read_to_end(queued) == [1, 2]
+        assert read == []
+    finally:
+        await broadcast.disconnect()
+
+
+@pytest.mark.anyio
+async def test_a_broadcast_connects_again_after_disconnecting(
+    url: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    broadcast = Broadcast(url)
+    async with contextlib.AsyncExitStack() as stack:
+        publisher = broadcast
+        if backend == "redis":  # another process, whose connection is open: it is quick
+            publisher = await stack.enter_async_context(Broadcast(url))
+            await publisher.publish("warm-up", "")
+        for round_ in range(3):
+            async with broadcast:
+                channel = channel_name()
+                async with broadcast.subscribe(channel) as subscription:
+                    await publisher.publish(channel, round_)
+                    # Lost, not late, when it fails: a short bound is enough.
+                    assert await receive(subscription, 1, within=2) == [round_]
+
+
+@pytest.mark.anyio
+async def test_disconnect_right_after_connecting_again_returns(
+    url: str, backend: str, request: pytest.FixtureRequest
+) -> None:
+    broadcast = Broadcast(url)
+    await broadcast.connect()
+    await broadcast.disconnect()
+    await broadcast.connect()
+    reader: asyncio.Task[None] | None = getattr(broadcast._backend, "_reader", None)
+    try:
+        with anyio.fail_after(2):
+            await broadcast.disconnect()
+    finally:  # after the bug: what disconnect() did not do
+        if reader is not None and not reader.done():
+            reader.cancel()  # a second cancellation reaches it
+            with anyio.fail_after(TIMEOUT):
+                await asyncio.wait([reader])
+            await broadcast._backend._client.aclose()  # type: ignore[attr-defined]
+
+
+# Redis only: processes, outages, and clients that are not bocws.
+
+
+@pytest.mark.anyio
+async def test_two_processes_see_each_others_messages_in_order(
+    redis_server: RedisServer,
+) -> None:
+    channel = channel_name()
+    async with (
+        Broadcast(redis_server.url) as one,
+        Broadcast(redis_server.url) as two,
+        one.subscribe(channel) as on_one,
+        two.subscribe(channel) as on_two,
+    ):
+        for number in range(50):
+            await one.publish(channel, ["one", number])
+        for number in range(50):
+            await two.publish(channel, ["two", number])
+        expected = [["one", n] for n in range(50)] + [["two", n] for n in range(50)]
+        assert await receive(on_one, 100) == expected
+        assert await receive(on_two, 100) == expected
+
+
+async def back_again(
+    publisher: Broadcast, *subscriptions: Subscription, late: tuple[Any, ...] = ()
+) -> None:
+    """Publish until each of `subscriptions` gets a message; fail after `TIMEOUT`.
+
+    Then read on each until a last marker, so that they hold nothing more. Messages
+    in `late` may come in between (published before, and delivered after all).
+    """
+    expected = {"ping", *late}
+    channel = subscriptions[0].channel
+    waiting = list(subscriptions)
+    with anyio.fail_after(TIMEOUT):
+        while waiting:
+            with contextlib.suppress(BroadcastUnavailable):
+                await publisher.publish(channel, "ping")
+            for subscription in list(waiting):
+                with anyio.move_on_after(POLL):  # a pause of the bounded polling loop
+                    assert await anext(subscription) in expected
+                    waiting.remove(subscription)
+        await publisher.publish(channel, "synced")
+        for subscription in subscriptions:
+            while (message := await anext(subscription)) != "synced":
+                assert message in expected
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kill", [True, False], ids=["SIGKILL", "SIGTERM"])
+async def test_subscriptions_come_back_by_themselves_when_redis_does(
+    redis_server: RedisServer, kill: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    channel = channel_name()
+    async with (
+        Broadcast(redis_server.url) as one,
+        Broadcast(redis_server.url) as two,
+        one.subscribe(channel) as on_one,
+        two.subscribe(channel) as on_two,
+    ):
+        await one.publish(channel, "before")
+        assert await receive(on_one, 1) == await receive(on_two, 1) == ["before"]
+
+        redis_server.stop(kill=kill)
+        for publisher in (one, two):
+            with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable) as info:
+                await publisher.publish(channel, "while down")
+            assert redis_server.url.removeprefix("redis://") in str(info.value)
+
+        redis_server.start()  # on the same port; the test does nothing more
+        await back_again(one, on_one, on_two)
+        for number in range(10):
+            await one.publish(channel, ["one", number])
+            await two.publish(channel, ["two", number])
+        expected = [[name, n] for n in range(10) for name in ("one", "two")]
+        assert await receive(on_one, 20) == expected
+        assert await receive(on_two, 20) == expected
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bocws.broadcast"]
+    assert any("lost the connection to Redis" in w for w in warnings), warnings
+    assert any("connected to Redis at" in w and "again" in w for w in warnings), warnings
+
+
+@pytest.mark.anyio
+async def test_a_redis_that_stops_answering_is_left_and_found_again(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Frozen (SIGSTOP), as behind a network partition: the connections stay open and
+    # nothing answers. The reader pings a connection silent for PING_EVERY seconds and
+    # takes it for dead after twice that; a publish waits for `socket_timeout`.
+    monkeypatch.setattr(bocws.broadcast._backends, "PING_EVERY", 0.5)
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    channel = channel_name()
+    async with (
+        Broadcast(redis_server.url, socket_timeout=1) as broadcast,
+        broadcast.subscribe(channel) as subscription,
+    ):
+        await broadcast.publish(channel, "before")
+        assert await receive(subscription, 1) == ["before"]
+        redis_server.pause()
+        try:
+            with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+                await broadcast.publish(channel, "frozen")
+            await until(
+                lambda: any("lost the connection" in r.getMessage() for r in caplog.records)
+            )
+        finally:
+            redis_server.resume()
+        # The frozen server may still run the publish it had read: it is not "nothing
+        # was published", only "not known to be".
+        await back_again(broadcast, subscription, late=("frozen",))
+
+
+@pytest.mark.anyio
+async def test_a_subscription_made_while_redis_is_down_starts_once_it_is_back(
+    redis_server: RedisServer,
+) -> None:
+    channel = channel_name()
+    async with (
+        Broadcast(redis_server.url) as broadcast,
+        broadcast.subscribe(channel_name("existing")) as existing,
+    ):
+        redis_server.stop(kill=True)
+        with anyio.fail_after(TIMEOUT):  # it does not wait for Redis
+            async with broadcast.subscribe(channel) as late:
+                redis_server.start()
+                await back_again(broadcast, late)
+                await broadcast.publish(existing.channel, "existing too")
+                assert await receive(existing, 1) == ["existing too"]
+
+
+@pytest.mark.anyio
+async def test_a_channel_left_while_redis_is_down_is_not_subscribed_to_again(
+    redis_server: RedisServer,
+) -> None:
+    left = channel_name("left")
+    async with (
+        Broadcast(redis_server.url) as broadcast,
+        broadcast.subscribe(channel_name("kept")) as kept,
+    ):
+        async with broadcast.subscribe(left):
+            async with redis.asyncio.Redis.from_url(redis_server.url) as client:
+                assert await numsub(client, left) == 1
+            redis_server.stop(kill=True)
+        redis_server.start()
+        await back_again(broadcast, kept)  # the reader subscribed again: to `kept` only
+        async with redis.asyncio.Redis.from_url(redis_server.url) as client:
+            assert await numsub(client, left) == 0
+            assert await numsub(client, kept.channel) == 1
+
+
+@pytest.mark.anyio
+async def test_connect_raises_broadcast_unavailable_while_redis_is_down(
+    redis_server: RedisServer,
+) -> None:
+    redis_server.stop(kill=True)
+    secret_url = f"redis://user:s3cret@127.0.0.1:{redis_server.port}/0"
+    broadcasts = [Broadcast(redis_server.url), Broadcast(secret_url)]
+    for broadcast in broadcasts:
+        with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable) as info:
+            await broadcast.connect()
+        assert f"127.0.0.1:{redis_server.port}" in str(info.value)
+        assert "s3cret" not in str(info.value)
+        assert "s3cret" not in repr(broadcast)
+        assert "not connected" in repr(broadcast)
+        with pytest.raises(RuntimeError, match="connect"):
+            await broadcast.publish("channel", "message")
+    # Once Redis is there, the broadcast connects.
+    redis_server.start()
+    channel = channel_name()
+    async with broadcasts[0] as broadcast, broadcast.subscribe(channel) as subscription:
+        await broadcast.publish(channel, "back")
+        assert await receive(subscription, 1) == ["back"]
+
+
+FOREIGN = [b"hello", b"", b"x{}", b"j{", b"jnot json", b"t\xff\xfe", b"j\xff", b"j" + b"1" * 5000]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload", FOREIGN, ids=lambda payload: repr(payload[:12]))
+async def test_a_foreign_message_is_dropped_with_a_warning(
+    redis_client: redis.asyncio.Redis,
+    redis_server: RedisServer,
+    payload: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    channel = channel_name()
+    async with Broadcast(redis_server.url) as broadcast, broadcast.subscribe(channel) as sub:
+        await redis_client.publish(channel, payload)  # as `redis-cli publish` would
+        await broadcast.publish(channel, "after")
+        assert await receive(sub, 1) == ["after"]
+    [record] = [r for r in caplog.records if r.name == "bocws.broadcast"]
+    assert record.levelno == logging.WARNING
+    assert f"dropped a message on channel {channel!r}" in record.getMessage()
+
+
+@pytest.mark.anyio
+async def test_a_deeply_nested_foreign_message_does_not_stop_delivery(
+    redis_client: redis.asyncio.Redis, redis_server: RedisServer
+) -> None:
+    channel = channel_name()
+    async with Broadcast(redis_server.url) as broadcast, broadcast.subscribe(channel) as sub:
+        await redis_client.publish(channel, b"j" + b"[" * 100_000)
+        await broadcast.publish(channel, "after")
+        assert await receive(sub, 1, within=2) == ["after"]
+
+
+@pytest.mark.anyio
+async def test_a_quiet_subscription_stays_connected(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader pings a connection that has been silent for PING_EVERY seconds, and
+    # takes it for dead after twice that without an answer: a live one answers.
+    monkeypatch.setattr(bocws.broadcast._backends, "PING_EVERY", 1.0)
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    channel = channel_name()
+    async with Broadcast(redis_server.url) as broadcast, broadcast.subscribe(channel) as sub:
+        await anyio.sleep(3.5)  # quiet, as a channel with nothing to say (not a sync)
+        await broadcast.publish(channel, "still there")
+        assert await receive(sub, 1) == ["still there"]
+    assert [r.getMessage() for r in caplog.records if r.name == "bocws.broadcast"] == []
+
+
+# Rooms: Broadcast.room() in an App, through Starlette's TestClient.
+
+
+def room_app(url: str, **options: Any) -> tuple[App, Broadcast]:
+    """An app whose `/rooms/{name}` relays each client's JSON messages to its room."""
+    broadcast = Broadcast(url, **options)
+    app = App()
+    app.on_startup(broadcast.connect)
+    app.on_shutdown(broadcast.disconnect)
+
+    @app.websocket_route("/rooms/{name}", value_type="json")
+    async def room(ws: WebSocket, name: str) -> None:
+        async with broadcast.room(ws, name):
+            await ws.send({"joined": name})  # in the room: the test may go on
+            async for message in ws:
+                await broadcast.publish(name, message)
+
+    return app, broadcast
+
+
+def receive_json(session: WebSocketTestSession) -> Any:
+    """The next JSON message the app sends `session`; fail after `TIMEOUT` s.
+
+    Raises:
+        starlette.websockets.WebSocketDisconnect: the app closed the connection.
+    """
+
+    async def bounded() -> Any:
+        with anyio.fail_after(TIMEOUT):
+            return await session._send_rx.receive()
+
+    message = session.portal.call(bounded)
+    if message["type"] == "websocket.close":
+        raise ClientDisconnected(message.get("code", 1000), message.get("reason") or "")
+    return json.loads(message["text"])
+
+
+def room_members(session: WebSocketTestSession, broadcast: Broadcast, name: str) -> int:
+    """The app's subscribers to `name` (a look inside: nothing public counts them)."""
+    return session.portal.call(lambda: len(broadcast._subscribers.get(name, ())))
+
+
+def wait_until_left(session: WebSocketTestSession, broadcast: Broadcast, name: str) -> None:
+    """Poll until the app has left `name` (and Redis has no subscriber to it); bounded."""
+    deadline = time.monotonic() + TIMEOUT
+    # A look inside, as for `room_members`: an overflowed subscriber's channel stays
+    # there, empty, until its block ends.
+    while session.portal.call(lambda: name in broadcast._subscribers):
+        assert time.monotonic() < deadline, f"the app is still subscribed to {name!r}"
+        time.sleep(POLL)  # a pause of the bounded polling loop
+    if broadcast.url.startswith("redis://"):
+        with redis.Redis.from_url(broadcast.url) as client:
+            while client.pubsub_numsub(name) != [(name.encode(), 0)]:
+                assert time.monotonic() < deadline, f"Redis still has a subscriber to {name!r}"
+                time.sleep(POLL)  # a pause of the bounded polling loop
+
+
+def test_room_members_see_each_others_messages(url: str) -> None:
+    app, _broadcast = room_app(url)
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/rooms/r") as ana,
+        client.websocket_connect("/rooms/r") as bob,
+        client.websocket_connect("/rooms/elsewhere") as eve,
+    ):
+        for session in (ana, bob):
+            assert receive_json(session) == {"joined": "r"}
+        assert receive_json(eve) == {"joined": "elsewhere"}
+        ana.send_json({"from": "ana", "text": "héllo"})
+        bob.send_json({"from": "bob", "n": [1, 2.5, None]})
+        for session in (ana, bob):
+            got = [receive_json(session), receive_json(session)]
+            assert {"from": "ana", "text": "héllo"} in got
+            assert {"from": "bob", "n": [1, 2.5, None]} in got
+        eve.send_json("alone")
+        assert receive_json(eve) == "alone"  # and nothing from room r before it
+        ana.send_json("bye")
+        assert receive_json(ana) == receive_json(bob) == "bye"
+
+
+def test_a_client_that_disconnects_leaves_the_room(url: str) -> None:
+    app, broadcast = room_app(url)
+    with TestClient(app) as client, client.websocket_connect("/rooms/r") as bob:
+        assert receive_json(bob) == {"joined": "r"}
+        with client.websocket_connect("/rooms/r") as ana:
+            assert receive_json(ana) == {"joined": "r"}
+            assert room_members(ana, broadcast, "r") == 2
+            ana.close(1001)
+            deadline = time.monotonic() + TIMEOUT
+            while room_members(ana, broadcast, "r") != 1:
+                assert time.monotonic() < deadline, "ana is still in the room"
+                time.sleep(POLL)  # a pause of the bounded polling loop
+        bob.send_json("still here")
+        assert receive_json(bob) == "still here"
+        bob.close(1000)
+        wait_until_left(bob, broadcast, "r")
+
+
+FLOOD = 50
+"""Concurrent publishes (under redis-py's 100 connections: see the test of many)."""
+
+
+def test_a_room_member_that_falls_behind_is_closed_with_1013(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, broadcast = room_app(url, queue_size=4)
+
+    async def flood() -> None:  # in the app's event loop, all at once: it cannot keep up
+        async with anyio.create_task_group() as group:
+            for number in range(FLOOD):
+                group.start_soon(broadcast.publish, "slow", number)
+
+    with TestClient(app) as client, client.websocket_connect("/rooms/slow") as ana:
+        assert receive_json(ana) == {"joined": "slow"}
+        ana.portal.call(flood)
+        received: list[Any] = []
+        with pytest.raises(ClientDisconnected) as info:  # noqa: PT012 - read until the close
+            for _ in range(FLOOD):
+                received.append(receive_json(ana))
+        ana.close(1013)  # the client answers the close, as a browser would
+        wait_until_left(ana, broadcast, "slow")
+    assert (info.value.code, info.value.reason) == (1013, "too slow: try again later")
+    # What the queue held (and one the relay had taken), then the close. (Concurrent
+    # publishes reach Redis in no particular order.)
+    assert len(received) <= 4 + 1
+    assert len(set(received)) == len(received)
+    assert set(received) <= set(range(FLOOD))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

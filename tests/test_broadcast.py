@@ -947,3 +947,31 @@ def test_a_room_member_that_falls_behind_is_closed_with_1013(
     assert len(set(received)) == len(received)
     assert set(received) <= set(range(FLOOD))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.anyio
+async def test_a_reader_failure_not_the_networks_is_logged_and_recovered(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    broadcast = Broadcast(redis_server.url)
+    backend = broadcast._backend
+    assert isinstance(backend, bocws.broadcast._backends.RedisBackend)
+    make_pubsub = backend._reader_client.pubsub
+    failures = iter([RuntimeError("a bug somewhere below")])
+
+    def pubsub_failing_once() -> Any:
+        for failure in failures:
+            raise failure
+        return make_pubsub()
+
+    backend._reader_client.pubsub = pubsub_failing_once  # type: ignore[method-assign]
+    channel = channel_name()
+    async with broadcast, broadcast.subscribe(channel) as subscription:
+        await broadcast.publish(channel, "still delivered")
+        assert await receive(subscription, 1) == ["still delivered"]
+    failed = [
+        r for r in caplog.records if r.getMessage() == "the Redis reader failed; reconnecting"
+    ]
+    assert len(failed) == 1
+    assert failed[0].exc_info is not None

@@ -1275,3 +1275,21 @@ def test_browsers_bytes_route_echoes_every_byte() -> None:
     with TestClient(fragments("browsers.md", '"/bytes"')).websocket_connect("/bytes") as session:
         session.send_bytes(bytes(range(256)))
         assert session.receive_bytes() == bytes(range(256))
+
+
+# scaling.md
+
+
+def test_scaling_room_relays_each_message_to_everyone_in_the_room() -> None:
+    app = example("scaling.md", "broadcast.room(ws")["app"]
+    with (
+        TestClient(app) as test_client,  # its startup connects the broadcast (memory://)
+        test_client.websocket_connect("/rooms/lobby") as ana,
+        test_client.websocket_connect("/rooms/lobby") as bob,
+        test_client.websocket_connect("/rooms/kitchen") as eve,
+    ):
+        ana.send_json({"text": "hi"})
+        assert bob.receive_json() == {"text": "hi"}
+        assert ana.receive_json() == {"text": "hi"}
+        eve.send_json({"text": "only the kitchen"})
+        assert eve.receive_json() == {"text": "only the kitchen"}  # nothing from the lobby

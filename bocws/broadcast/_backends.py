@@ -194,8 +194,9 @@ class RedisBackend:
         delay = RETRY_FIRST
         lost = False
         while True:
-            pubsub = self._reader_client.pubsub()
+            pubsub = None
             try:
+                pubsub = self._reader_client.pubsub()
                 channels = [self._own_channel, *self._channels]
                 await pubsub.subscribe(*channels)
                 self._pubsub = pubsub
@@ -241,13 +242,17 @@ class RedisBackend:
                         error,
                     )
                 lost = True
+            except Exception:  # not the network's doing: say so, and carry on all the same
+                logger.exception("the Redis reader failed; reconnecting")
+                lost = True
             finally:
                 self._pubsub = None
                 for _count, confirmed in self._pending.values():
                     confirmed.set()  # nobody waits for a connection that is gone
                 self._pending.clear()
-                with anyio.CancelScope(shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with anyio.CancelScope(shield=True):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
             await anyio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
 

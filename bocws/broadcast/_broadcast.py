@@ -83,9 +83,8 @@ class Broadcast:
             with 1013; `"drop_oldest"` drops its oldest queued message.
         **options: for Redis, options of `redis.asyncio.Redis.from_url()`.
 
-    Connect before use and disconnect after: `async with broadcast:`, or
-    `App(on_startup=...)`-style hooks, `app.on_startup(broadcast.connect)` and
-    `app.on_shutdown(broadcast.disconnect)`.
+    Connect before use and disconnect after: `async with broadcast:`, or in an
+    app, `app.on_startup(broadcast.connect)` and `app.on_shutdown(broadcast.disconnect)`.
 
     Example:
         >>> broadcast = Broadcast("memory://")

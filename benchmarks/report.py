@@ -122,11 +122,56 @@ def memory() -> str:
     return _table(["Variant", "Per idle connection", "Over raw"], rows)
 
 
+def _median_range(figures: dict[str, Any], spec: str) -> str:
+    median, low, high = (format(figures[key], spec) for key in ("median", "min", "max"))
+    return f"{median} ({low}-{high})"
+
+
+def broadcast() -> str:
+    document = _load("broadcast")
+    settings, summary = document["settings"], document["summary"]
+    steady = f"{settings['rate']:g} messages/s"
+    caption = (
+        f"{settings['subscribers']:,} subscribers; steady: {steady} for "
+        f"{settings['duration']:g} s ({settings['rate'] * settings['subscribers']:,.0f} "
+        f"deliveries/s); burst: {settings['burst']} messages back to back; "
+        f"{settings['rounds']} rounds, `--ws {settings['implementation']}`."
+    )
+    header = ["Variant", "Burst: deliveries/s, x memory", "Server CPU in the burst"]
+    header += [f"At {steady}: p50", "p99", "Server CPU per delivery", "Lost"]
+    header += ["RSS per process", "Redis `used_memory`", "Client CPU (steady, burst)"]
+    rows = []
+    for name, figures in summary.items():
+        capacity = _median_range(figures["capacity_per_s"], ",.0f")
+        if name != "memory":
+            to_memory = figures["capacity_per_s_to_memory"]
+            capacity += f", {_spread(to_memory['median'], to_memory['min'], to_memory['max'])}"
+        used = figures["redis_used_memory"]
+        processes = figures["processes"]
+        rows.append(
+            [
+                f"{name} ({processes} process{'es' if processes > 1 else ''})",
+                capacity,
+                f"{figures['burst_server_cpu_share']['median']:.2f} cores",
+                _median_range(figures["p50_ms"], ".1f") + " ms",
+                _median_range(figures["p99_ms"], ".1f") + " ms",
+                _median_range(figures["server_cpu_us"], ".1f") + " µs",
+                f"{figures['lost']} of {figures['expected']:,}",
+                f"{figures['rss_per_process_mib']['median']:.0f} MiB",
+                "" if used["median"] is None else f"{used['median'] / 2**20:.1f} MiB",
+                f"{figures['client_cpu_share']['median']:.0%}, "
+                f"{figures['burst_client_cpu_share']['median']:.0%}",
+            ]
+        )
+    return caption + "\n\n" + _table(header, rows)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "inprocess": in_process,
     "routing": routing,
     "endtoend": end_to_end,
     "memory": memory,
+    "broadcast": broadcast,
 }
 
 

@@ -1,0 +1,469 @@
+"""Broadcast fan-out benchmark: one publisher, many subscribers, memory:// and Redis.
+
+Every variant serves `benchmarks/broadcast_app.py` (a `bocws.App` whose `/feed`
+view is `async with broadcast.room(ws, channel): async for _ in ws: pass`) from
+uvicorn on 127.0.0.1, all started at once; a picows client in another process
+(`benchmarks/broadcast_client.py`) holds the subscribers and has one of the server
+processes publish (`POST /publish`), the variants taking turns, the order rotated
+each round:
+
+- `memory`: `Broadcast("memory://")`, one uvicorn process holding every subscriber
+  (the publisher is in it: memory:// cannot reach another process);
+- `redis-1`: `Broadcast("redis://...")`, one process: the cost of Redis alone;
+- `redis-2`: `Broadcast("redis://...")`, two processes (two ports) holding half the
+  subscribers each, the first one publishing: the scaled-out set-up.
+
+The Redis variants share one `redis-server` (Debian's, on a free port, no
+persistence), each on a channel of its own. Per variant and round it measures, after
+a warm-up batch: at a steady publishing `--rate` the same for all, delivery
+latency (read by the client minus sent by the publisher) p50 and p99, the messages
+lost, server CPU per delivery and the client's CPU share; then the capacity, the
+deliveries per second while a `--burst` of messages published back to back drains
+(fewer than a subscriber's queue holds, so nothing is dropped); then each server
+process's RSS and Redis's `used_memory`. Figures are also given as a ratio to
+`memory` in the same round. Every message must reach every subscriber: a loss fails
+the run (exit status 1), after the report.
+
+Run: `python -m benchmarks.broadcast` (see `--help`), `--quick` for a short look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .broadcast_app import QUEUE_SIZE
+from .environments import ROOT, project_python
+from .harness import SetupError, comma_separated, write_json
+from .servers import (
+    READY_TIMEOUT,
+    Server,
+    Variant,
+    check_modules,
+    exit_with,
+    format_spread,
+    free_port,
+    print_table,
+    progress,
+    raise_fd_limit,
+    ratios,
+    spread,
+)
+from .worker import installed_version
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One variant: the broadcast's backend and how many uvicorn processes share the
+    subscribers."""
+
+    name: str
+    backend: str  # "memory" or "redis"
+    processes: int
+
+
+SETUPS: dict[str, Setup] = {
+    setup.name: setup
+    for setup in (
+        Setup("memory", "memory", 1),
+        Setup("redis-1", "redis", 1),
+        Setup("redis-2", "redis", 2),
+    )
+}
+#: Every figure is also given as a ratio to this variant's in the same round.
+BASELINE = "memory"
+APP = "benchmarks.broadcast_app:app"
+
+
+class RedisServer:
+    """Debian's `redis-server` on a free 127.0.0.1 port, no persistence, for one run."""
+
+    def __init__(self, executable: str) -> None:
+        self.port = free_port()
+        self._directory = tempfile.TemporaryDirectory(prefix="bocws-bench-redis-")
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
+        command = [
+            executable,
+            *("--port", str(self.port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", self._directory.name),
+            *("--daemonize", "no", "--loglevel", "warning", "--logfile", ""),
+        ]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def wait_ready(self, deadline: float) -> None:
+        """Return once it answers PING, up to `deadline` (monotonic).
+
+        Raises:
+            RuntimeError: it exited, or did not answer in time; with its log.
+        """
+        while not self._answers_ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self._log.seek(0)
+                log = self._log.read().decode(errors="replace")[-4000:]
+                raise RuntimeError(f"redis-server on port {self.port} did not start:\n{log}")
+            time.sleep(0.02)
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(64) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Kill it (there is nothing to save) and remove its directory."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        self._log.close()
+        self._directory.cleanup()
+
+
+@contextlib.contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """`variables` in this process's environment while the block runs (for the servers
+    it starts to inherit)."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+def redis_executable() -> str:
+    """The path of `redis-server`.
+
+    Raises:
+        SetupError: there is none, with what to do.
+    """
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise SetupError(
+            "the redis variants need redis-server on PATH (Debian: apt-get install "
+            "redis-server); or leave them out: --variants memory"
+        )
+    return executable
+
+
+@contextlib.contextmanager
+def serving(
+    names: list[str], implementation: str, loop: str
+) -> Iterator[tuple[dict[str, list[Server]], RedisServer | None]]:
+    """Start Redis (if a variant needs it) and every variant's servers at once; wait
+    until all listen; stop them all on every exit, Ctrl-C included."""
+    raise_fd_limit()
+    setups = [SETUPS[name] for name in names]
+    python = project_python()
+    check_modules(python, implementation, loop)
+    redis: RedisServer | None = None
+    servers: dict[str, list[Server]] = {}
+    try:
+        if any(setup.backend == "redis" for setup in setups):
+            probe = [str(python), "-c", "import redis.asyncio"]
+            if subprocess.run(probe, capture_output=True, timeout=60, check=False).returncode:
+                raise SetupError(f"{python} lacks redis-py: {python} -m pip install redis")
+            redis = RedisServer(redis_executable())
+            redis.wait_ready(time.monotonic() + READY_TIMEOUT)
+        for setup in setups:
+            url = redis.url if redis is not None and setup.backend == "redis" else "memory://"
+            variables = {
+                "BOCWS_BENCH_BROADCAST": url,
+                "BOCWS_BENCH_CHANNEL": f"bocws:bench:{setup.name}",
+            }
+            with environment(**variables):
+                servers[setup.name] = [
+                    Server(
+                        Variant(f"{setup.name}#{index}", APP, "on", project_python),
+                        implementation,
+                        loop,
+                    )
+                    for index in range(setup.processes)
+                ]
+        deadline = time.monotonic() + READY_TIMEOUT
+        for group in servers.values():
+            for server in group:
+                server.wait_ready(deadline)
+        yield servers, redis
+    finally:
+        everyone = [server for group in servers.values() for server in group]
+        for server in everyone:  # all at once: their shutdowns overlap
+            server.terminate()
+        for server in everyone:
+            log = server.stop()
+            if log.strip():
+                print(f"[{server} wrote]\n{log}", file=sys.stderr)  # noqa: T201
+        if redis is not None:
+            redis.stop()
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line, `--quick` filling in the defaults of a short run; and the
+    variants asked for, the baseline first."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, help="connections in all (1,000; quick 300)")
+    parser.add_argument("--rounds", type=int, help="measurements of each variant (3; quick 1)")
+    parser.add_argument(
+        "--rate", type=float, default=20.0, help="steady publishing rate, messages/s (20)"
+    )
+    parser.add_argument("--duration", type=float, help="of the steady batch, seconds (6; quick 2)")
+    parser.add_argument(
+        "--burst", type=int, help="messages published back to back (200; quick 100)"
+    )
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up messages (10)")
+    parser.add_argument("--implementation", default="websockets-sansio", help="uvicorn --ws")
+    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="for a batch to arrive once published, s"
+    )
+    parser.add_argument("--variants", default=",".join(SETUPS), help="comma-separated")
+    defaults = {"subscribers": (1000, 300), "rounds": (3, 1), "duration": (6.0, 2.0)}
+    defaults["burst"] = (200, 100)
+    short = ", ".join(f"--{name} {quick:g}" for name, (_, quick) in defaults.items())
+    parser.add_argument("--quick", action="store_true", help=f"a short run: {short}")
+    parser.add_argument("--json", help="write every round's figures to this file")
+    options = parser.parse_args(argv)
+    for name, (full, quick) in defaults.items():
+        if getattr(options, name) is None:
+            setattr(options, name, quick if options.quick else full)
+    names = comma_separated(options.variants)
+    unknown = [name for name in names if name not in SETUPS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}: choose among {', '.join(SETUPS)}")
+    if options.rate <= 0:
+        parser.error("--rate must be positive")
+    if options.burst >= QUEUE_SIZE:
+        parser.error(f"--burst must stay under a subscriber's queue_size ({QUEUE_SIZE:,})")
+    return options, [BASELINE, *[name for name in dict.fromkeys(names) if name != BASELINE]]
+
+
+def job(
+    name: str, group: list[Server], redis: RedisServer | None, options: argparse.Namespace
+) -> dict[str, Any]:
+    """The client's job for variant `name` (see `broadcast_client`)."""
+    uses_redis = SETUPS[name].backend == "redis"
+    return {
+        "variant": name,
+        "urls": [f"ws://127.0.0.1:{server.port}/feed" for server in group],
+        "publish_url": f"http://127.0.0.1:{group[0].port}/publish",
+        "pids": [server.pid for server in group],
+        "redis_pid": redis.process.pid if redis and uses_redis else None,
+        "redis_port": redis.port if redis and uses_redis else None,
+        "subscribers": options.subscribers,
+        "warmup": options.warmup,
+        "warmup_rate": options.rate,
+        "rate": options.rate,
+        "duration": options.duration,
+        "burst": options.burst,
+        "timeout": options.timeout,
+    }
+
+
+def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    """Run `jobs` in a client process of its own; one result per job, in order.
+
+    Raises:
+        RuntimeError: the client failed, with its error.
+    """
+    command = [str(project_python()), "-m", "benchmarks.broadcast_client"]
+    with subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as client:
+        try:
+            output, errors = client.communicate(json.dumps(jobs), timeout=timeout)
+        except BaseException:  # a timeout, Ctrl-C: the client must not outlive the run
+            client.kill()
+            client.communicate()
+            raise
+    results = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    if client.returncode != 0 or len(results) != len(jobs):
+        raise RuntimeError(
+            f"the broadcast client failed ({client.returncode}, {len(results)}/{len(jobs)} "
+            f"jobs):\n{errors.strip()[-4000:]}"
+        )
+    return results
+
+
+def measure(names: list[str], options: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Per variant, each round's figures."""
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    # Bounded: connecting, then three batches, each published and waited for (see
+    # `broadcast_client.run_batch`).
+    budget = 120 + 6 * options.timeout + options.duration + options.warmup / options.rate
+    with serving(names, options.implementation, options.loop) as (servers, redis):
+        for order in progress(names, options.rounds):
+            jobs = [job(name, servers[name], redis, options) for name in order]
+            for result in run_client(jobs, budget * len(jobs)):
+                per_round[result["variant"]].append(result)
+    return per_round
+
+
+def figures(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one round kept in the summary, flat."""
+    steady, burst = result["steady"], result["burst"]
+    return {
+        "capacity_per_s": burst["deliveries_per_s"],
+        "capacity_messages_per_s": burst["deliveries_per_s"] / result["subscribers"],
+        "burst_server_cpu_share": burst["server_cpu_share"],
+        "burst_redis_cpu_share": burst["redis_cpu_share"],
+        "burst_client_cpu_share": burst["client_cpu_share"],
+        "steady_deliveries_per_s": steady["deliveries_per_s"],
+        "p50_ms": steady["p50_ms"],
+        "p99_ms": steady["p99_ms"],
+        "max_ms": steady["max_ms"],
+        "server_cpu_us": steady["server_cpu_us"],
+        "server_cpu_share": steady["server_cpu_share"],
+        "redis_cpu_share": steady["redis_cpu_share"],
+        "client_cpu_share": steady["client_cpu_share"],
+        "publisher_behind_ms": steady["publisher_behind_s"] * 1000,
+        "rss_per_process_mib": max(result["rss"]) / 2**20,
+    }
+
+
+#: Figures also given as a ratio to the baseline in the same round.
+RATIO_FIGURES = ("capacity_per_s", "p50_ms", "p99_ms", "server_cpu_us")
+
+
+def lost(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Messages lost or out of order over every batch of `results`, and closed sockets."""
+    batches = [result[key] for result in results for key in ("warmup", "steady", "burst")]
+    return {
+        "expected": sum(batch["expected"] for batch in batches),
+        "lost": sum(batch["lost"] for batch in batches),
+        "disordered": sum(batch["disordered"] for batch in batches),
+        "strays": sum(result["strays"] for result in results),
+        "closed": sum(result["closed"] for result in results),
+    }
+
+
+def summarise(per_round: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per variant: each figure's median and range over the rounds, ratios to the
+    baseline, and what was lost."""
+    base = [figures(result) for result in per_round[BASELINE]]
+    summary: dict[str, Any] = {}
+    for name, results in per_round.items():
+        rounds = [figures(result) for result in results]
+        entry: dict[str, Any] = {key: spread([each[key] for each in rounds]) for key in rounds[0]}
+        for key in RATIO_FIGURES:
+            entry[f"{key}_to_{BASELINE}"] = ratios(
+                [each[key] for each in rounds], [each[key] for each in base]
+            )
+        used = [r["redis_used_memory"] for r in results if r["redis_used_memory"] is not None]
+        entry["redis_used_memory"] = spread(used)
+        entry["processes"] = SETUPS[name].processes
+        entry["backend"] = SETUPS[name].backend
+        entry.update(lost(results))
+        summary[name] = entry
+    return summary
+
+
+def report(summary: dict[str, Any], options: argparse.Namespace) -> None:
+    """Print the table: a line per variant, medians with their range over the rounds."""
+    title = (
+        f"\n{options.subscribers:,} subscribers, {options.implementation}; steady: "
+        f"{options.rate:g} messages/s for {options.duration:g} s; burst: {options.burst} "
+        f"messages; {options.rounds} rounds; median [min, max] over the rounds; CPU: "
+        "server (burst) and client (steady/burst), as a share of wall time"
+    )
+    columns = ("burst: deliveries/s", f"x {BASELINE}", "server", "steady: p50 ms", "p99 ms")
+    columns += ("us/delivery", "lost", "RSS MiB", "Redis MiB", "client")
+    rows = {}
+    for name, entry in summary.items():
+        redis = entry["redis_used_memory"]
+        rows[name] = (
+            format_spread(entry["capacity_per_s"], "8,.0f"),
+            format_spread(entry[f"capacity_per_s_to_{BASELINE}"], "4.2f"),
+            f"{entry['burst_server_cpu_share']['median']:.0%}",
+            format_spread(entry["p50_ms"], "5.1f"),
+            format_spread(entry["p99_ms"], "5.1f"),
+            format_spread(entry["server_cpu_us"], "5.1f"),
+            f"{entry['lost']}",
+            f"{entry['rss_per_process_mib']['median']:.0f}",
+            "" if redis["median"] is None else f"{redis['median'] / 2**20:.1f}",
+            f"{entry['client_cpu_share']['median']:.0%}/"
+            f"{entry['burst_client_cpu_share']['median']:.0%}",
+        )
+    print_table(title, columns, (30, 18, 8, 22, 22, 20, 6, 9, 11, 9), rows)
+
+
+def redis_versions(names: list[str]) -> dict[str, str | None]:
+    """redis-py's version, and redis-server's when a variant uses it."""
+    versions = {"redis-py": installed_version("redis"), "redis-server": None}
+    executable = shutil.which("redis-server")
+    if executable and any(SETUPS[name].backend == "redis" for name in names):
+        answer = subprocess.run(
+            [executable, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+        versions["redis-server"] = next(
+            (word[2:] for word in answer.split() if word.startswith("v=")), answer.strip()
+        )
+    return versions
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print its table, keep its figures (`--json`)."""
+    options, names = parse_args(argv)
+    started = time.monotonic()
+    try:
+        per_round = measure(names, options)
+    except SetupError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
+        return 2
+    summary = summarise(per_round)
+    report(summary, options)
+    print(f"\n{time.monotonic() - started:.0f} s", file=sys.stderr)  # noqa: T201
+    settings = {
+        "variants": names,
+        "processes": {name: SETUPS[name].processes for name in names},
+        **{
+            key: getattr(options, key)
+            for key in ("subscribers", "rounds", "rate", "duration", "burst", "warmup")
+        },
+        "implementation": options.implementation,
+        "loop": options.loop,
+        "queue_size": QUEUE_SIZE,
+        "cpus": os.cpu_count(),
+        "versions": redis_versions(names),
+    }
+    if options.json:
+        write_json(options.json, {"settings": settings, "summary": summary, "rounds": per_round})
+    failed = {name: entry for name, entry in summary.items() if entry["lost"] or entry["closed"]}
+    for name, entry in failed.items():
+        print(  # noqa: T201
+            f"error: {name}: {entry['lost']} of {entry['expected']:,} deliveries lost, "
+            f"{entry['closed']} sockets closed by the server",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,59 @@
+"""A smoke run of the broadcast fan-out benchmark, so that it cannot rot: tiny sizes, real
+uvicorn servers, redis-server and client, no thresholds (speed, latency and memory are
+measured by the benchmark itself, never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmarks import broadcast
+
+SUBSCRIBERS = 12
+
+
+def variants() -> list[str]:
+    """Every variant; without redis-server, memory:// alone, except under CI."""
+    if shutil.which("redis-server") is None and not os.environ.get("CI"):
+        return ["memory"]  # the Redis variants need Debian's redis-server (CI installs it)
+    return list(broadcast.SETUPS)
+
+
+@pytest.mark.timeout(120)
+def test_the_broadcast_benchmark_delivers_every_message_to_every_subscriber(
+    tmp_path: Path,
+) -> None:
+    names = variants()
+    output = tmp_path / "broadcast.json"
+    arguments = [
+        *("--variants", ",".join(names), "--subscribers", str(SUBSCRIBERS)),
+        *("--rounds", "1", "--rate", "50", "--duration", "0.2", "--burst", "10"),
+        *("--warmup", "3", "--timeout", "10", "--json", str(output)),
+    ]
+    assert broadcast.main(arguments) == 0
+    document = json.loads(output.read_text())
+    assert document["settings"]["variants"] == names
+    assert set(document["summary"]) == set(names)
+    for name in names:
+        figures = document["summary"][name]
+        # Warm-up 3, steady 50/s for 0.2 s, burst 10: each to every subscriber, once.
+        assert figures["expected"] == SUBSCRIBERS * (3 + 10 + 10)
+        assert (figures["lost"], figures["disordered"], figures["strays"]) == (0, 0, 0)
+        assert figures["closed"] == 0
+        for key in ("capacity_per_s", "p50_ms", "p99_ms", "rss_per_process_mib"):
+            assert figures[key]["median"] > 0
+        assert figures["server_cpu_us"]["median"] >= 0
+        (result,) = document["rounds"][name]
+        processes = broadcast.SETUPS[name].processes
+        assert len(result["urls"]) == len(result["rss"]) == processes
+        for batch in ("warmup", "steady", "burst"):
+            assert result[batch]["delivered"] == result[batch]["expected"]
+        if broadcast.SETUPS[name].backend == "redis":
+            assert figures["redis_used_memory"]["median"] > 0
+        else:
+            assert figures["redis_used_memory"]["median"] is None
+    assert document["summary"]["memory"]["capacity_per_s_to_memory"]["values"] == [1.0]

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .broadcast_app import QUEUE_SIZE
-from .environments import ROOT, project_python
+from .environments import project_python
 from .harness import SetupError, comma_separated, write_json
 from .servers import (
     READY_TIMEOUT,
@@ -58,6 +57,7 @@ from .servers import (
     progress,
     raise_fd_limit,
     ratios,
+    run_client,
     spread,
 )
 from .worker import installed_version
@@ -281,37 +281,6 @@ def job(
     }
 
 
-def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
-    """Run `jobs` in a client process of its own; one result per job, in order.
-
-    Raises:
-        RuntimeError: the client failed, with its error.
-    """
-    command = [str(project_python()), "-m", "benchmarks.broadcast_client"]
-    with subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    ) as client:
-        try:
-            output, errors = client.communicate(json.dumps(jobs), timeout=timeout)
-        except BaseException:  # a timeout, Ctrl-C: the client must not outlive the run
-            client.kill()
-            client.communicate()
-            raise
-    results = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    if client.returncode != 0 or len(results) != len(jobs):
-        raise RuntimeError(
-            f"the broadcast client failed ({client.returncode}, {len(results)}/{len(jobs)} "
-            f"jobs):\n{errors.strip()[-4000:]}"
-        )
-    return results
-
-
 def measure(names: list[str], options: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Per variant, each round's figures."""
     per_round: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
@@ -321,7 +290,7 @@ def measure(names: list[str], options: argparse.Namespace) -> dict[str, list[dic
     with serving(names, options.implementation, options.loop) as (servers, redis):
         for order in progress(names, options.rounds):
             jobs = [job(name, servers[name], redis, options) for name in order]
-            for result in run_client(jobs, budget * len(jobs)):
+            for result in run_client(jobs, budget * len(jobs), "benchmarks.broadcast_client"):
                 per_round[result["variant"]].append(result)
     return per_round
 

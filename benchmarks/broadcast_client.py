@@ -48,8 +48,7 @@ from picows import (
     ws_connect,
 )
 
-from .loadclient import CLOSE_TIMEOUT, CONNECT_BATCH
-from .servers import raise_fd_limit
+from .loadclient import CLOSE_TIMEOUT, CONNECT_BATCH, run_jobs
 
 try:
     from orjson import loads
@@ -326,18 +325,7 @@ async def run(jobs: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     """Read the jobs on stdin and run them, on uvloop when it is there."""
-    limit = raise_fd_limit()
-    jobs: list[dict[str, Any]] = json.loads(sys.stdin.read())
-    needed = max((job["subscribers"] for job in jobs), default=0) + 64
-    if needed > limit:
-        raise SystemExit(f"{needed} open files needed, the limit is {limit}")
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is in the bench extra
-        asyncio.run(run(jobs))
-    else:
-        uvloop.run(run(jobs))
-    return 0
+    return run_jobs(run, "subscribers")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
@@ -297,9 +297,15 @@ async def run(jobs: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     """Read the jobs on stdin and run them, on uvloop when it is there."""
+    return run_jobs(run, "connections")
+
+
+def run_jobs(run: Callable[[list[dict[str, Any]]], Coroutine[Any, Any, None]], sockets: str) -> int:
+    """Read a client's jobs on stdin and `run` them, on uvloop when it is there; each
+    job opens `job[sockets]` connections, which the open-file limit must allow."""
     limit = raise_fd_limit()
     jobs: list[dict[str, Any]] = json.loads(sys.stdin.read())
-    needed = max((job["connections"] for job in jobs), default=0) + 64
+    needed = max((job[sockets] for job in jobs), default=0) + 64
     if needed > limit:
         raise SystemExit(f"{needed} open files needed, the limit is {limit}")
     try:

@@ -234,13 +234,17 @@ def job(
     }
 
 
-def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
-    """Run `jobs` in a load client process of its own; one result per job, in order.
+def run_client(
+    jobs: list[dict[str, Any]], timeout: float, module: str = "benchmarks.loadclient"
+) -> list[dict[str, Any]]:
+    """Run `jobs` in a client process of its own (`python -m module`: the load client,
+    or another that reads jobs as JSON on stdin and prints a JSON line for each);
+    one result per job, in order.
 
     Raises:
-        RuntimeError: the client failed (a lost or altered echo, a timeout), with its error.
+        RuntimeError: the client failed (a lost or altered message, a timeout), with its error.
     """
-    command = [str(project_python()), "-m", "benchmarks.loadclient"]
+    command = [str(project_python()), "-m", module]
     with subprocess.Popen(
         command,
         cwd=ROOT,
@@ -259,7 +263,7 @@ def run_client(jobs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any
     results = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     if client.returncode != 0 or len(results) != len(jobs):
         raise RuntimeError(
-            f"the load client failed ({client.returncode}, {len(results)}/{len(jobs)} jobs):"
+            f"{module} failed ({client.returncode}, {len(results)}/{len(jobs)} jobs):"
             f"\n{errors.strip()[-4000:]}"
         )
     return results

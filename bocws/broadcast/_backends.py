@@ -79,6 +79,8 @@ RETRY_MAX = 5.0
 PING_EVERY = 15.0
 """Seconds of silence after which the subscribing connection is pinged; twice that
 without an answer, and it is taken for dead and made again."""
+SOCKET_TIMEOUT = 5.0
+"""Seconds a command (or making a connection) may take before Redis counts as lost."""
 PUBLISHING_AT_ONCE = 64
 """Publishes in flight at once, per process; more wait for one to finish."""
 SUBSCRIBE_TIMEOUT = 5.0
@@ -104,11 +106,12 @@ class RedisBackend:
         from redis.backoff import ExponentialBackoff, NoBackoff
 
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
-        options.setdefault("socket_connect_timeout", 5)
+        options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
+        options.setdefault("socket_timeout", SOCKET_TIMEOUT)  # redis-py < 8 has none
         options.setdefault("socket_keepalive", True)
         # Fail fast while Redis is away (redis-py's default tries for seconds): a
         # publish that cannot be made should say so while the sender still cares.
-        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 2))
+        options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
         self._client = redis.Redis.from_url(url, **options)
         # The reader's own client, which never retries: a broken subscribing connection
         # must reach _read(), to be logged and made again with the channels of now.
@@ -137,8 +140,13 @@ class RedisBackend:
         # so that connect() and disconnect() may run in different tasks.
         self._up = anyio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
-            await self._up.wait()
+        try:
+            with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
+                await self._up.wait()
+        except BaseException:  # cancelled: no reader may outlive this connect()
+            with anyio.CancelScope(shield=True):
+                await self.disconnect()
+            raise
 
     async def disconnect(self) -> None:
         reader, self._reader = self._reader, None
@@ -228,6 +236,9 @@ class RedisBackend:
                             self._handle(message)
                         except Exception:  # a bug must not stop this process's messages
                             logger.exception("could not handle a message from Redis")
+                        # redis-py hands out a whole read's messages without waiting:
+                        # let the subscribers run between them, or a burst overflows them.
+                        await anyio.lowlevel.checkpoint()
                     elif now - heard > 2 * PING_EVERY:
                         raise TimeoutError(f"no answer from Redis for {2 * PING_EVERY:g} s")
                     elif now - heard > PING_EVERY and not pinged:

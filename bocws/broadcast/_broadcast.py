@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -11,6 +12,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._json import dumps_bytes, loads
+from .._state import WebSocketStateError
 from ..websockets import WebSocket, WebSocketDisconnect
 from ._backends import Backend, MemoryBackend, RedisBackend
 from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
@@ -18,6 +20,9 @@ from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, Subscripti
 __all__ = ["Broadcast", "decode", "encode"]
 
 logger = logging.getLogger("bocws.broadcast")
+
+if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 _Broadcast = TypeVar("_Broadcast", bound="Broadcast")
 
@@ -172,6 +177,7 @@ class Broadcast:
                 unless the connection failed while Redis was already relaying it.
         """
         self._check_connected("publish()")
+        _check_channel(channel)
         await self._backend.publish(channel, encode(message))
 
     @asynccontextmanager
@@ -186,6 +192,7 @@ class Broadcast:
         unreachable; it is made once the connection is back).
         """
         self._check_connected("subscribe()")
+        _check_channel(channel)
         queue_size = self.queue_size if queue_size is None else queue_size
         overflow = self.overflow if overflow is None else overflow
         _check_queue(queue_size, overflow)
@@ -254,19 +261,35 @@ class Broadcast:
 
         The view goes on receiving from `ws` in the block; the messages are sent
         with `ws.send()`, as the socket's `send_type` says. The room is left when
-        the block ends, however it ends. When the client is gone, the relaying
-        stops quietly (the view's next receive raises `WebSocketDisconnect`); when
-        it falls behind with `overflow="close"`, its socket is closed with 1013.
+        the block ends, however it ends, and an exception raised in the block comes
+        out of it unchanged. A socket's close is seen by receiving: a view that only
+        sends should still receive in the block (`async for _ in ws: pass`).
+
+        The relaying stops quietly when the client is gone or the view has closed
+        the socket; when it falls behind with `overflow="close"`, the socket is
+        closed with 1013; a message that cannot be sent (a `TypeError` for the
+        socket's `send_type`) is logged, and stops the relaying.
         """
-        async with (
-            self.subscribe(channel, queue_size=queue_size, overflow=overflow) as subscription,
-            anyio.create_task_group() as group,
-        ):
-            group.start_soon(_relay, ws, subscription)
+        async with self.subscribe(channel, queue_size=queue_size, overflow=overflow) as subscribed:
             try:
-                yield subscription
-            finally:
-                group.cancel_scope.cancel()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(_relay, ws, subscribed)
+                    try:
+                        yield subscribed
+                    finally:
+                        group.cancel_scope.cancel()
+            except BaseExceptionGroup as errors:
+                # anyio wraps what the block raised; the view catches what it raised.
+                if len(errors.exceptions) != 1:
+                    raise
+                error = errors.exceptions[0]
+                context, cause = error.__context__, error.__cause__
+                suppress = error.__suppress_context__
+                try:
+                    raise error  # the block's own error, with its own context
+                finally:
+                    error.__context__, error.__cause__ = context, cause
+                    error.__suppress_context__ = suppress
 
 
 async def _relay(ws: WebSocket, subscription: Subscription) -> None:
@@ -275,8 +298,19 @@ async def _relay(ws: WebSocket, subscription: Subscription) -> None:
             await ws.send(message)
     except SubscriptionOverflow:
         await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
-    except WebSocketDisconnect:
-        pass  # the client left: the view's own receive says so
+    except (WebSocketDisconnect, WebSocketStateError):
+        pass  # the client left, or the view closed the socket: nothing more to send
+    except Exception:
+        logger.exception(
+            "%r: could not relay a message of channel %r; stopped relaying",
+            ws.url.path,
+            subscription.channel,
+        )
+
+
+def _check_channel(channel: object) -> None:
+    if not isinstance(channel, str):
+        raise TypeError(f"a channel is named by a str, got {type(channel).__name__}")
 
 
 def _check_queue(queue_size: object, overflow: object) -> None:

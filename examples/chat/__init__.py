@@ -8,7 +8,9 @@ The page (`static/`) opens `/chat/{room}?name=NAME`, offering the subprotocol
 - the client sends `{"text": str}`;
 - the server sends `{"type": "message", "user": str, "text": str, "time": ms}`, and
   `{"type": "join" | "leave", "user": str, "members": [str, ...]}` when someone comes
-  or goes (the joiner gets its own `join`, with everyone already there).
+  or goes (the joiner's first event is its own `join`), and
+  `{"type": "members", "members": [...]}` when the list changes otherwise (other
+  processes answering a newcomer, or one that fell silent).
 
 A malformed message closes the socket with 1008, invalid JSON with 1007, one over
 16 KiB with 1009, and a member too far behind to keep up with 1013.

@@ -11,6 +11,8 @@ seconds (it crashed, or lost Redis) drops out of the member lists.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import time
 import uuid
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from bocws import Broadcast, BroadcastUnavailable, WebSocket
+from bocws import Broadcast, BroadcastUnavailable, SubscriptionOverflow, WebSocket
 
 OUTBOX_SIZE = 100
 """Events that may wait for a member; a member further behind is dropped (1013)."""
@@ -29,6 +31,9 @@ BURST = 20
 """A member may send `BURST` messages at once, and `RATE` a second on average."""
 JOIN_TIMEOUT = 5.0
 """Seconds a joining member waits for its own join to come back through the broadcast."""
+
+log = logging.getLogger("examples.chat")
+ROSTER_NUMBERS = itertools.count(1)
 
 PROCESS = uuid.uuid4().hex
 """This process, among all those sharing the broadcast."""
@@ -84,24 +89,30 @@ class Room:
         self.name = name
         self.channel = f"chat:{name}"
         self.members: dict[str, Member] = {}  # this process's, by id
-        self.rosters: dict[str, tuple[list[str], float]] = {}  # names and when, by process
+        # By process: its names, when last heard, and its roster's number (a newer one
+        # may overtake an older one on the way: the older one is then ignored).
+        self.rosters: dict[str, tuple[list[str], float, int]] = {}
         self.ready = anyio.Event()  # subscribed to the channel
         self.scope = anyio.CancelScope()
 
     def everyone(self) -> list[str]:
         """Every member's name, from all processes, sorted; one open twice appears twice."""
-        names = [name for roster, _heard in self.rosters.values() for name in roster]
+        names = [name for roster, _heard, _number in self.rosters.values() for name in roster]
         return sorted(names, key=str.casefold)
 
     def roster(self, **fields: Any) -> dict[str, Any]:
         names = [member.name for member in self.members.values()]
-        return {"type": "roster", "process": PROCESS, "members": names, **fields}
+        number = next(ROSTER_NUMBERS)
+        return {"type": "roster", "process": PROCESS, "n": number, "members": names, **fields}
 
     def tell_everyone(self, event: dict[str, Any]) -> None:
-        """Queue `event` for this process's joined members, dropping those too far behind."""
-        for member in list(self.members.values()):
-            if member.joined.is_set() and not member.tell(event):
-                del self.members[member.id]  # its view announces the leave
+        """Queue `event` for this process's joined members, dropping those too far behind.
+
+        A dropped member stays listed until its view leaves, which tells the others.
+        """
+        for member in self.members.values():
+            if member.joined.is_set() and not member.too_slow:
+                member.tell(event)
 
 
 class Rooms:
@@ -130,13 +141,12 @@ class Rooms:
     async def _announce_all(self) -> None:
         for room in list(self.rooms.values()):
             self._forget_silent(room)
-            with contextlib.suppress(BroadcastUnavailable):  # the next round tries again
-                await self.broadcast.publish(room.channel, room.roster())
+            await self._announce(room)
 
     def _forget_silent(self, room: Room) -> None:
         before = room.everyone()
         cutoff = time.monotonic() - FORGET_AFTER
-        for process, (_names, heard) in list(room.rosters.items()):
+        for process, (_names, heard, _number) in list(room.rosters.items()):
             if heard < cutoff and process != PROCESS:
                 del room.rosters[process]
         if room.everyone() != before:
@@ -164,16 +174,26 @@ class Rooms:
             with anyio.fail_after(JOIN_TIMEOUT):
                 await member.joined.wait()
         except (BroadcastUnavailable, TimeoutError) as error:
-            self._remove(room, member)
+            with anyio.CancelScope(shield=True):
+                await self.leave(room, member)  # the join may have reached the others
             raise BroadcastUnavailable(f"could not join {name!r}: {error}") from error
+        except BaseException:  # cancelled: out of the room, quietly
+            self._remove(room, member)
+            raise
         return room
 
     async def leave(self, room: Room, member: Member) -> None:
-        """Take `member` out of `room` and tell every process; close the room if empty."""
+        """Take `member` out of `room` and tell every process; close the room if empty.
+
+        Leaving twice tells the others once.
+        """
+        if room.members.get(member.id) is not member:
+            member.outbox.close()
+            return
         self._remove(room, member)
         change = {"type": "leave", "user": member.name, "id": member.id}
         # Unreachable, the others forget this process's members after FORGET_AFTER.
-        with contextlib.suppress(BroadcastUnavailable):
+        with anyio.move_on_after(JOIN_TIMEOUT), contextlib.suppress(BroadcastUnavailable):
             await self.broadcast.publish(room.channel, room.roster(change=change))
 
     def _remove(self, room: Room, member: Member) -> None:
@@ -185,24 +205,41 @@ class Rooms:
 
     async def _listen(self, room: Room) -> None:
         with room.scope:
-            async with self.broadcast.subscribe(
-                room.channel, queue_size=10 * OUTBOX_SIZE
-            ) as events:
-                room.ready.set()
-                async for event in events:
-                    if event.get("type") == "roster":
-                        await self._heard_roster(room, event)
-                    else:
-                        room.tell_everyone(event)
+            subscribed = self.broadcast.subscribe(room.channel, queue_size=10 * OUTBOX_SIZE)
+            try:
+                async with subscribed as events:
+                    room.ready.set()
+                    async for event in events:
+                        self._heard(room, event)
+            except SubscriptionOverflow:
+                # This process fell behind the room: its members try again later.
+                log.warning("room %r: this process fell behind; dropping its members", room.name)
+                if self.rooms.get(room.name) is room:
+                    del self.rooms[room.name]
+                for member in list(room.members.values()):
+                    member.drop()
         room.ready.set()  # a joiner waiting for a room that closed meanwhile gives up
 
-    async def _heard_roster(self, room: Room, event: dict[str, Any]) -> None:
+    def _heard(self, room: Room, event: Any) -> None:
+        """Handle one event of the room's channel; ignore what is not the chat's."""
+        if not isinstance(event, dict):
+            log.warning("room %r: ignored an event that is not an object", room.name)
+        elif event.get("type") == "roster":
+            try:
+                self._heard_roster(room, event)
+            except (KeyError, TypeError, ValueError) as error:
+                log.warning("room %r: ignored a malformed roster (%r)", room.name, error)
+        elif event.get("type") == "message":
+            room.tell_everyone(event)
+
+    def _heard_roster(self, room: Room, event: dict[str, Any]) -> None:
         before = room.everyone()
-        process, names = event["process"], event["members"]
-        if names:
-            room.rosters[process] = (names, time.monotonic())
-        else:
-            room.rosters.pop(process, None)
+        process, names = str(event["process"]), [str(name) for name in event["members"]]
+        number = int(event["n"])
+        known = room.rosters.get(process)
+        if known is None or number > known[2]:
+            # Kept when empty: an older roster still on its way must not bring names back.
+            room.rosters[process] = (names, time.monotonic(), number)
         change = event.get("change")
         if change is not None:
             if process == PROCESS and change["type"] == "join":
@@ -214,6 +251,9 @@ class Rooms:
             )
         elif room.everyone() != before:
             room.tell_everyone({"type": "members", "members": room.everyone()})
-        if event.get("ask") and process != PROCESS and room.members:
-            with contextlib.suppress(BroadcastUnavailable):  # the next announcement makes up
-                await self.broadcast.publish(room.channel, room.roster())
+        if event.get("ask") and process != PROCESS and room.members and self._tasks:
+            self._tasks.start_soon(self._announce, room)  # not in the way of the events
+
+    async def _announce(self, room: Room) -> None:
+        with contextlib.suppress(BroadcastUnavailable):  # the next announcement makes up
+            await self.broadcast.publish(room.channel, room.roster())

@@ -32,7 +32,6 @@ import json
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable
 from time import time_ns
 from typing import Any
 
@@ -43,12 +42,10 @@ from picows import (
     WSListener,
     WSMsgType,
     WSTransport,
-    WSUpgradeRequest,
-    WSUpgradeResponse,
     ws_connect,
 )
 
-from .loadclient import CLOSE_TIMEOUT, CONNECT_BATCH, run_jobs
+from .loadclient import CLOSE_TIMEOUT, CONNECT_BATCH, returning, run_jobs
 
 try:
     from orjson import loads
@@ -135,17 +132,6 @@ class Subscriber(WSListener):
             self.batch.given_up(self.batch.count - self.received)
 
 
-def handing_out(
-    listener: Subscriber,
-) -> Callable[[WSUpgradeRequest, WSUpgradeResponse], WSListener]:
-    """A picows listener factory handing out `listener`, made beforehand."""
-
-    def factory(request: WSUpgradeRequest, response: WSUpgradeResponse) -> WSListener:
-        return listener
-
-    return factory
-
-
 async def connect(urls: list[str], count: int) -> list[Subscriber]:
     """`count` connections, the first share to `urls[0]` and so on; `CONNECT_BATCH` at once."""
     subscribers = [Subscriber(index) for index in range(count)]
@@ -153,7 +139,7 @@ async def connect(urls: list[str], count: int) -> list[Subscriber]:
     for start in range(0, count, CONNECT_BATCH):
         await asyncio.gather(
             *[
-                ws_connect(handing_out(subscriber), url, websocket_handshake_timeout=30)
+                ws_connect(returning(subscriber), url, websocket_handshake_timeout=30)
                 for subscriber, url in zip(
                     subscribers[start : start + CONNECT_BATCH],
                     targets[start : start + CONNECT_BATCH],

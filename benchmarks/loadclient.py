@@ -164,7 +164,7 @@ async def connect(url: str, count: int, in_flight: int, size: int) -> list[EchoL
 
 
 def returning(
-    listener: EchoListener,
+    listener: WSListener,
 ) -> Callable[[WSUpgradeRequest, WSUpgradeResponse], WSListener]:
     """A picows listener factory handing out `listener`, made beforehand."""
 

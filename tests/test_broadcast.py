@@ -1132,3 +1132,37 @@ async def test_a_cancelled_connect_leaves_no_reader_behind(
     async with broadcast, broadcast.subscribe("c") as subscription:  # and it connects again
         await broadcast.publish("c", "fine")
         assert await receive(subscription, 1) == ["fine"]
+
+
+def test_the_memory_backend_works_under_trio_too() -> None:
+    # Subscriptions wait on a bare future under asyncio, on anyio's event elsewhere.
+    async def main() -> tuple[list[Any], list[Any]]:
+        async with Broadcast("memory://", queue_size=2) as broadcast:
+            async with broadcast.subscribe("c") as subscription:
+                with anyio.move_on_after(0.01):  # a wait cancelled on a quiet channel
+                    await anext(subscription)
+                got: list[Any] = []
+                async with anyio.create_task_group() as group:
+
+                    async def read() -> None:
+                        async for message in subscription:  # woken by each publish
+                            got.append(message)
+                            if len(got) == 3:
+                                return
+
+                    group.start_soon(read)
+                    for message in ("a", b"b", {"c": [1]}):
+                        await anyio.sleep(0.01)  # the reader is waiting each time
+                        await broadcast.publish("c", message)
+            async with broadcast.subscribe("d") as behind:
+                for number in range(3):  # one more than queue_size, unread
+                    await broadcast.publish("d", number)
+                queued = []
+                with pytest.raises(SubscriptionOverflow):  # noqa: PT012 - read until it raises
+                    async for message in behind:
+                        queued.append(message)
+        return got, queued
+
+    got, queued = anyio.run(main, backend="trio")
+    assert got == ["a", b"b", {"c": [1]}]
+    assert queued == [0, 1]

@@ -37,7 +37,6 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 from picows import (
-    WSCloseCode,
     WSFrame,
     WSListener,
     WSMsgType,
@@ -45,7 +44,7 @@ from picows import (
     ws_connect,
 )
 
-from .loadclient import CLOSE_TIMEOUT, CONNECT_BATCH, returning, run_jobs
+from .loadclient import CONNECT_BATCH, close_transports, returning, run_jobs
 
 try:
     from orjson import loads
@@ -154,15 +153,9 @@ async def close_all(subscribers: list[Subscriber]) -> None:
     """Close every connection with 1000 (each view ends quietly); bounded."""
     for subscriber in subscribers:
         subscriber.batch = None
-    transports = [s.transport for s in subscribers if s.transport and s.closed_with is None]
-    for transport in transports:
-        transport.send_close(WSCloseCode.OK)
-    waits = asyncio.gather(*[transport.wait_disconnected() for transport in transports])
-    try:
-        await asyncio.wait_for(waits, CLOSE_TIMEOUT)
-    except asyncio.TimeoutError:
-        for transport in transports:
-            transport.disconnect(graceful=False)
+    await close_transports(
+        [s.transport for s in subscribers if s.transport and s.closed_with is None]
+    )
 
 
 async def request(host: str, port: int, data: bytes) -> bytes:

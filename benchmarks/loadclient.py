@@ -184,7 +184,11 @@ async def echo_on_all(listeners: list[EchoListener], quotas: list[int], timeout:
 
 async def close_all(listeners: list[EchoListener]) -> None:
     """Close every connection with 1000 (so that every view ends quietly); bounded."""
-    transports = [listener.transport for listener in listeners if listener.transport]
+    await close_transports([listener.transport for listener in listeners if listener.transport])
+
+
+async def close_transports(transports: list[WSTransport]) -> None:
+    """Close `transports` with 1000, and drop those not closed within `CLOSE_TIMEOUT`."""
     for transport in transports:
         transport.send_close(WSCloseCode.OK)
     waits = asyncio.gather(*[transport.wait_disconnected() for transport in transports])

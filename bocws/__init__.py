@@ -1,24 +1,34 @@
 """bocws: Bocadillo's high-level WebSocket API for any ASGI application."""
 
-from ._state import WebSocketState, WebSocketStateError
+from importlib import metadata as _metadata
+
+from ._state import CloseCode, WebSocketState, WebSocketStateError
 from .app import App
 from .broadcast import Broadcast, BroadcastUnavailable, Subscription, SubscriptionOverflow
 from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import (
     DenialResponseUnsupported,
+    InvalidJSON,
+    InvalidMessage,
     MessageTooBig,
     MessageTypeError,
     WebSocket,
     WebSocketDisconnect,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("bocws")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "App",
     "Broadcast",
     "BroadcastUnavailable",
+    "CloseCode",
     "DenialResponseUnsupported",
+    "InvalidJSON",
+    "InvalidMessage",
     "MessageTooBig",
     "MessageTypeError",
     "Subscription",

@@ -20,11 +20,18 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any, TypeGuard
 
+# Starlette's own enum, so that code written for Starlette compares states as before:
+# `ws.client_state == starlette.websockets.WebSocketState.CONNECTED`.
+from starlette.websockets import WebSocketState
+
 __all__ = [
+    "ERROR_CLOSE_CODES",
+    "CloseCode",
     "ConnectionState",
     "WebSocketState",
     "WebSocketStateError",
     "check_close",
+    "close_code_name",
 ]
 
 CONNECT = "websocket.connect"
@@ -45,18 +52,56 @@ MAX_REASON_BYTES = 123
 BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
-class WebSocketState(IntEnum):
-    """The state of one side of a WebSocket connection.
+class CloseCode(IntEnum):
+    """The close codes of RFC 6455 (section 7.4.1) and the IANA registry, by name.
+
+    The one place in bocws where these numbers live. Codes 4000-4999 are free for
+    applications; 1005, 1006 and 1015 are only ever reported, never sent.
 
     Example:
-        >>> ws.client_state is WebSocketState.CONNECTED
-        True
+        >>> await ws.close(CloseCode.POLICY_VIOLATION, "no token")
     """
 
-    CONNECTING = 0
-    CONNECTED = 1
-    DISCONNECTED = 2
-    RESPONSE = 3
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_PAYLOAD = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+#: The codes with which a peer reports an error (a protocol error, data it could not
+#: take, a failure of its own); every other code is an ordinary end of a connection.
+ERROR_CLOSE_CODES = frozenset(
+    {
+        CloseCode.PROTOCOL_ERROR,
+        CloseCode.UNSUPPORTED_DATA,
+        CloseCode.INVALID_PAYLOAD,
+        CloseCode.POLICY_VIOLATION,
+        CloseCode.MESSAGE_TOO_BIG,
+        CloseCode.MANDATORY_EXTENSION,
+        CloseCode.INTERNAL_ERROR,
+        CloseCode.BAD_GATEWAY,
+        CloseCode.TLS_HANDSHAKE,
+    }
+)
+
+
+def close_code_name(code: int) -> str:
+    """`code` with its name where it has one: `"1012 (SERVICE_RESTART)"`, `"4000"`."""
+    try:
+        return f"{code} ({CloseCode(code).name})"
+    except ValueError:
+        return str(code)
 
 
 CONNECTING = WebSocketState.CONNECTING
@@ -85,7 +130,11 @@ def is_int(value: object) -> TypeGuard[int]:
 
 def is_valid_close_code(code: int) -> bool:
     """Whether `code` may be sent in a close frame (RFC 6455 section 7.4, IANA registry)."""
-    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+    return (
+        CloseCode.NORMAL_CLOSURE <= code <= CloseCode.UNSUPPORTED_DATA
+        or CloseCode.INVALID_PAYLOAD <= code <= CloseCode.BAD_GATEWAY
+        or 3000 <= code <= 4999
+    )
 
 
 def check_close(code: object, reason: object, *, handshake_pending: bool) -> None:
@@ -179,6 +228,8 @@ class ConnectionState:
     __slots__ = (
         "application_state",
         "client_state",
+        "close_code",
+        "close_reason",
         "denial_response",
         "disconnect_code",
         "disconnect_reason",
@@ -193,6 +244,10 @@ class ConnectionState:
         #: The code and reason of the client's `websocket.disconnect`, once it came.
         self.disconnect_code: int | None = None
         self.disconnect_reason = ""
+        #: The code and reason of the application's `websocket.close`, once one went to
+        #: a client still connected (`None`: the application has not closed first).
+        self.close_code: int | None = None
+        self.close_reason = ""
         #: Whether a send learnt of the disconnect (it found the connection broken)
         #: rather than a receive: later receives then report it instead of refusing.
         self.lost = False
@@ -281,7 +336,7 @@ class ConnectionState:
         )
 
     def _record_disconnect(self, message: Mapping[str, Any]) -> None:
-        code = message.get("code", 1005)
+        code = message.get("code", CloseCode.NO_STATUS_RCVD)
         reason = message.get("reason") or ""
         if not is_int(code):
             raise TypeError(f"{DISCONNECT!r} 'code' must be an int, got {type(code).__name__}")
@@ -304,7 +359,7 @@ class ConnectionState:
         self._record_disconnect(message)
         self.lost = True
 
-    def connection_lost(self, code: int = 1006) -> None:
+    def connection_lost(self, code: int = CloseCode.ABNORMAL_CLOSURE) -> None:
         """Record that the server reported the connection broken (a send raised `OSError`)."""
         if self.client_state is not DISCONNECTED:
             self.client_state = DISCONNECTED
@@ -338,12 +393,15 @@ class ConnectionState:
         ):
             # Before accept the close refuses the handshake, so 403 is allowed there.
             check_close(
-                message.get("code", 1000),
+                message.get("code", CloseCode.NORMAL_CLOSURE),
                 message.get("reason"),
                 handshake_pending=application_state is CONNECTING,
             )
             self.application_state = DISCONNECTED
             self.open = False
+            if application_state is CONNECTED and self.client_state is not DISCONNECTED:
+                self.close_code = int(message.get("code", CloseCode.NORMAL_CLOSURE))
+                self.close_reason = message.get("reason") or ""
         elif application_state is CONNECTING:
             if message_type == ACCEPT:
                 if self.client_state is CONNECTING:

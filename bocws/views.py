@@ -23,16 +23,14 @@ from types import NoneType, UnionType
 from typing import Any, TypeVar, overload
 
 import anyio
-from starlette.exceptions import HTTPException, WebSocketException
+from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._origins import OriginPolicy
-from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE, is_int
+from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE, CloseCode, close_code_name
 from .websockets import (
-    INTERNAL_ERROR,
-    INVALID_PAYLOAD,
-    UNSUPPORTED_DATA,
+    InvalidMessage,
     MessageType,
     WebSocket,
     WebSocketDisconnect,
@@ -40,11 +38,8 @@ from .websockets import (
     _normalize_caught,
     check_seconds,
     check_size_limit,
+    is_error_code,
 )
-
-# anyio, a Starlette dependency, brings the backport before Python 3.11.
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
 
@@ -380,9 +375,9 @@ class ViewEndpoint:
                 ws.scope.get("path"),
                 self._idle_timeout,
             )
-            await _finish(ws, 1000, IDLE_REASON)
+            await _finish(ws, CloseCode.NORMAL_CLOSURE, IDLE_REASON)
             return
-        await _finish(ws, 1000)
+        await _finish(ws, CloseCode.NORMAL_CLOSURE)
 
     async def _run(self, ws: WebSocket) -> None:
         """Check the handshake's origin and parameters, then run the view."""
@@ -424,79 +419,49 @@ class ViewEndpoint:
     async def _end_with_error(self, ws: WebSocket, error: Exception) -> None:
         """End the connection after the view raised `error`; re-raise it if it is a bug.
 
-        Client-caused errors (its own disconnect with a caught code, bad data) and
-        Starlette's `WebSocketException` end the connection quietly; anything else,
-        even inside an exception group from a task group, is the application's.
+        The client's departure, its bad data and Starlette's `WebSocketException` end
+        the connection with one log line (see `WebSocket._ending_of`, the rule shared
+        with `async with`); anything else, even inside an exception group from a task
+        group, is the application's: 1011, an ERROR line, and the error to the server.
         """
-        verdicts = [self._verdict(ws, leaf) for leaf in _leaves(error)]
-        ws._input_error = None  # judged: keep no reference to the client's data
-        if all(verdict is _GONE for verdict in verdicts):
+        ending = ws._ending_of(error)
+        if ending.kind == "closed":
+            return  # the application closed first, and said so where it did
+        path = ws.scope.get("path")
+        if ending.kind == "departure":
+            level = logging.WARNING if is_error_code(ending.code) else logging.INFO
+            reason = f" {ending.reason!r}" if ending.reason else ""
+            logger.log(
+                level, "%r: the client left with %s%s", path, close_code_name(ending.code), reason
+            )
             return
-        closes = [verdict for verdict in verdicts if isinstance(verdict, tuple)]
-        if len(closes) + verdicts.count(_GONE) == len(verdicts):
-            code, reason, note = closes[0]
+        if ending.kind != "bug":
             try:
-                if code is None:
+                if ending.kind == "refuse":
                     await ws.reject()
                 else:
-                    await _finish(ws, code, reason)
+                    await _finish(ws, ending.code, ending.reason)
             except WebSocketDisconnect:
-                return  # the client has gone: nothing is left to close
-            except (TypeError, ValueError):  # a WebSocketException code that cannot be sent
-                pass
-            else:
-                logger.info("%r: %s", ws.scope.get("path"), note)
-                return
+                pass  # the client has gone: nothing is left to close
+            ws._log_close(f"view {self.__qualname__}: {ending.detail}")
+            return
         handled = _has_starlette_handler(ws.scope, error)
         if handled and ws.application_state is CONNECTING:
             raise error  # Starlette's (or FastAPI's) handler answers the handshake
-        if isinstance(error, WebSocketDisconnect) and ws._is_own_disconnect(error):
-            self._log_error(ws, error, "its code is not in caught_close_codes")
-        else:
-            await self._fail(ws, error)
+        await _finish(ws, CloseCode.INTERNAL_ERROR, ending.reason)
+        # One line: the exception goes on to the server, which logs its traceback.
+        logger.error(
+            "%r: view %s raised %s: %s; %s",
+            path,
+            self.__qualname__,
+            type(error).__name__,
+            error,
+            ws._how_it_ended(),
+        )
         if handled:
             # The handler would answer over a connection already closed: stop here.
             return
         raise error
-
-    def _verdict(self, ws: WebSocket, error: BaseException) -> _Verdict:
-        """What one exception the view raised means for its connection.
-
-        `_GONE` for the client's own disconnect with a caught code, `(code, reason,
-        note)` for a close the client caused or the view asked for, `None` for a bug.
-        """
-        if isinstance(error, WebSocketDisconnect):
-            if ws._is_own_disconnect(error) and ws._ends_quietly(error):
-                return _GONE
-            return None
-        if isinstance(error, WebSocketException):
-            if ws.application_state is CONNECTING:
-                # As in Starlette: before anything was accepted, refuse the handshake.
-                note = f"view {self.__qualname__} refused the handshake ({error.code})"
-                return None, None, note
-            if not is_int(error.code):
-                return None  # a code that cannot be sent: the view's bug
-            note = f"view {self.__qualname__} closed the connection with {error.code}"
-            return error.code, error.reason or None, note
-        code = ws._input_close_code(error)
-        if code is None:
-            return None
-        return code, _INPUT_REASONS[code], f"closing with {code}, the client sent bad data: {error}"
-
-    async def _fail(self, ws: WebSocket, error: BaseException) -> None:
-        self._log_error(ws, error, "closing with 1011")
-        await _finish(ws, INTERNAL_ERROR, "internal error")
-
-    def _log_error(self, ws: WebSocket, error: BaseException, outcome: str) -> None:
-        # One line: the exception goes on to the server, which logs its traceback.
-        logger.error(
-            "%r: view %s raised %s: %s; %s",
-            ws.scope.get("path"),
-            self.__qualname__,
-            type(error).__name__,
-            error,
-            outcome,
-        )
 
     def _bind(self, ws: WebSocket) -> dict[str, Any]:
         """The view's keyword arguments, from the path and the query string.
@@ -535,13 +500,18 @@ class ViewEndpoint:
                     break
                 message = await ws.receive()
                 if event_mode and message["type"] == DISCONNECT:
-                    code = int(message.get("code", 1005))
+                    code = int(message.get("code", CloseCode.NO_STATUS_RCVD))
                     break
                 await view.on_message(ws, message)
-        except WebSocketDisconnect as disconnect:
-            if ws._is_own_disconnect(disconnect):
-                await view.on_disconnect(ws, disconnect.code)
-            raise  # the lifecycle silences caught codes
+        except (WebSocketDisconnect, InvalidMessage) as error:
+            ending = ws._ending_of(error)
+            if ending.kind == "bug":
+                raise  # another connection's: the view's error
+            # This connection's end: the client left, or sent bad data.
+            await view.on_disconnect(ws, ending.code)
+            if ending.kind == "close" or not ws._ends_quietly(ending):
+                raise  # the lifecycle closes and logs
+            return  # as `async for` ends on a caught code
         await view.on_disconnect(ws, code)
 
 
@@ -718,12 +688,6 @@ class _Activity:
         view_scope.cancel()
 
 
-_GONE = "gone"
-#: `(code, reason, log note)` to close with (code `None`: refuse the handshake), `_GONE`
-#: for a client gone normally, `None` for an application error.
-_Verdict = tuple[int | None, str | None, str] | str | None
-
-
 def _has_starlette_handler(scope: Scope, error: Exception) -> bool:
     """Whether the Starlette (or FastAPI) app around the view has a handler for `error`."""
     handlers = scope.get("starlette.exception_handlers")
@@ -734,15 +698,6 @@ def _has_starlette_handler(scope: Scope, error: Exception) -> bool:
         return True
     return any(cls in exception_handlers for cls in type(error).__mro__)
 
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    """The exceptions inside `error`, through nested exception groups (task groups)."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for member in error.exceptions for leaf in _leaves(member)]
-    return [error]
-
-
-_INPUT_REASONS = {INVALID_PAYLOAD: "invalid JSON", UNSUPPORTED_DATA: "unsupported frame type"}
 
 # FastAPI reads this to call the endpoint as endpoint(websocket=<Starlette WebSocket>).
 _FASTAPI_SIGNATURE = inspect.Signature(

@@ -7,16 +7,19 @@ message, in both directions, is judged by the state core (`bocws._state`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
+import sys
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
 
 import anyio
+from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -30,19 +33,30 @@ from ._state import (
     CONNECTING,
     DISCONNECT,
     DISCONNECTED,
+    ERROR_CLOSE_CODES,
+    MAX_REASON_BYTES,
     RECEIVE,
     RESPONSE,
     RESPONSE_BODY,
     SEND,
+    CloseCode,
     ConnectionState,
     WebSocketState,
     WebSocketStateError,
     check_close,
+    close_code_name,
     is_int,
+    is_valid_close_code,
 )
+
+# anyio, a Starlette dependency, brings the backport before Python 3.11.
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "DenialResponseUnsupported",
+    "InvalidJSON",
+    "InvalidMessage",
     "MessageTooBig",
     "MessageTypeError",
     "WebSocket",
@@ -52,18 +66,13 @@ __all__ = [
 logger = logging.getLogger("bocws")
 
 _WebSocket = TypeVar("_WebSocket", bound="WebSocket")
+_Message = TypeVar("_Message")
 
 MESSAGE_TYPES = ("text", "bytes", "json", "event")
 MessageType = Literal["text", "bytes", "json", "event"]
 JSONMode = Literal["text", "binary"]
-DEFAULT_CAUGHT_CLOSE_CODES = (1000, 1001)
+DEFAULT_CAUGHT_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 DENIAL_EXTENSION = "websocket.http.response"
-UNSUPPORTED_DATA = 1003
-INVALID_PAYLOAD = 1007
-POLICY_VIOLATION = 1008
-MESSAGE_TOO_BIG = 1009
-INTERNAL_ERROR = 1011
-ABNORMAL_CLOSURE = 1006
 #: How long a send that found the connection broken waits for the server's own
 #: `websocket.disconnect` (servers queue it before failing sends), for its close code.
 DISCONNECT_GRACE = 0.25
@@ -74,8 +83,33 @@ DISCONNECT_SEARCH = 64
 _UNMEASURED = 2**30 - 1
 
 
-class MessageTypeError(TypeError):
+def _nobody() -> None:
+    return None
+
+
+class InvalidMessage(Exception):
+    """The client sent a message that cannot be taken: the base of `MessageTypeError`
+    and `InvalidJSON`.
+
+    Caught, it leaves the connection open. Left to escape `async with ws` or a view,
+    it closes the connection with `close_code` and `reason` (the client's fault, so
+    without an error in the log), as it would whatever the shape of the code.
+
+    Attributes:
+        close_code: the close code it calls for (1003 or 1007).
+        reason: the close reason sent with it.
+    """
+
+    close_code: ClassVar[CloseCode]
+    reason: ClassVar[str]
+    #: The connection that raised it (weakly): only its own connection closes for it.
+    source: Callable[[], WebSocket | None] = _nobody
+
+
+class MessageTypeError(InvalidMessage, TypeError):
     """A frame of one kind arrived where the other was expected (text vs. binary).
+
+    Closes with 1003 (unsupported data) when left to escape.
 
     Attributes:
         expected: `"text"` or `"bytes"`, what the call expected.
@@ -86,6 +120,9 @@ class MessageTypeError(TypeError):
         MessageTypeError: expected a text frame, received a binary frame ...
     """
 
+    close_code = CloseCode.UNSUPPORTED_DATA
+    reason = "unsupported frame type"
+
     def __init__(self, expected: str, received: str, call: str) -> None:
         self.expected = expected
         self.received = received
@@ -93,8 +130,23 @@ class MessageTypeError(TypeError):
         super().__init__(
             f"{call} expected {names[expected]}, received {names[received]}: "
             f"use receive_{received}() or set receive_type={received!r}"
-            + (" (or receive_json(mode='binary'))" if call.startswith("receive_json") else "")
+            + (" (or receive_json() for JSON in either)" if call.startswith("receive_json") else "")
         )
+
+
+class InvalidJSON(InvalidMessage, json.JSONDecodeError):
+    """A message that is not JSON (or, in a binary frame, not UTF-8) where JSON was
+    expected. A `json.JSONDecodeError`, so a `ValueError` too.
+
+    Closes with 1007 (invalid payload data) when left to escape.
+
+    Example:
+        >>> await ws.receive_json()  # the client sent "{oops"
+        InvalidJSON: Expecting property name enclosed in double quotes: line 1 column 2 ...
+    """
+
+    close_code = CloseCode.INVALID_PAYLOAD
+    reason = "invalid JSON"
 
 
 class MessageTooBig(WebSocketDisconnect):
@@ -116,7 +168,7 @@ class MessageTooBig(WebSocketDisconnect):
     """
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(MESSAGE_TOO_BIG, "message too big")
+        super().__init__(CloseCode.MESSAGE_TOO_BIG, "message too big")
         self.size = size
         self.limit = limit
         #: The connection that raised it (weakly), so that a view tells its own apart.
@@ -124,10 +176,6 @@ class MessageTooBig(WebSocketDisconnect):
 
     def __str__(self) -> str:
         return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
-
-
-def _nobody() -> None:
-    return None
 
 
 class DenialResponseUnsupported(RuntimeError):
@@ -214,6 +262,44 @@ class _InvalidUnicode(TypeError):
     """Text the server cannot encode: it holds a lone surrogate."""
 
 
+EndingKind = Literal["departure", "closed", "close", "refuse", "bug"]
+
+
+class Ending(NamedTuple):
+    """How a connection ends for an exception that escaped `async with ws` or a view.
+
+    Kinds:
+        departure: the client left (`code` is the one it sent or the server reported).
+        closed: the application had closed first; the disconnect completes its close.
+        close: close with `code` and `reason`: the client's bad data, or Starlette's
+            `WebSocketException`.
+        refuse: refuse the pending handshake (`WebSocketException` before accept).
+        bug: an application error: close with 1011 "internal error".
+    """
+
+    kind: EndingKind
+    code: int
+    reason: str = ""
+    detail: str = ""
+
+
+_BUG = Ending("bug", CloseCode.INTERNAL_ERROR, "internal error")
+# Which ending wins when an exception group holds several.
+_WEIGHT = {"closed": 0, "departure": 1, "close": 2, "refuse": 2, "bug": 3}
+
+
+def exception_leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside `error`, through nested exception groups (task groups)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for member in error.exceptions for leaf in exception_leaves(member)]
+    return [error]
+
+
+def is_error_code(code: int) -> bool:
+    """Whether a peer closing with `code` reported an error (see `ERROR_CLOSE_CODES`)."""
+    return code in ERROR_CLOSE_CODES
+
+
 class WebSocket(HTTPConnection):
     """A WebSocket connection, with Bocadillo's high-level API.
 
@@ -261,8 +347,6 @@ class WebSocket(HTTPConnection):
 
     # Per-connection state that most connections never change, as class defaults: an
     # instance gets its own value only when it does (cheaper to build, smaller).
-    # The last error raised because of what the client sent (see views).
-    _input_error: Exception | None = None
     # A lazy accept under way: True, or the event other tasks wait on for it.
     _accepting: anyio.Event | bool = False
     # Receives waiting on the server now, and the event failed sends wait on for the
@@ -386,12 +470,17 @@ class WebSocket(HTTPConnection):
             WebSocketStateError: the handshake was already accepted or refused.
             WebSocketDisconnect: the client left during the handshake.
         """
-        message: Message = {"type": ACCEPT, "subprotocol": subprotocol}
-        if headers is not None:
-            message["headers"] = [
+        # Always a headers list, as Starlette sends: some servers expect the key.
+        message: Message = {
+            "type": ACCEPT,
+            "subprotocol": subprotocol,
+            "headers": []
+            if headers is None
+            else [
                 (name.lower(), value) if isinstance(name, bytes) else (name, value)
                 for name, value in headers
-            ]
+            ],
+        }
         if self._accepting:
             await self._accept_done()  # another task's lazy accept goes first
         await self._send_accept(message)
@@ -421,7 +510,7 @@ class WebSocket(HTTPConnection):
                 return  # the other task accepted (or closed); else it was cancelled: go on
         self._accepting = True  # an event only if another task comes to wait
         try:
-            await self._send_accept({"type": ACCEPT, "subprotocol": None})
+            await self._send_accept({"type": ACCEPT, "subprotocol": None, "headers": []})
         finally:
             accepting = self._accepting
             self._accepting = False
@@ -465,7 +554,7 @@ class WebSocket(HTTPConnection):
             logger.warning(
                 "reject(response) after accept cannot send an HTTP response; closing with 1008"
             )
-        await self._forward({"type": CLOSE, "code": POLICY_VIOLATION, "reason": ""})
+        await self._forward({"type": CLOSE, "code": CloseCode.POLICY_VIOLATION, "reason": ""})
 
     async def send_denial_response(self, response: Response) -> None:
         """Answer the pending handshake with an HTTP `response` instead of accepting it.
@@ -491,7 +580,7 @@ class WebSocket(HTTPConnection):
         # A close now would refuse the handshake rather than end an open connection.
         return self._core.application_state is CONNECTING and not self._accept_pending
 
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str | None = None) -> None:
         """Close the connection with `code` and `reason`.
 
         A pending auto-accept happens first, so the client sees the code. Once the
@@ -510,9 +599,11 @@ class WebSocket(HTTPConnection):
         """`close()` once the code and reason are checked."""
         if self._accept_pending:
             await self._accept_now()
-        await self._forward({"type": CLOSE, "code": code, "reason": reason or ""})
+        await self._forward({"type": CLOSE, "code": int(code), "reason": reason or ""})
 
-    async def ensure_closed(self, code: int = 1000, reason: str | None = None) -> None:
+    async def ensure_closed(
+        self, code: int = CloseCode.NORMAL_CLOSURE, reason: str | None = None
+    ) -> None:
         """Close the connection unless either side already has; never raises for that.
 
         A denial response under way is finished with an empty body.
@@ -596,10 +687,9 @@ class WebSocket(HTTPConnection):
 
     async def _refuse_message(self, error: MessageTooBig) -> None:
         """Close with 1009 for a message over the limit, and raise `error`."""
-        logger.info("%r: closing with 1009: %s", self.scope.get("path", ""), error)
-        self._input_error = error
-        error.source = weakref.ref(self)  # the application's own close: see _is_own_disconnect
-        await self.ensure_closed(MESSAGE_TOO_BIG, error.reason)  # unless already closing
+        error.source = weakref.ref(self)  # the application's own close: see _ending_of
+        await self.ensure_closed(CloseCode.MESSAGE_TOO_BIG, error.reason)  # unless closing
+        self._log_close(error)
         raise error
 
     async def receive_event(self, *, timeout: float | None = None) -> Message:
@@ -692,67 +782,164 @@ class WebSocket(HTTPConnection):
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
         return bytes(data)
 
-    async def receive_json(self, mode: JSONMode = "text", *, timeout: float | None = None) -> Any:
+    async def receive_json(
+        self, mode: JSONMode | None = None, *, timeout: float | None = None
+    ) -> Any:
         """Receive a message and parse it as JSON.
 
         Parameters:
-            mode: `"text"` to expect text frames, `"binary"` for UTF-8 binary frames.
+            mode: `None` (the default) takes JSON in text frames and in UTF-8 binary
+                frames alike; `"text"` expects text frames, `"binary"` binary frames.
             timeout: seconds to wait at most; `None` waits as long as it takes.
 
         Raises:
-            json.JSONDecodeError: the message is not valid JSON (or not UTF-8).
+            InvalidJSON: the message is not valid JSON (or not UTF-8); a
+                `json.JSONDecodeError`.
             MessageTypeError: the frame is not of the kind `mode` expects.
             WebSocketDisconnect: the client closed the connection.
             TimeoutError: no message came within `timeout` (the connection stays usable).
             MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
+        if mode is None:
+            if timeout is None and self._core.open:
+                # receive_text()'s hot path, for text frames.
+                self._receiving += 1
+                try:
+                    message = await self._receive()
+                finally:
+                    self._receiving -= 1
+                text = message.get("text")
+                if (
+                    text.__class__ is str
+                    and len(text) <= self._fast_text_limit
+                    and message.get("type") == RECEIVE
+                    and message.get("bytes") is None
+                ):
+                    return self._parse_json(text)
+                message = await self._judge(message, True)
+            else:
+                message = await self._next_message(True, timeout)
+            text = message.get("text")
+            return self._parse_json(self._utf8_of(message["bytes"]) if text is None else text)
         if mode == "text":
             try:
                 text = await self.receive_text(timeout=timeout)
             except MessageTypeError:  # named after this call, for the hint it gives
-                raise self._bad_input(MessageTypeError("text", "bytes", "receive_json()")) from None
+                raise self._bad_input(
+                    MessageTypeError("text", "bytes", "receive_json(mode='text')")
+                ) from None
             return self._parse_json(text)
         if mode != "binary":
-            raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+            raise ValueError(f"unknown JSON mode {mode!r}: use None, 'text' or 'binary'")
         data = (await self._next_message(True, timeout)).get("bytes")
         if data is None:
             raise self._bad_input(MessageTypeError("bytes", "text", "receive_json(mode='binary')"))
+        return self._parse_json(self._utf8_of(data))
+
+    def _utf8_of(self, data: bytes) -> str:
+        """The text of a binary frame carrying JSON; `InvalidJSON` if it is not UTF-8."""
         try:
-            text = bytes(data).decode("utf-8")
+            return bytes(data).decode("utf-8")
         except UnicodeDecodeError as error:
             raise self._bad_input(
-                json.JSONDecodeError(
+                InvalidJSON(
                     f"message is not valid UTF-8 ({error.reason})",
                     bytes(data).decode("utf-8", "replace"),
                     error.start,
                 )
             ) from None
-        return self._parse_json(text)
 
     def _parse_json(self, text: str) -> Any:
         try:
             return _json.loads(text)
         except json.JSONDecodeError as error:
-            raise self._bad_input(error) from None
+            raise self._bad_input(InvalidJSON(error.msg, error.doc, error.pos)) from None
         except RecursionError:  # "[[[[..." from a client: bad input, not a server bug
-            raise self._bad_input(json.JSONDecodeError("JSON nested too deeply", "", 0)) from None
+            raise self._bad_input(InvalidJSON("JSON nested too deeply", "", 0)) from None
         except ValueError as error:  # an integer over Python's 4,300-digit limit
-            raise self._bad_input(json.JSONDecodeError(f"JSON {error}", "", 0)) from None
+            raise self._bad_input(InvalidJSON(f"JSON {error}", "", 0)) from None
 
-    def _bad_input(self, error: Exception) -> Exception:
-        """Record `error` as caused by the client's data, and return it to raise."""
-        self._input_error = error
+    def _bad_input(self, error: InvalidMessage) -> InvalidMessage:
+        """Mark `error` as raised by this connection over the client's data; return it.
+
+        Weakly: a connection keeps no reference to the error (nor its traceback).
+        """
+        error.source = weakref.ref(self)
         return error
 
-    def _input_close_code(self, error: BaseException) -> int | None:
-        """The close code for `error` if this connection raised it over client data.
+    # How a connection ends for an exception: the one rule, for `async with` and views.
 
-        1007 (invalid payload) for a message that is not JSON, 1003 (unsupported data)
-        for a frame of the wrong kind; `None` for any other error, a server bug.
+    def _ending_of(self, error: BaseException) -> Ending:
+        """How this connection ends for `error` (an exception group: for its members).
+
+        An application error anywhere in a group outweighs a close the client's data
+        calls for, which outweighs the client's departure.
         """
-        if error is not self._input_error:
-            return None
-        return INVALID_PAYLOAD if isinstance(error, ValueError) else UNSUPPORTED_DATA
+        endings = [self._ending_of_one(leaf) for leaf in exception_leaves(error)]
+        return max(endings, key=lambda ending: _WEIGHT[ending.kind])
+
+    def _ending_of_one(self, error: BaseException) -> Ending:
+        core = self._core
+        if isinstance(error, MessageTooBig):
+            if error.source() is self:
+                return Ending("closed", error.code, error.reason, str(error))
+        elif isinstance(error, WebSocketDisconnect):
+            # A disconnect raised by another WebSocket (a chat peer that left) is not
+            # this connection's: it is an error of the application's like any other.
+            if core.client_state is DISCONNECTED and error.code == core.disconnect_code:
+                kind: EndingKind = "departure" if core.close_code is None else "closed"
+                return Ending(kind, error.code, error.reason or "")
+        elif isinstance(error, InvalidMessage):
+            if error.source() is self:
+                detail = f"the client sent bad data: {error}"
+                return Ending("close", error.close_code, error.reason, detail)
+        elif isinstance(error, WebSocketException):
+            # As in Starlette: before anything was accepted, refuse the handshake.
+            if core.application_state is CONNECTING:
+                return Ending("refuse", 403, "", f"WebSocketException({error.code}) before accept")
+            if is_int(error.code) and is_valid_close_code(error.code):
+                reason = error.reason or ""
+                if len(reason.encode("utf-8")) <= MAX_REASON_BYTES:
+                    return Ending("close", error.code, reason, "WebSocketException")
+        return _BUG
+
+    def _ends_quietly(self, disconnect: WebSocketDisconnect | Ending) -> bool:
+        """Whether this connection's own `disconnect` is a normal end, to silence.
+
+        It is when its code is caught, or when the application closed: the client's
+        disconnect then only completes the closing handshake the application started,
+        usually echoing the application's own code.
+        """
+        return (
+            disconnect.code in self.caught_close_codes
+            or self._core.application_state is DISCONNECTED
+        )
+
+    async def _end(self, ending: Ending) -> None:
+        """Close as a "close" or "refuse" `ending` says, and log what the client got."""
+        if ending.kind == "refuse":
+            await self.reject()
+        else:
+            await self.ensure_closed(ending.code, ending.reason)
+        self._log_close(ending.detail)
+
+    def _log_close(self, detail: object) -> None:
+        logger.info("%r: %s: %s", self.scope.get("path", ""), self._how_it_ended(), detail)
+
+    def _how_it_ended(self) -> str:
+        """What the client received, in words: the close, the refusal, or nothing."""
+        core = self._core
+        if core.close_code is not None:
+            reason = f" {core.close_reason!r}" if core.close_reason else ""
+            return f"closed with {close_code_name(core.close_code)}{reason}"
+        if core.client_state is DISCONNECTED:
+            code = core.disconnect_code or CloseCode.NO_STATUS_RCVD
+            return f"not closed: the client had left with {close_code_name(code)}"
+        if core.application_state is DISCONNECTED:
+            return "refused the handshake"
+        if core.application_state is RESPONSE:
+            return "sent a denial response"
+        return "still open"
 
     # Sending.
     #
@@ -801,7 +988,7 @@ class WebSocket(HTTPConnection):
         code = self._core.disconnect_code
         # The core records a code with every disconnect; 1006 only satisfies the type.
         return WebSocketDisconnect(
-            ABNORMAL_CLOSURE if code is None else code, self._core.disconnect_reason
+            CloseCode.ABNORMAL_CLOSURE if code is None else code, self._core.disconnect_reason
         )
 
     async def _connection_broken(self) -> WebSocketDisconnect:
@@ -824,7 +1011,7 @@ class WebSocket(HTTPConnection):
                     await self._disconnect_seen.wait()
                 else:
                     await self._find_disconnect()
-        core.connection_lost(ABNORMAL_CLOSURE)  # does nothing once the disconnect came
+        core.connection_lost(CloseCode.ABNORMAL_CLOSURE)  # does nothing once the disconnect came
         self._disconnect_known()
         return self._client_gone()
 
@@ -959,33 +1146,44 @@ class WebSocket(HTTPConnection):
         traceback: TracebackType | None,
     ) -> bool:
         if exc is None:
-            await self.ensure_closed(1000)
+            await self.ensure_closed(CloseCode.NORMAL_CLOSURE)
             return False
-        if isinstance(exc, WebSocketDisconnect) and self._is_own_disconnect(exc):
-            return self._ends_quietly(exc)
-        if isinstance(exc, Exception):
-            await self.ensure_closed(INTERNAL_ERROR)
-        return False
+        if not isinstance(exc, Exception):
+            return False  # a cancellation: not an end of this connection's
+        ending = self._ending_of(exc)
+        if ending.kind == "departure" or ending.kind == "closed":
+            return self._ends_quietly(ending)
+        if ending.kind == "bug":
+            await self.ensure_closed(CloseCode.INTERNAL_ERROR, ending.reason)
+            return False
+        await self._end(ending)  # the client's bad data, or Starlette's WebSocketException
+        return True
 
-    def _is_own_disconnect(self, disconnect: WebSocketDisconnect) -> bool:
-        # A disconnect raised by another WebSocket (a chat peer that left) is not ours
-        # to silence: this connection is still open and gets the 1011 of any error.
-        core = self._core
-        if isinstance(disconnect, MessageTooBig):
-            return disconnect.source() is self  # closed by this connection, for its message
-        return core.client_state is DISCONNECTED and disconnect.code == core.disconnect_code
+    def iter_text(self) -> AsyncIterator[str]:
+        """Yield text messages until the client disconnects, as Starlette's `iter_text()`.
 
-    def _ends_quietly(self, disconnect: WebSocketDisconnect) -> bool:
-        """Whether this connection's own `disconnect` is a normal end, to silence.
-
-        It is when its code is caught, or when the application closed first: the
-        client's disconnect then only completes the closing handshake the application
-        started, usually echoing the application's own code.
+        A disconnect whose code is in `caught_close_codes` ends the iteration; any
+        other is raised, as by `async for`.
         """
-        return (
-            disconnect.code in self.caught_close_codes
-            or self._core.application_state is DISCONNECTED
-        )
+        return self._iterate(self.receive_text)
+
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Yield binary messages until the client disconnects; see `iter_text()`."""
+        return self._iterate(self.receive_bytes)
+
+    def iter_json(self, mode: JSONMode | None = None) -> AsyncIterator[Any]:
+        """Yield messages parsed as JSON until the client disconnects; see `iter_text()`."""
+        return self._iterate(functools.partial(self.receive_json, mode))
+
+    async def _iterate(self, receive: Callable[[], Awaitable[_Message]]) -> AsyncIterator[_Message]:
+        while True:
+            try:
+                message = await receive()
+            except WebSocketDisconnect as disconnect:
+                if self._ends_quietly(disconnect):
+                    return
+                raise
+            yield message
 
     def __aiter__(self: _WebSocket) -> _WebSocket:
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -102,6 +103,23 @@ class Uvicorn:
         process, self._process = self._process, None
         if process is not None:
             stop(process)
+
+    def interrupt(self) -> float:
+        """Press Ctrl+C (SIGINT) and wait for the server to exit; the seconds it took."""
+        process, self._process = self._process, None
+        assert process is not None, "not running"
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
+            process.kill()
+            process.wait(TIMEOUT)
+            raise
+        with self._seen:  # the rest of its log
+            while not self._ended:
+                self._seen.wait(TIMEOUT)
+        return time.monotonic() - started
 
     def _collect(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None

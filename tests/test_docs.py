@@ -316,6 +316,7 @@ def test_views_function_view_takes_path_and_query_parameters() -> None:
 
 
 def test_views_route_options_override_only_those_given(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bocws")
     namespace = example("views.md", '"/echo/any-code", echo')
     app = namespace["app"]
     app.add_websocket_route("/raw", namespace["echo"], receive_type="text")
@@ -327,12 +328,9 @@ def test_views_route_options_override_only_those_given(caplog: pytest.LogCapture
     with test_client.websocket_connect("/echo/any-code") as session:
         session.close(4000)  # a normal end on that route only
     assert bocws_messages(caplog) == []
-    with (
-        pytest.raises(WebSocketDisconnect) as info,  # the view lets it out: the server gets it
-        test_client.websocket_connect("/echo") as session,
-    ):
-        session.close(4000)
-    assert info.value.code == 4000
+    with test_client.websocket_connect("/echo") as session:
+        session.close(4000)  # the view lets it out: a departure, logged, not re-raised
+    assert bocws_messages(caplog) == ["'/echo': the client left with 4000"]
     with test_client.websocket_connect("/raw") as session:  # receives text, still sends JSON
         session.send_text("hi")
         assert session.receive_text() == '"hi"'
@@ -564,32 +562,36 @@ def test_lifecycle_returning_closes_with_1000() -> None:
         assert close_of(session) == (1000, "")
 
 
-def test_lifecycle_caught_codes_end_quietly_and_others_are_logged_and_raised(
+def test_lifecycle_departures_end_the_view_with_one_line_at_the_documented_level(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="bocws")
     app = fragments("lifecycle.md", '"/live"')
     test_client = TestClient(app)
-    for code in (1005, 1006):
-        with test_client.websocket_connect("/live") as session:
+    for code in (1005, 1006, 4000, 1011):
+        with test_client.websocket_connect("/live") as session:  # nothing re-raised
             session.send_text("x")
             assert session.receive_text() == "x"
             session.close(code)
+    # caught_close_codes=all: `async for` ends quietly on every code.
     assert bocws_messages(caplog) == []
-    with (
-        pytest.raises(WebSocketDisconnect) as info,  # re-raised to the server
-        test_client.websocket_connect("/live") as session,
-    ):
-        session.close(4000)
-    assert info.value.code == 4000
-    message = (
-        "'/live': view live raised WebSocketDisconnect: (4000, ''); "
-        "its code is not in caught_close_codes"
-    )
-    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
-        ("ERROR", message)
+    app = App()
+
+    @app.websocket_route("/live", caught_close_codes=())
+    async def live(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    for code, reason in ((1006, ""), (1011, "oops")):
+        with TestClient(app).websocket_connect("/live") as session:
+            session.close(code, reason)
+    records = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert records == [
+        ("INFO", "'/live': the client left with 1006 (ABNORMAL_CLOSURE)"),
+        ("WARNING", "'/live': the client left with 1011 (INTERNAL_ERROR) 'oops'"),
     ]
-    assert documented("lifecycle.md", message)
+    for _, message in records:
+        assert documented("lifecycle.md", message)
 
 
 def test_lifecycle_bad_client_data_and_websocket_exception_close_with_their_codes(
@@ -605,16 +607,20 @@ def test_lifecycle_bad_client_data_and_websocket_exception_close_with_their_code
     with test_client.websocket_connect("/orders") as session:
         session.send_json({"x": 1})
         assert close_of(session) == (4000, "an order needs an item")
-    with test_client.websocket_connect("/orders") as session:
-        session.send_bytes(b"\x00")
-        assert close_of(session) == (1003, "unsupported frame type")
+    with test_client.websocket_connect("/orders") as session:  # JSON in binary frames too
+        session.send_bytes(b'{"item": "tea"}')
+        assert session.receive_json() == {"ok": "tea"}
+        session.send_bytes(b"\xff")
+        assert close_of(session) == (1007, "invalid JSON")
     assert {record.levelname for record in caplog.records} == {"INFO"}
     invalid_json, websocket_exception, _ = bocws_messages(caplog)
     assert invalid_json == (
-        "'/orders': closing with 1007, the client sent bad data: "
-        "Expecting value: line 1 column 1 (char 0)"
+        "'/orders': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': view orders: "
+        "the client sent bad data: Expecting value: line 1 column 1 (char 0)"
     )
-    assert websocket_exception == "'/orders': view orders closed the connection with 4000"
+    assert websocket_exception == (
+        "'/orders': closed with 4000 'an order needs an item': view orders: WebSocketException"
+    )
     assert documented("lifecycle.md", invalid_json)
     assert documented("lifecycle.md", websocket_exception)
 
@@ -675,7 +681,7 @@ async def test_lifecycle_on_the_wire_errors_close_1011_and_denials_are_http(
     assert (denied.status_code, denied.body) == (401, b"a valid token is required")
     message = (
         "'/notes': view notes raised JSONDecodeError: Expecting value: line 1 column 1 (char 0); "
-        "closing with 1011"
+        "closed with 1011 (INTERNAL_ERROR) 'internal error'"
     )
     assert [
         (record.levelname, record.getMessage())
@@ -716,8 +722,8 @@ def test_lifecycle_logging_setup_shows_the_info_lines(capsys: pytest.CaptureFixt
         root.handlers[:] = handlers
         bocws_logger.setLevel(level)
     assert capsys.readouterr().err == (
-        "INFO bocws: '/orders': closing with 1007, the client sent bad data: "
-        "Expecting value: line 1 column 1 (char 0)\n"
+        "INFO bocws: '/orders': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': view orders: "
+        "the client sent bad data: Expecting value: line 1 column 1 (char 0)\n"
     )
 
 
@@ -743,6 +749,7 @@ def test_class_views_class_attributes_are_route_options(caplog: pytest.LogCaptur
 def test_class_views_one_class_serves_two_routes_with_their_options(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bocws")
     app = example("class-views.md", '"/echo/any-code", Echo')["app"]
     test_client = TestClient(app)
     with test_client.websocket_connect("/echo/any-code") as session:
@@ -750,13 +757,9 @@ def test_class_views_one_class_serves_two_routes_with_their_options(
         assert session.receive_json() == {"a": 1}
         session.close(4000)
     assert bocws_messages(caplog) == []
-    with (
-        pytest.raises(WebSocketDisconnect) as info,  # not caught on this route: re-raised
-        test_client.websocket_connect("/echo") as session,
-    ):
-        session.close(4000)
-    assert info.value.code == 4000
-    assert len(bocws_messages(caplog)) == 1
+    with test_client.websocket_connect("/echo") as session:
+        session.close(4000)  # not caught on this route: on_disconnect, then one line
+    assert bocws_messages(caplog) == ["'/echo': the client left with 4000"]
 
 
 def test_class_views_on_connect_rejects_or_takes_the_room() -> None:
@@ -884,19 +887,32 @@ def test_integration_mounted_app_answers_under_the_prefix() -> None:
         assert session.receive_text() == "welcome to lobby"
 
 
-def test_integration_websocket_without_a_view_has_no_view_lifecycle(
+def test_integration_websocket_without_a_view_closes_as_a_view_would(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bocws")
     app = example("integration.md", "class Echo:")["app"]
     with TestClient(app).websocket_connect("/echo") as session:
         session.send_json([1])
         assert session.receive_json() == {"echo": [1]}
-    with (
-        pytest.raises(json.JSONDecodeError),  # not a 1007: the error reaches the server
-        TestClient(app).websocket_connect("/echo") as session,
-    ):
-        session.send_text("{bad")
-    assert bocws_messages(caplog) == []
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_text("{bad")  # `async with` closes 1007, as a view would
+        assert close_of(session) == (1007, "invalid JSON")
+    [message] = bocws_messages(caplog)
+    assert message.startswith("'/echo': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': ")
+
+
+# starlette.md
+
+
+def test_starlette_code_runs_unchanged_on_bocws() -> None:
+    app = example("starlette.md", "websocket.iter_text()")["app"]
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.send_text("hi")
+        assert session.receive_text() == "hi"
+        session.close(1000)
+    with TestClient(app).websocket_connect("/echo") as session:
+        session.close(4000)  # not caught: iter_text() raises, the view catches it
 
 
 # websocket.md

@@ -6,7 +6,7 @@ a pending lazy accept. Each property runs both paths on fresh `WebSocket`s fed t
 messages by a fake server (no sockets), and compares everything observable: the value
 returned or the exception raised (type, message, code), what the server was sent
 afterwards (a 1009 close, say), the state of both sides, and the close code a view
-would use for the client's bad data (`_input_close_code`).
+would use for the client's bad data (`_ending_of`).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def describe_error(ws: WebSocket, error: BaseException) -> tuple[Any, ...]:
         None if source is None else source() is ws,
         type(error.__cause__),
         error.__suppress_context__,
-        ws._input_close_code(error),  # the close code the view wrapper would use
+        ws._ending_of(error),  # how a view or `async with` would end the connection
     )
 
 

@@ -8,6 +8,7 @@ from enum import IntEnum
 from typing import Any
 
 import pytest
+import starlette.websockets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -371,8 +372,14 @@ def test_close_reason_limit_counts_utf8_bytes() -> None:
         check_close(1000, "é" * 62, handshake_pending=False)
 
 
-def test_states_are_int_enums_with_starlette_values() -> None:
-    assert [int(state) for state in APPLICATION_STATES] == [0, 1, 3, 2]
+def test_states_are_starlettes_own_enum() -> None:
+    """Code written for Starlette compares bocws's states with Starlette's, both ways."""
+    assert WebSocketState is starlette.websockets.WebSocketState
+    for ours in APPLICATION_STATES:
+        theirs = starlette.websockets.WebSocketState[ours.name]
+        assert ours == theirs
+        assert theirs == ours
+    assert [state.value for state in APPLICATION_STATES] == [0, 1, 3, 2]
     assert issubclass(WebSocketStateError, RuntimeError)
 
 

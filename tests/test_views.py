@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-ACCEPT = {"type": "websocket.accept", "subprotocol": None}
+ACCEPT = {"type": "websocket.accept", "subprotocol": None, "headers": []}
 REFUSED = {"type": "websocket.close", "code": 403, "reason": ""}
 
 

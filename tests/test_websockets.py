@@ -14,7 +14,10 @@ import starlette.websockets
 from starlette.responses import PlainTextResponse
 
 from bocws import (
+    CloseCode,
     DenialResponseUnsupported,
+    InvalidJSON,
+    InvalidMessage,
     MessageTooBig,
     MessageTypeError,
     WebSocket,
@@ -28,7 +31,7 @@ from .fake import CONNECT, FakeServer, LiveServer, binary, connected, disconnect
 
 pytestmark = pytest.mark.anyio
 
-ACCEPT = {"type": "websocket.accept", "subprotocol": None}
+ACCEPT = {"type": "websocket.accept", "subprotocol": None, "headers": []}
 
 
 def close(code: int = 1000, reason: str = "") -> dict[str, Any]:
@@ -319,6 +322,7 @@ async def test_send_denial_response_after_accept_is_a_state_error() -> None:
         ("text", text("hé"), "hé"),
         ("bytes", binary(b"\x00\xff"), b"\x00\xff"),
         ("json", text('{"a": [1, 2]}'), {"a": [1, 2]}),
+        ("json", binary('{"é": [1, 2]}'.encode()), {"é": [1, 2]}),
         ("event", text("raw"), text("raw")),
     ],
 )
@@ -343,10 +347,17 @@ async def test_receive_bytes_on_a_text_frame_names_both_kinds() -> None:
     assert isinstance(info.value, TypeError)
 
 
+async def test_receive_json_takes_json_from_text_and_utf8_binary_frames_by_default() -> None:
+    ws = connected(text('{"a": 1}'), binary('{"é": 2}'.encode())).websocket()
+    assert await ws.receive_json() == {"a": 1}
+    assert await ws.receive_json() == {"é": 2}
+
+
 async def test_receive_json_text_mode_refuses_binary_frames() -> None:
     ws = connected(binary(b"{}")).websocket()
-    with pytest.raises(MessageTypeError, match="receive_json"):
-        await ws.receive_json()
+    with pytest.raises(MessageTypeError, match=r"receive_json\(mode='text'\)") as info:
+        await ws.receive_json(mode="text")
+    assert str(info.value).endswith("(or receive_json() for JSON in either)")
 
 
 async def test_receive_json_binary_mode_reads_utf8_binary_frames() -> None:
@@ -360,22 +371,26 @@ async def test_receive_json_binary_mode_refuses_text_frames() -> None:
         await ws.receive_json(mode="binary")
 
 
-async def test_invalid_json_raises_json_decode_error() -> None:
+async def test_invalid_json_raises_invalid_json_a_json_decode_error() -> None:
     ws = connected(text("{nope"), text("[1]")).websocket()
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(InvalidJSON) as info:
         await ws.receive_json()
+    assert isinstance(info.value, json.JSONDecodeError)
+    assert isinstance(info.value, InvalidMessage)
+    assert (info.value.close_code, info.value.reason) == (1007, "invalid JSON")
     assert await ws.receive_json() == [1]
 
 
-async def test_invalid_utf8_in_binary_json_raises_json_decode_error() -> None:
+@pytest.mark.parametrize("mode", [None, "binary"])
+async def test_invalid_utf8_in_binary_json_raises_invalid_json(mode: Any) -> None:
     ws = connected(binary(b'{"a": "\xff"}')).websocket()
-    with pytest.raises(json.JSONDecodeError, match="not valid UTF-8"):
-        await ws.receive_json(mode="binary")
+    with pytest.raises(InvalidJSON, match="not valid UTF-8"):
+        await ws.receive_json(mode=mode)
 
 
 async def test_receive_json_unknown_mode_is_a_value_error() -> None:
     ws = connected(text("{}")).websocket()
-    with pytest.raises(ValueError, match="'text' or 'binary'"):
+    with pytest.raises(ValueError, match="use None, 'text' or 'binary'"):
         await ws.receive_json(mode="yaml")  # type: ignore[arg-type]
 
 
@@ -586,6 +601,20 @@ async def test_close_after_client_disconnect_sends_nothing() -> None:
     assert ws.application_state is WebSocketState.DISCONNECTED
 
 
+@pytest.mark.parametrize("exit_with_async_with", [False, True])
+async def test_close_codes_are_sent_as_plain_ints(exit_with_async_with: bool) -> None:
+    server = connected()
+    ws = server.websocket()
+    if exit_with_async_with:
+        async with ws:
+            pass  # the default close, 1000
+    else:
+        await ws.close(CloseCode.GOING_AWAY, "bye")
+    [code] = [message["code"] for message in server.sent if message["type"] == "websocket.close"]
+    assert type(code) is int
+    assert code == (1000 if exit_with_async_with else 1001)
+
+
 async def test_close_403_is_refused_after_accept() -> None:
     ws = connected().websocket(auto_accept=False)
     await ws.accept()
@@ -708,7 +737,7 @@ async def test_async_with_does_not_silence_another_connections_disconnect() -> N
         async with server.websocket():
             await peer.send_text("are you there?")
     assert info.value.code == 1001
-    assert server.sent == [ACCEPT, close(1011)]
+    assert server.sent == [ACCEPT, close(1011, "internal error")]
 
 
 async def test_async_with_closes_1011_on_an_exception_and_propagates_it() -> None:
@@ -716,7 +745,7 @@ async def test_async_with_closes_1011_on_an_exception_and_propagates_it() -> Non
     with pytest.raises(ZeroDivisionError):
         async with server.websocket():
             1 / 0  # noqa: B018
-    assert server.sent == [ACCEPT, close(1011)]
+    assert server.sent == [ACCEPT, close(1011, "internal error")]
 
 
 async def test_async_with_does_not_close_again_after_an_explicit_close() -> None:
@@ -724,6 +753,50 @@ async def test_async_with_does_not_close_again_after_an_explicit_close() -> None
     async with server.websocket() as ws:
         await ws.close(4000)
     assert server.sent == [ACCEPT, close(4000)]
+
+
+@pytest.mark.parametrize(
+    ("incoming", "expected", "logged"),
+    [
+        (
+            text("{oops"),
+            close(1007, "invalid JSON"),
+            "'/ws': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': the client sent bad data: ",
+        ),
+        (
+            binary(b"[]"),
+            close(1003, "unsupported frame type"),
+            "'/ws': closed with 1003 (UNSUPPORTED_DATA) 'unsupported frame type': "
+            "the client sent bad data: receive_json(mode='text') expected",
+        ),
+    ],
+)
+async def test_async_with_closes_for_the_clients_bad_data_and_ends_quietly(
+    incoming: dict[str, Any],
+    expected: dict[str, Any],
+    logged: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = connected(incoming)
+    reached_the_end = False
+    with caplog.at_level(logging.INFO, logger="bocws"):
+        async with server.websocket() as ws:
+            await ws.receive_json(mode="text")
+            reached_the_end = True  # pragma: no cover - the receive raises
+    assert not reached_the_end
+    assert server.sent == [ACCEPT, expected]
+    [record] = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage().startswith(logged)
+
+
+async def test_async_with_raises_the_same_bad_data_from_a_peer() -> None:
+    peer = connected(text("{oops")).websocket()
+    server = connected()
+    with pytest.raises(InvalidJSON):
+        async with server.websocket():
+            await peer.receive_json()
+    assert server.sent == [ACCEPT, close(1011, "internal error")]
 
 
 # async for
@@ -768,6 +841,45 @@ async def test_async_for_with_no_caught_codes_raises_even_1000() -> None:
     with pytest.raises(WebSocketDisconnect):
         async for _ in server.websocket(caught_close_codes=()):
             pass
+
+
+async def test_iter_text_iter_bytes_and_iter_json_yield_until_a_caught_close() -> None:
+    server = connected(text("a"), text("b"), disconnect(1001))
+    assert [message async for message in server.websocket().iter_text()] == ["a", "b"]
+    server = connected(binary(b"\x00"), disconnect(1000))
+    assert [message async for message in server.websocket().iter_bytes()] == [b"\x00"]
+    server = connected(text("[1]"), binary(b'{"a": 2}'), disconnect(1000))
+    assert [message async for message in server.websocket().iter_json()] == [[1], {"a": 2}]
+
+
+async def test_iter_json_takes_a_mode() -> None:
+    ws = connected(text("[1]"), text("[2]"), disconnect(1000)).websocket()
+    with pytest.raises(MessageTypeError, match="mode='binary'"):
+        async for _ in ws.iter_json(mode="binary"):
+            pass  # pragma: no cover
+    assert [message async for message in ws.iter_json(mode="text")] == [[2]]
+
+
+async def test_iter_text_raises_an_uncaught_close() -> None:
+    ws = connected(text("a"), disconnect(4000, "bye")).websocket()
+    seen = []
+
+    async def consume() -> None:
+        async for message in ws.iter_text():
+            seen.append(message)
+
+    with pytest.raises(WebSocketDisconnect) as info:
+        await consume()
+    assert seen == ["a"]
+    assert (info.value.code, info.value.reason) == (4000, "bye")
+
+
+async def test_iter_bytes_ends_quietly_when_the_client_answers_the_applications_close() -> None:
+    server = connected(disconnect(4000))
+    ws = server.websocket(caught_close_codes=())
+    await ws.close(4000)
+    assert [message async for message in ws.iter_bytes()] == []
+    assert server.sent == [ACCEPT, close(4000)]
 
 
 # Found in review: concurrency, spec details, and odd inputs.
@@ -1269,9 +1381,9 @@ async def test_a_server_whose_receive_fails_too_gives_1006() -> None:
 
 async def test_json_nested_too_deeply_is_bad_client_data() -> None:
     ws = connected(text("[" * 100_000)).websocket()
-    with pytest.raises(json.JSONDecodeError, match="nested too deeply") as info:
+    with pytest.raises(InvalidJSON, match="nested too deeply") as info:
         await ws.receive_json()
-    assert ws._input_close_code(info.value) == 1007
+    assert ws._ending_of(info.value)[:2] == ("close", 1007)
 
 
 async def test_async_for_uses_a_subclass_receive_text() -> None:

@@ -263,7 +263,7 @@ class RedisBackend:
                 self._pending.clear()
                 if pubsub is not None:
                     with anyio.CancelScope(shield=True):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await anyio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
 

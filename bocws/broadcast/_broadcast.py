@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import anyio
 
 from .._json import dumps_bytes, loads
-from .._state import WebSocketStateError
+from .._state import CloseCode, WebSocketStateError
 from ..websockets import WebSocket, WebSocketDisconnect
 from ._backends import Backend, MemoryBackend, RedisBackend
 from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
@@ -26,7 +26,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
 
 _Broadcast = TypeVar("_Broadcast", bound="Broadcast")
 
-TOO_SLOW = 1013  # "try again later"
+TOO_SLOW = CloseCode.TRY_AGAIN_LATER
 
 # A message on the wire: one byte saying what it is, then its bytes.
 TEXT, BYTES, JSON = b"t", b"b", b"j"

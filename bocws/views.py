@@ -75,20 +75,25 @@ def _to_str(raw: str) -> str:
     return raw
 
 
+#: The longest number a parameter converts, in characters: a value is parsed in time
+#: linear in its length, and a longer one is refused before any parsing.
+MAX_NUMBER_LENGTH = 400
 _INTEGER = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+# Each character can be matched one way only (digits, then an optional fraction, then
+# an optional exponent): no backtracking, so matching takes linear time.
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _to_int(raw: str) -> int:
     # Stricter than int(): ASCII digits only, no spaces, underscores or "+".
-    if _INTEGER.fullmatch(raw) is None:
+    if len(raw) > MAX_NUMBER_LENGTH or _INTEGER.fullmatch(raw) is None:
         raise ValueError
     return int(raw)
 
 
 def _to_float(raw: str) -> float:
     # Stricter than float(): no spaces, underscores, "+", nan or infinity.
-    if _NUMBER.fullmatch(raw) is None:
+    if len(raw) > MAX_NUMBER_LENGTH or _NUMBER.fullmatch(raw) is None:
         raise ValueError
     value = float(raw)
     if not math.isfinite(value):  # 1e999

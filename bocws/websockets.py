@@ -337,14 +337,6 @@ class WebSocket(HTTPConnection):
         ...             await ws.send({"echo": message})
     """
 
-    receive: Callable[[], Awaitable[Any]]
-    """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
-    `receive_json()` or `receive_event()`, chosen once at construction."""
-
-    send: Callable[[Any], Awaitable[None]]
-    """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()` or
-    `send_event()`, chosen once at construction."""
-
     # Per-connection state that most connections never change, as class defaults: an
     # instance gets its own value only when it does (cheaper to build, smaller).
     # A lazy accept under way: True, or the event other tasks wait on for it.
@@ -396,12 +388,40 @@ class WebSocket(HTTPConnection):
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
         # Bound once here so that receive()/send() cost no lookup per message.
-        self.receive = getattr(self, "receive_" + self._receive_type)
+        # The shortcuts, bound once here so that receive()/send() cost no lookup per
+        # message (unless a subclass overrides them); dropped once the connection ends,
+        # which leaves no reference cycle through the instance (see _release).
+        if type(self).receive is WebSocket.receive:
+            self.__dict__["receive"] = getattr(self, "receive_" + self._receive_type)
         # Whether `async for` may inline receive_text(): not if a subclass overrides it.
         self._inline_text = (
             self._receive_type == "text" and type(self).receive_text is WebSocket.receive_text
         )
-        self.send = getattr(self, "send_" + self._send_type)
+        if type(self).send is WebSocket.send:
+            self.__dict__["send"] = getattr(self, "send_" + self._send_type)
+
+    async def receive(self, *, timeout: float | None = None) -> Any:
+        """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
+        `receive_json()` or `receive_event()`, chosen once at construction."""
+        receive: Callable[..., Awaitable[Any]] = getattr(self, "receive_" + self._receive_type)
+        return await receive(timeout=timeout)
+
+    async def send(self, data: Any) -> None:
+        """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()` or
+        `send_event()`, chosen once at construction."""
+        send: Callable[[Any], Awaitable[None]] = getattr(self, "send_" + self._send_type)
+        await send(data)
+
+    def _release(self) -> None:
+        """Drop the shortcuts bound at construction, once the connection has ended.
+
+        A bound method stored on the instance is a reference cycle through it: until
+        the cycle collector ran, a closed connection and the last message it read
+        would stay in memory. Without them, reference counting frees both at once;
+        `receive()` and `send()` go on working through the class's methods.
+        """
+        self.__dict__.pop("receive", None)
+        self.__dict__.pop("send", None)
 
     def __repr__(self) -> str:
         return (
@@ -666,6 +686,7 @@ class WebSocket(HTTPConnection):
         (with `data`) and for a message over `max_message_size`."""
         self._core.receive(message)
         if message["type"] == DISCONNECT:
+            self._release()
             self._disconnect_known()
             if data:
                 raise self._client_gone()
@@ -690,7 +711,10 @@ class WebSocket(HTTPConnection):
         error.source = weakref.ref(self)  # the application's own close: see _ending_of
         await self.ensure_closed(CloseCode.MESSAGE_TOO_BIG, error.reason)  # unless closing
         self._log_close(error)
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # this frame, in the error's traceback, must not hold it: a cycle
 
     async def receive_event(self, *, timeout: float | None = None) -> Message:
         """Receive a raw ASGI event, validated by the state core.
@@ -972,6 +996,8 @@ class WebSocket(HTTPConnection):
         forward = core.send(message)
         if core.application_state is not CONNECTING:
             self._accept_pending = False
+            if core.application_state is DISCONNECTED:
+                self._release()
         if not forward:
             if message["type"] in (SEND, ACCEPT):
                 raise self._client_gone()
@@ -1012,6 +1038,7 @@ class WebSocket(HTTPConnection):
                 else:
                     await self._find_disconnect()
         core.connection_lost(CloseCode.ABNORMAL_CLOSURE)  # does nothing once the disconnect came
+        self._release()
         self._disconnect_known()
         return self._client_gone()
 

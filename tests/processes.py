@@ -33,9 +33,9 @@ def free_port() -> int:
         return port
 
 
-def stop(process: subprocess.Popen[Any]) -> None:
-    """Terminate `process` (SIGTERM) and wait for it; kill it if it hangs, and fail."""
-    process.terminate()
+def stop(process: subprocess.Popen[Any], how: signal.Signals = signal.SIGTERM) -> None:
+    """Stop `process` with the signal `how` and wait for it; kill it if it hangs, and fail."""
+    process.send_signal(how)
     try:
         process.wait(TIMEOUT)
     except subprocess.TimeoutExpired:  # pragma: no cover - a hung server
@@ -109,13 +109,7 @@ class Uvicorn:
         process, self._process = self._process, None
         assert process is not None, "not running"
         started = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(TIMEOUT)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a hung shutdown
-            process.kill()
-            process.wait(TIMEOUT)
-            raise
+        stop(process, signal.SIGINT)
         with self._seen:  # the rest of its log
             while not self._ended:
                 self._seen.wait(TIMEOUT)

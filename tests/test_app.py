@@ -4,6 +4,7 @@ refusals and closing codes also against a real uvicorn (see `test_server.py`).""
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -96,30 +97,49 @@ def test_websocket_route_without_auto_accept_refuses_a_view_that_does_not_accept
     assert refusal_code(app, "/manual") == 1000
 
 
-def test_websocket_route_caught_close_codes_silence_the_clients_code() -> None:
+def test_websocket_route_caught_close_codes_end_the_views_loop_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bocws")
     app = App()
+    ended = []
 
     @app.websocket_route("/wait", caught_close_codes=[4000])
     async def wait(ws: WebSocket) -> None:
-        await ws.receive()
+        async for _ in ws:
+            pass  # pragma: no cover - the client sends nothing
+        ended.append("after the loop")
 
     with TestClient(app).websocket_connect("/wait") as session:
         session.close(4000)  # the view returns quietly: nothing is raised on exit
+    assert ended == ["after the loop"]
+    assert [r.getMessage() for r in caplog.records if r.name == "bocws"] == []
 
 
-def test_websocket_route_uncaught_close_code_reaches_the_server() -> None:
+def test_websocket_route_uncaught_close_code_reaches_the_view_then_ends_with_one_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bocws")
     app = App()
+    seen = []
 
     @app.websocket_route("/wait")
     async def wait(ws: WebSocket) -> None:
-        await ws.receive()
+        try:
+            async for _ in ws:
+                pass  # pragma: no cover - the client sends nothing
+        except WebSocketDisconnect as disconnect:
+            seen.append(disconnect.code)  # the view can react to it
+            raise
 
-    with (
-        pytest.raises(WebSocketDisconnect) as info,
-        TestClient(app).websocket_connect("/wait") as session,
-    ):
-        session.close(4000)  # the view re-raises it: it comes out when the session ends
-    assert info.value.code == 4000
+    with TestClient(app).websocket_connect("/wait") as session:
+        session.close(4000)  # the client's departure: nothing comes out when the session ends
+    assert seen == [4000]
+    [record] = [r for r in caplog.records if r.name == "bocws"]
+    assert (record.levelno, record.getMessage()) == (
+        logging.INFO,
+        "'/wait': the client left with 4000",
+    )
 
 
 def test_websocket_route_passes_converted_path_and_query_parameters() -> None:

@@ -159,6 +159,10 @@ RECEIVERS: dict[str, tuple[Receiver, Receiver]] = {
         lambda ws: ws.receive_json(),
         lambda ws: ws.receive_json(timeout=SLOW),
     ),
+    "json-text": (
+        lambda ws: ws.receive_json(mode="text"),
+        lambda ws: ws.receive_json(mode="text", timeout=SLOW),
+    ),
     "json-binary": (
         lambda ws: ws.receive_json(mode="binary"),
         lambda ws: ws.receive_json(mode="binary", timeout=SLOW),
@@ -353,6 +357,9 @@ def receive_scenarios(draw: st.DrawFn) -> tuple[list[Message], int | None]:
 @given(scenario=receive_scenarios(), kind=st.sampled_from(sorted(RECEIVERS)))
 @example(scenario=([{"type": RECEIVE, "text": "ééé"}], 3), kind="text")
 @example(scenario=([{"type": RECEIVE, "text": "ééé"}], 5), kind="json")
+@example(scenario=([{"type": RECEIVE, "bytes": '["é"]'.encode()}], 5), kind="json")
+@example(scenario=([{"type": RECEIVE, "bytes": b'"\xff"'}], None), kind="json")
+@example(scenario=([{"type": RECEIVE, "bytes": b"[1]"}], None), kind="json-text")
 @example(scenario=([{"type": RECEIVE, "text": "abcd"}], 3), kind="text")
 @example(scenario=([{"type": RECEIVE, "text": "a", "bytes": None}], 4), kind="text")
 @example(scenario=([{"type": RECEIVE, "bytes": b"ab", "text": None}], 2), kind="bytes")
@@ -485,7 +492,7 @@ def same_except_a_refused_payload_before_the_accept(
         assert fast[0][0] == "raised"
         assert fast[0][1] is TypeError
         assert slow[1][6] == []  # nothing sent, not even the accept
-        assert fast[1][6] == [typed({"type": ACCEPT, "subprotocol": None})]
+        assert fast[1][6] == [typed({"type": ACCEPT, "subprotocol": None, "headers": []})]
     else:
         assert fast[1] == slow[1]
     assert fast[2:] == slow[2:]
@@ -538,7 +545,7 @@ def test_a_lone_surrogate_in_send_text_is_a_type_error_on_both_paths() -> None:
     fast, slow = both_paths(run)
     assert fast == slow
     assert fast[1] == [
-        {"type": ACCEPT, "subprotocol": None},
+        {"type": ACCEPT, "subprotocol": None, "headers": []},
         {"type": SEND, "text": "still open"},
     ]
 

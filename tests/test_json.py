@@ -35,7 +35,8 @@ from hypothesis import strategies as st
 
 import bocws._json
 import bocws.websockets
-from bocws import MessageTypeError, WebSocket
+from bocws import InvalidJSON, MessageTypeError, WebSocket
+from bocws.websockets import Ending
 
 from .fake import connected, text
 
@@ -662,11 +663,13 @@ async def test_receive_json_keeps_a_30_digit_integer_exact(json_backend: ModuleT
     ws, _ = await accepted(
         text(f'{{"n":{number}}}'),
         {"type": "websocket.receive", "bytes": f"[{-number}]".encode()},
+        {"type": "websocket.receive", "bytes": f"[{number}]".encode()},
     )
     received = await ws.receive_json()
     assert received == {"n": number}
     assert type(received["n"]) is int
     assert await ws.receive_json(mode="binary") == [-number]
+    assert await ws.receive_json() == [number]  # a binary frame, in the default mode
 
 
 @pytest.mark.anyio
@@ -727,10 +730,15 @@ async def test_receive_json_reads_nan_and_infinity_as_python_does(
 async def test_receive_json_of_invalid_json_is_the_clients_bad_data(
     json_backend: ModuleType, document: str
 ) -> None:
-    ws, _ = await accepted(text(document))
-    with pytest.raises(json.JSONDecodeError) as raised:
-        await ws.receive_json()
-    assert ws._ending_of(raised.value)[:2] == ("close", 1007)
+    ws, _ = await accepted(
+        text(document), {"type": "websocket.receive", "bytes": document.encode()}
+    )
+    for _ in range(2):  # in a text frame, then in a binary frame
+        with pytest.raises(InvalidJSON) as raised:
+            await ws.receive_json()
+        assert isinstance(raised.value, json.JSONDecodeError)
+        detail = f"the client sent bad data: {raised.value}"
+        assert ws._ending_of(raised.value) == Ending("close", 1007, "invalid JSON", detail)
 
 
 @pytest.mark.anyio
@@ -738,9 +746,10 @@ async def test_receive_json_of_a_binary_frame_in_text_mode_is_unsupported_data(
     json_backend: ModuleType,
 ) -> None:
     ws, _ = await accepted({"type": "websocket.receive", "bytes": b"[1]"})
-    with pytest.raises(MessageTypeError, match=r"receive_json\(\)") as raised:
-        await ws.receive_json()
-    assert ws._ending_of(raised.value)[:2] == ("close", 1003)
+    with pytest.raises(MessageTypeError, match=r"receive_json\(mode='text'\)") as raised:
+        await ws.receive_json(mode="text")
+    detail = f"the client sent bad data: {raised.value}"
+    assert ws._ending_of(raised.value) == Ending("close", 1003, "unsupported frame type", detail)
 
 
 @pytest.mark.anyio

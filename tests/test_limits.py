@@ -74,7 +74,8 @@ async def test_message_too_big_is_a_websocket_disconnect_that_ends_loops_quietly
     assert received == ["ok"]
     assert server.types() == ["websocket.accept", "websocket.close"]
     assert bocws_messages(caplog) == [
-        "'/ws': closing with 1009: a message of 100 bytes is over max_message_size (10)"
+        "'/ws': closed with 1009 (MESSAGE_TOO_BIG) 'message too big': "
+        "a message of 100 bytes is over max_message_size (10)"
     ]
 
 

@@ -110,6 +110,17 @@ def test_json_echo(client: TestClient) -> None:
         assert session.receive_json() == {"user": "ana", "text": "hé"}
 
 
+def test_json_in_binary_frames_is_taken_too(client: TestClient) -> None:
+    with client.websocket_connect("/json") as session:
+        session.send_json({"user": "ana", "text": "hé"}, mode="binary")
+        assert session.receive_json() == {"user": "ana", "text": "hé"}
+
+
+def test_the_accept_carries_a_headers_list_as_starlettes_does(client: TestClient) -> None:
+    with client.websocket_connect("/echo") as session:
+        assert session.extra_headers == []
+
+
 def test_reject_is_seen_as_403(client: TestClient) -> None:
     with pytest.raises(WebSocketDisconnect) as info, client.websocket_connect("/reject"):
         pass  # pragma: no cover

@@ -29,7 +29,15 @@ from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 
 import bocws.views
-from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
+from bocws import (
+    App,
+    InvalidJSON,
+    ViewEndpoint,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketView,
+    websocket_view,
+)
 from bocws.views import _finish
 
 from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
@@ -568,56 +576,97 @@ async def test_a_view_echoes_until_the_client_closes_1000(log: Log) -> None:
 # Lifecycle: the connection's own client disconnecting.
 
 
-async def test_an_own_disconnect_with_a_caught_code_is_silenced(log: Log) -> None:
+async def test_an_own_disconnect_with_a_caught_code_ends_async_for_quietly(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
-        await ws.receive()
+        async for _ in ws:
+            pass  # pragma: no cover - the client sends nothing
+        ws.state.called = "after the loop"
 
     server = client(disconnect(1001))
     await run(websocket_view(view), server)
     assert server.sent == [ACCEPT]
-    assert log.records(logging.ERROR) == []
+    assert called_with(server) == "after the loop"
+    assert log.caplog.records == []
 
 
-async def test_caught_close_codes_option_decides_what_is_silenced(log: Log) -> None:
-    async def view(ws: WebSocket) -> None:
-        await ws.receive()
-
-    server = client(disconnect(4000))
-    await run(websocket_view(view, caught_close_codes=[4000]), server)
-    assert server.sent == [ACCEPT]
-    assert log.records(logging.ERROR) == []
-
-
-async def test_caught_close_codes_all_silences_every_code(log: Log) -> None:
-    async def view(ws: WebSocket) -> None:
-        await ws.receive()
-
-    server = client(disconnect(4999))
-    await run(websocket_view(view, caught_close_codes=all), server)
-    assert server.sent == [ACCEPT]
-    assert log.records(logging.ERROR) == []
-
-
-async def test_an_own_disconnect_with_an_uncaught_code_is_logged_once_and_raised(
-    log: Log,
+@pytest.mark.parametrize(
+    ("caught", "code", "departure"),
+    [
+        ([4000], 4000, None),
+        ([4000], 1000, "'/ws': the client left with 1000 (NORMAL_CLOSURE)"),
+        (None, 4000, "'/ws': the client left with 4000"),
+        (all, 4999, None),
+    ],
+)
+async def test_caught_close_codes_option_decides_what_ends_async_for_quietly(
+    caught: Any, code: int, departure: str | None, log: Log
 ) -> None:
     async def view(ws: WebSocket) -> None:
-        await ws.receive()
+        async for _ in ws:
+            pass  # pragma: no cover - the client sends nothing
+        ws.state.called = "after the loop"
 
-    server = client(disconnect(4000, "bye"))
-    with pytest.raises(WebSocketDisconnect) as info:
-        await run(websocket_view(view), server)
-    assert (info.value.code, info.value.reason) == (4000, "bye")
+    options = {} if caught is None else {"caught_close_codes": caught}
+    server = client(disconnect(code))
+    await run(websocket_view(view, **options), server)  # nothing is raised either way
     assert server.sent == [ACCEPT]
-    [record] = log.records(logging.ERROR)
-    assert record.getMessage() == (
-        f"'/ws': view {view.__qualname__} raised WebSocketDisconnect: (4000, 'bye'); "
-        "its code is not in caught_close_codes"
-    )
+    if departure is None:  # caught: the loop ended, the view went on
+        assert called_with(server) == "after the loop"
+        assert log.caplog.records == []
+    else:  # raised out of the loop, then out of the view: the client's departure
+        assert called_with(server) is None
+        assert log.messages(logging.INFO) == [departure]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "level", "message"),
+    [
+        (1000, "", logging.INFO, "'/ws': the client left with 1000 (NORMAL_CLOSURE)"),
+        (1001, "", logging.INFO, "'/ws': the client left with 1001 (GOING_AWAY)"),
+        (4000, "bye", logging.INFO, "'/ws': the client left with 4000 'bye'"),
+        (1006, "", logging.INFO, "'/ws': the client left with 1006 (ABNORMAL_CLOSURE)"),
+        (1012, "", logging.INFO, "'/ws': the client left with 1012 (SERVICE_RESTART)"),
+        (1002, "", logging.WARNING, "'/ws': the client left with 1002 (PROTOCOL_ERROR)"),
+        (
+            1011,
+            "oops",
+            logging.WARNING,
+            "'/ws': the client left with 1011 (INTERNAL_ERROR) 'oops'",
+        ),
+    ],
+)
+async def test_an_own_disconnect_escaping_the_view_is_logged_once_and_not_raised(
+    code: int, reason: str, level: int, message: str, log: Log
+) -> None:
+    async def view(ws: WebSocket) -> None:
+        await ws.receive()  # raises for every code: only loops end on caught ones
+
+    server = client(disconnect(code, reason))
+    await run(websocket_view(view), server)  # not raised to the server
+    assert server.sent == [ACCEPT]
+    [record] = log.caplog.records
+    assert (record.name, record.levelno, record.getMessage()) == ("bocws", level, message)
     assert record.exc_info is None
 
 
-async def test_a_client_leaving_during_the_handshake_is_silenced(log: Log) -> None:
+async def test_an_own_disconnect_with_an_uncaught_code_reaches_the_view_first(log: Log) -> None:
+    async def view(ws: WebSocket) -> None:
+        try:
+            async for _ in ws:
+                pass  # pragma: no cover - the client sends nothing
+        except WebSocketDisconnect as disconnect:
+            ws.state.called = (disconnect.code, disconnect.reason)  # the view can react
+            raise
+
+    server = client(disconnect(4000, "bye"))
+    await run(websocket_view(view), server)
+    assert called_with(server) == (4000, "bye")
+    assert server.sent == [ACCEPT]
+    assert log.messages(logging.INFO) == ["'/ws': the client left with 4000 'bye'"]
+    assert log.records(logging.ERROR) == []
+
+
+async def test_a_client_leaving_during_the_handshake_is_one_info_line(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
         await ws.send("never delivered")
 
@@ -625,6 +674,7 @@ async def test_a_client_leaving_during_the_handshake_is_silenced(log: Log) -> No
     server.scope["path_params"] = {}
     await run(websocket_view(view), server)
     assert server.sent == []
+    assert log.messages(logging.INFO) == ["'/ws': the client left with 1001 (GOING_AWAY)"]
     assert log.records(logging.ERROR) == []
 
 
@@ -662,17 +712,28 @@ async def test_an_unhandled_error_before_accept_without_auto_accept_refuses_the_
 
 async def test_an_unhandled_error_is_logged_once_at_error_without_traceback(log: Log) -> None:
     server = client()
+    logged_before_the_close = []
+    server_send = server.send
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.close":
+            logged_before_the_close.extend(log.records(logging.ERROR))
+        await server_send(message)
+
+    server.send = send  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         await run(websocket_view(boom), server)
     [record] = log.records(logging.ERROR)
     assert record.getMessage() == (
-        f"'/ws': view {boom.__qualname__} raised RuntimeError: boom; closing with 1011"
+        f"'/ws': view {boom.__qualname__} raised RuntimeError: boom; "
+        "closed with 1011 (INTERNAL_ERROR) 'internal error'"
     )
+    assert logged_before_the_close == []  # the line says what the client received
     assert record.exc_info is None
     assert record.exc_text is None
 
 
-async def test_an_unhandled_error_after_the_client_left_sends_nothing_more() -> None:
+async def test_an_unhandled_error_after_the_client_left_sends_nothing_more(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
         try:
             await ws.receive()
@@ -683,6 +744,10 @@ async def test_an_unhandled_error_after_the_client_left_sends_nothing_more() -> 
     with pytest.raises(RuntimeError, match="cleanup failed"):
         await run(websocket_view(view), server)
     assert server.sent == [ACCEPT]
+    assert log.messages(logging.ERROR) == [
+        f"'/ws': view {view.__qualname__} raised RuntimeError: cleanup failed; "
+        "not closed: the client had left with 1000 (NORMAL_CLOSURE)"
+    ]
 
 
 async def test_a_peers_disconnect_escaping_the_view_is_an_unhandled_error(log: Log) -> None:
@@ -698,7 +763,11 @@ async def test_a_peers_disconnect_escaping_the_view_is_an_unhandled_error(log: L
     assert info.value.code == 1001
     assert server.sent == [ACCEPT, close(1011, "internal error")]
     [record] = log.records(logging.ERROR)
-    assert "closing with 1011" in record.getMessage()
+    assert record.getMessage() == (
+        f"'/ws': view {view.__qualname__} raised WebSocketDisconnect: (1001, ''); "
+        "closed with 1011 (INTERNAL_ERROR) 'internal error'"
+    )
+    assert log.records(logging.INFO) == []  # not told as the client's departure
 
 
 async def test_a_peers_disconnect_with_our_clients_code_is_still_not_ours() -> None:
@@ -725,9 +794,12 @@ async def test_invalid_json_closes_1007(log: Log) -> None:
     server = client(text("[1]"), text("{nope"))
     await run(websocket_view(view, value_type="json"), server)
     assert server.sent == [ACCEPT, sent_text("[1]"), close(1007, "invalid JSON")]
-    [message] = log.messages(logging.INFO)
-    assert message.startswith("'/ws': closing with 1007, the client sent bad data: ")
-    assert log.records(logging.ERROR) == []
+    assert log.messages(logging.INFO) == [
+        "'/ws': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': "
+        f"view {view.__qualname__}: the client sent bad data: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    ]
+    assert log.caplog.records == log.records(logging.INFO)  # nothing else, no ERROR
 
 
 async def test_invalid_utf8_in_binary_json_closes_1007() -> None:
@@ -740,20 +812,41 @@ async def test_invalid_utf8_in_binary_json_closes_1007() -> None:
 
 
 @pytest.mark.parametrize(
-    ("receive_type", "incoming"),
-    [("text", binary(b"x")), ("bytes", text("x")), ("json", binary(b"{}"))],
+    ("receive_type", "incoming", "mode"),
+    [
+        ("text", binary(b"x"), None),
+        ("bytes", text("x"), None),
+        ("json", binary(b"{}"), "text"),
+        ("json", text("{}"), "binary"),
+    ],
 )
 async def test_a_frame_of_the_wrong_kind_closes_1003(
-    receive_type: Any, incoming: dict[str, Any], log: Log
+    receive_type: Any, incoming: dict[str, Any], mode: Any, log: Log
 ) -> None:
     async def view(ws: WebSocket) -> None:
-        await ws.receive()
+        if mode is None:
+            await ws.receive()
+        else:
+            await ws.receive_json(mode=mode)
 
     server = client(incoming)
     await run(websocket_view(view, receive_type=receive_type), server)
     assert server.sent == [ACCEPT, close(1003, "unsupported frame type")]
-    assert len(log.records(logging.INFO)) == 1
+    [message] = log.messages(logging.INFO)
+    assert message.startswith(
+        "'/ws': closed with 1003 (UNSUPPORTED_DATA) 'unsupported frame type': "
+        f"view {view.__qualname__}: the client sent bad data: "
+    )
     assert log.records(logging.ERROR) == []
+
+
+async def test_a_json_route_takes_json_in_binary_frames_too() -> None:
+    async def view(ws: WebSocket) -> None:
+        await ws.send(await ws.receive())
+
+    server = client(binary('{"é": 1}'.encode()))
+    await run(websocket_view(view, value_type="json"), server)
+    assert server.sent == [ACCEPT, sent_text('{"é":1}'), close(1000)]
 
 
 async def test_bad_input_closes_even_without_auto_accept() -> None:
@@ -787,16 +880,19 @@ async def test_a_type_error_the_view_raises_itself_is_a_server_error() -> None:
     assert server.sent == [ACCEPT, close(1011, "internal error")]
 
 
-async def test_bad_input_from_a_peer_is_a_server_error() -> None:
+async def test_bad_input_from_a_peer_is_a_server_error(log: Log) -> None:
     peer = client(text("{nope")).websocket(value_type="json")
 
     async def view(ws: WebSocket) -> None:
         await peer.receive()
 
     server = client()
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(InvalidJSON):
         await run(websocket_view(view), server)
     assert server.sent == [ACCEPT, close(1011, "internal error")]
+    [message] = log.messages(logging.ERROR)
+    assert message.startswith(f"'/ws': view {view.__qualname__} raised InvalidJSON: ")
+    assert message.endswith("; closed with 1011 (INTERNAL_ERROR) 'internal error'")
 
 
 async def test_bad_input_the_view_handled_does_not_excuse_a_later_error() -> None:
@@ -828,12 +924,13 @@ async def test_websocket_exception_closes_with_its_code_and_reason(log: Log) -> 
     server = client()
     await run(websocket_view(view), server)
     assert server.sent == [ACCEPT, sent_text("hi"), close(4001, "not allowed")]
-    [message] = log.messages(logging.INFO)
-    assert "closed the connection with 4001" in message
+    assert log.messages(logging.INFO) == [
+        f"'/ws': closed with 4001 'not allowed': view {view.__qualname__}: WebSocketException"
+    ]
     assert log.records(logging.ERROR) == []
 
 
-async def test_websocket_exception_without_reason_closes_with_an_empty_reason() -> None:
+async def test_websocket_exception_without_reason_closes_with_an_empty_reason(log: Log) -> None:
     async def view(ws: WebSocket) -> None:
         await ws.send("hi")
         raise WebSocketException(1008)
@@ -841,6 +938,9 @@ async def test_websocket_exception_without_reason_closes_with_an_empty_reason() 
     server = client()
     await run(websocket_view(view), server)
     assert server.sent == [ACCEPT, sent_text("hi"), close(1008)]
+    assert log.messages(logging.INFO) == [
+        f"'/ws': closed with 1008 (POLICY_VIOLATION): view {view.__qualname__}: WebSocketException"
+    ]
 
 
 @pytest.mark.parametrize("auto_accept", [True, False])
@@ -854,7 +954,9 @@ async def test_websocket_exception_before_accept_refuses_the_handshake_as_starle
     await run(websocket_view(view, auto_accept=auto_accept), server)
     assert server.sent == [REFUSED]
     [message] = log.messages(logging.INFO)
-    assert "refused the handshake (4001)" in message
+    assert message.startswith(f"'/ws': refused the handshake: view {view.__qualname__}: ")
+    assert "WebSocketException" in message
+    assert "4001" in message
     assert log.records(logging.ERROR) == []
 
 
@@ -1125,11 +1227,18 @@ async def test_class_view_gets_messages_and_the_clients_close_code_once(log: Log
 
 
 async def test_class_view_gets_a_new_instance_per_connection() -> None:
-    endpoint = websocket_view(Recorder)
-    first, second = client(disconnect()), client(disconnect())
-    await run(endpoint, first)
-    await run(endpoint, second)
-    assert called_with(first)[0][1] != called_with(second)[0][1]
+    instances = []
+
+    class View(Recorder):
+        async def on_connect(self, ws: WebSocket) -> None:
+            instances.append(self)  # kept alive: an id() alone could be reused
+            await super().on_connect(ws)
+
+    endpoint = websocket_view(View)
+    await run(endpoint, client(disconnect()))
+    await run(endpoint, client(disconnect()))
+    [first, second] = instances
+    assert first is not second
 
 
 @pytest.mark.parametrize(
@@ -1252,25 +1361,30 @@ async def test_class_view_error_in_on_connect_closes_1011() -> None:
     assert server.sent == [ACCEPT, close(1011, "internal error")]
 
 
-async def test_class_view_bad_json_closes_1007(log: Log) -> None:
+async def test_class_view_bad_json_closes_1007_and_on_disconnect_hears_it(log: Log) -> None:
     server = client(text("{nope"))
     await run(websocket_view(Recorder, value_type="json"), server)
     assert server.sent == [ACCEPT, close(1007, "invalid JSON")]
-    assert hooks(server) == []
+    assert hooks(server) == [("disconnect", 1007)]
+    [message] = log.messages(logging.INFO)
+    assert message.startswith(
+        "'/ws': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': view Recorder: "
+        "the client sent bad data: "
+    )
     assert log.records(logging.ERROR) == []
 
 
-async def test_class_view_uncaught_close_code_reaches_on_disconnect_then_is_raised(
+async def test_class_view_uncaught_close_code_reaches_on_disconnect_then_one_info_line(
     log: Log,
 ) -> None:
     server = client(disconnect(4000))
-    with pytest.raises(WebSocketDisconnect):
-        await run(websocket_view(Recorder), server)
+    await run(websocket_view(Recorder), server)  # not raised to the server
     assert hooks(server) == [("disconnect", 4000)]
-    assert len(log.records(logging.ERROR)) == 1
+    assert log.messages(logging.INFO) == ["'/ws': the client left with 4000"]
+    assert log.records(logging.ERROR) == []
 
 
-async def test_class_view_on_disconnect_once_when_a_send_finds_the_client_gone() -> None:
+async def test_class_view_on_disconnect_once_when_a_send_finds_the_client_gone(log: Log) -> None:
     class View(Recorder):
         async def on_message(self, ws: WebSocket, message: Any) -> None:
             ws.state.called.append(("message", message))
@@ -1278,9 +1392,9 @@ async def test_class_view_on_disconnect_once_when_a_send_finds_the_client_gone()
             await ws.send(message)
 
     server = client(text("a"))
-    with pytest.raises(WebSocketDisconnect):  # 1006 is not a caught code
-        await run(websocket_view(View), server)
+    await run(websocket_view(View), server)  # 1006 is not a caught code, but not raised
     assert hooks(server) == [("message", "a"), ("disconnect", 1006)]
+    assert log.messages(logging.INFO) == ["'/ws': the client left with 1006 (ABNORMAL_CLOSURE)"]
 
 
 async def test_class_view_in_event_mode_gets_events_and_the_disconnect_code(log: Log) -> None:

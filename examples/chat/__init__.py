@@ -13,7 +13,8 @@ The page (`static/`) opens `/chat/{room}?name=NAME`, offering the subprotocol
   processes answering a newcomer, or one that fell silent).
 
 A malformed message closes the socket with 1008, invalid JSON with 1007, one over
-16 KiB with 1009, and a member too far behind to keep up with 1013.
+16 KiB with 1009, and a member that does not keep up with 1013 (its oldest queued
+event waited over `MAX_LAG` seconds, or `OUTBOX_SIZE` events wait for it).
 
 Rooms are shared through a `bocws.Broadcast` (see `rooms.py`): `memory://` by default,
 for one process; with `BROADCAST_URL=redis://127.0.0.1:6379/0`, every worker and
@@ -46,7 +47,7 @@ from bocws import (
     WebSocketStateError,
 )
 
-from .rooms import BURST, OUTBOX_SIZE, RATE, Member, Room, Rooms
+from .rooms import BURST, MAX_LAG, OUTBOX_SIZE, RATE, Member, Room, Rooms
 
 SUBPROTOCOL = "bocws-chat.v1"
 MAX_NAME = 32
@@ -82,7 +83,7 @@ async def lifespan(app: object) -> AsyncIterator[None]:
 app = App(allowed_origins=[], lifespan=lifespan)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-__all__ = ["BURST", "OUTBOX_SIZE", "RATE", "app", "broadcast", "lifespan", "rooms"]
+__all__ = ["BURST", "MAX_LAG", "OUTBOX_SIZE", "RATE", "app", "broadcast", "lifespan", "rooms"]
 
 
 def names_problem(room: str, name: str) -> str | None:
@@ -107,9 +108,8 @@ def check_message(message: Any) -> str | None:
 async def deliver(member: Member) -> None:
     """Send a member its queued events, until its outbox closes."""
     try:
-        async with member.inbox:
-            async for event in member.inbox:
-                await member.ws.send(event)
+        while (event := await member.next_event()) is not None:
+            await member.ws.send(event)
     except (WebSocketDisconnect, WebSocketStateError):
         pass  # the socket closed: the receiving loop reports how
 
@@ -168,7 +168,7 @@ async def said(room: Room, member: Member, message: Any) -> str:
         await rooms.leave(room, member)  # first, so that nothing more is queued
         await member.ws.close(1008, MALFORMED)
         return "closed with 1008"
-    if not member.may_speak():
+    if not rooms.may_speak(member):
         member.tell({"type": "error", "text": "not delivered: too many messages, slow down"})
         return ""
     now = round(time.time() * 1000)

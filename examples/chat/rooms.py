@@ -15,20 +15,34 @@ import itertools
 import logging
 import time
 import uuid
+from collections import OrderedDict, deque
 from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from bocws import Broadcast, BroadcastUnavailable, SubscriptionOverflow, WebSocket
 
-OUTBOX_SIZE = 100
-"""Events that may wait for a member; a member further behind is dropped (1013)."""
+MAX_LAG = 5.0
+"""Seconds the oldest event waiting for a member may have waited: a member that does
+not drain its outbox for that long is too slow, and dropped (1013). A burst that fills
+the outbox in one moment is not lag: a member that reads catches up."""
+OUTBOX_SIZE = 1000
+"""Events that may wait for a member at most, whatever their age (a memory bound); a
+member further behind is dropped (1013)."""
 ANNOUNCE_EVERY = 15.0
 FORGET_AFTER = 3 * ANNOUNCE_EVERY
 RATE = 5.0
 BURST = 20
-"""A member may send `BURST` messages at once, and `RATE` a second on average."""
+"""A member may send `BURST` messages at once, and `RATE` a second on average. So may
+each display name, across its sockets and reconnections."""
+ADDRESS_RATE = 15.0
+ADDRESS_BURST = 60
+"""What all the sockets from one client address may send together (several people
+may share an address, behind a NAT)."""
+TRACKED = 10_000
+"""Names and addresses whose rate is remembered at most, the longest idle forgotten."""
 JOIN_TIMEOUT = 5.0
 """Seconds a joining member waits for its own join to come back through the broadcast."""
 
@@ -39,47 +53,106 @@ PROCESS = uuid.uuid4().hex
 """This process, among all those sharing the broadcast."""
 
 
+class Bucket:
+    """A token bucket: `burst` at once, `rate` a second on average."""
+
+    __slots__ = ("burst", "counted", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.counted = time.monotonic()
+
+    def take(self) -> bool:
+        """Whether one more is allowed now; count it if so."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.counted) * self.rate)
+        self.counted = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Buckets:
+    """A `Bucket` for each key (a display name, a client address), `TRACKED` at most.
+
+    The longest idle is forgotten first: a forgotten bucket would have refilled anyway
+    unless its key sent again within the time it takes `TRACKED` others to send.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def take(self, key: str) -> bool:
+        bucket = self._buckets.pop(key, None) or Bucket(self.rate, self.burst)
+        self._buckets[key] = bucket  # the most recently used, last
+        if len(self._buckets) > TRACKED:
+            self._buckets.popitem(last=False)
+        return bucket.take()
+
+
 class Member:
     """A socket in a room, with its outbox: relaying never waits for a slow reader."""
 
     def __init__(self, ws: WebSocket, name: str) -> None:
         self.ws = ws
         self.name = name
+        self.address = ws.client.host if ws.client is not None else ""
         self.id = uuid.uuid4().hex
-        self.outbox, self.inbox = anyio.create_memory_object_stream[dict[str, Any]](OUTBOX_SIZE)
+        # The events waiting to be sent, each with the time it was queued.
+        self._outbox: deque[tuple[float, dict[str, Any]]] = deque()
+        self._queued = anyio.Event()
+        self._closed = False
         self.joined = anyio.Event()  # its join came back: it receives the room's events
         self.too_slow = False
         self.tasks: anyio.abc.TaskGroup | None = None  # its view's: cancelled to drop it
-        self._allowance = float(BURST)
-        self._counted = time.monotonic()
+        self.bucket = Bucket(RATE, BURST)
 
     def tell(self, event: dict[str, Any]) -> bool:
-        """Queue `event`; `False` if the member is gone, or too far behind and now dropped."""
-        try:
-            self.outbox.send_nowait(event)
-        except anyio.WouldBlock:
+        """Queue `event`; `False` if the member is gone, or too far behind and now dropped.
+
+        Too far behind: its oldest waiting event has waited over `MAX_LAG` seconds, or
+        `OUTBOX_SIZE` events wait.
+        """
+        if self._closed:
+            return False
+        outbox = self._outbox
+        now = time.monotonic()
+        if outbox and (len(outbox) >= OUTBOX_SIZE or now - outbox[0][0] > MAX_LAG):
             self.drop()
             return False
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return False
+        outbox.append((now, event))
+        self._queued.set()
         return True
+
+    def lag(self) -> float:
+        """Seconds the oldest event waiting for the member has waited (0: none waits)."""
+        return time.monotonic() - self._outbox[0][0] if self._outbox else 0.0
+
+    async def next_event(self) -> dict[str, Any] | None:
+        """The next event to send the member, in order; `None` once its outbox closed."""
+        while not self._outbox:
+            if self._closed:
+                return None
+            self._queued = anyio.Event()
+            await self._queued.wait()
+        return self._outbox.popleft()[1]
+
+    def close(self) -> None:
+        """Queue nothing more: the events already queued are still sent."""
+        self._closed = True
+        self._queued.set()
 
     def drop(self) -> None:
         """Stop the member's view at once; it leaves the room and closes with 1013."""
         self.too_slow = True
-        self.outbox.close()
+        self.close()
         if self.tasks is not None:
             self.tasks.cancel_scope.cancel()
-
-    def may_speak(self) -> bool:
-        """Whether the member is within its rate (a token bucket); count one message."""
-        now = time.monotonic()
-        self._allowance = min(BURST, self._allowance + (now - self._counted) * RATE)
-        self._counted = now
-        if self._allowance < 1:
-            return False
-        self._allowance -= 1
-        return True
 
 
 class Room:
@@ -122,11 +195,24 @@ class Rooms:
         self.broadcast = broadcast
         self.rooms: dict[str, Room] = {}
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._by_name = Buckets(RATE, BURST)
+        self._by_address = Buckets(ADDRESS_RATE, ADDRESS_BURST)
+
+    def may_speak(self, member: Member) -> bool:
+        """Whether `member` is within its rate, its name's (across its sockets and
+        reconnections) and its address's; count one message."""
+        return (
+            member.bucket.take()
+            and self._by_name.take(member.name.casefold())
+            and self._by_address.take(member.address)
+        )
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Hold the rooms' listeners, and announce the rosters, until cancelled."""
+        self._by_name = Buckets(RATE, BURST)
+        self._by_address = Buckets(ADDRESS_RATE, ADDRESS_BURST)
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             task_status.started()
@@ -158,12 +244,12 @@ class Rooms:
         Raises:
             BroadcastUnavailable: the broadcast cannot be reached (or did not answer).
         """
+        if self._tasks is None:  # Rooms.run() is not running (or failed)
+            raise BroadcastUnavailable("the chat's rooms are not running")
         room = self.rooms.get(name)
         first = room is None
         if room is None:
             room = self.rooms[name] = Room(name)
-            if self._tasks is None:
-                raise RuntimeError("the rooms are not running: start Rooms.run() first")
             self._tasks.start_soon(self._listen, room)
         room.members[member.id] = member
         try:
@@ -188,7 +274,7 @@ class Rooms:
         Leaving twice tells the others once.
         """
         if room.members.get(member.id) is not member:
-            member.outbox.close()
+            member.close()
             return
         self._remove(room, member)
         change = {"type": "leave", "user": member.name, "id": member.id}
@@ -198,12 +284,17 @@ class Rooms:
 
     def _remove(self, room: Room, member: Member) -> None:
         room.members.pop(member.id, None)
-        member.outbox.close()
+        member.close()
         if not room.members and self.rooms.get(room.name) is room:
             del self.rooms[room.name]
             room.scope.cancel()  # its listener unsubscribes
 
     async def _listen(self, room: Room) -> None:
+        """Hand the room's events to its members until the room closes.
+
+        Whatever goes wrong here ends this room only, never the others: its members
+        are dropped (1013: try again later) and may come back to a new listener.
+        """
         with room.scope:
             subscribed = self.broadcast.subscribe(room.channel, queue_size=10 * OUTBOX_SIZE)
             try:
@@ -211,24 +302,37 @@ class Rooms:
                     room.ready.set()
                     async for event in events:
                         self._heard(room, event)
+                        # Let the members' senders run between events: a burst does
+                        # not pile up in every outbox before any of them can drain.
+                        await anyio.lowlevel.checkpoint()
             except SubscriptionOverflow:
-                # This process fell behind the room: its members try again later.
                 log.warning("room %r: this process fell behind; dropping its members", room.name)
-                if self.rooms.get(room.name) is room:
-                    del self.rooms[room.name]
-                for member in list(room.members.values()):
-                    member.drop()
+                self._close_room(room)
+            except Exception:
+                log.exception("room %r: its listener failed; dropping its members", room.name)
+                self._close_room(room)
         room.ready.set()  # a joiner waiting for a room that closed meanwhile gives up
 
+    def _close_room(self, room: Room) -> None:
+        """Forget `room` and drop its members: they try again later (1013)."""
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+        for member in list(room.members.values()):
+            member.drop()
+
     def _heard(self, room: Room, event: Any) -> None:
-        """Handle one event of the room's channel; ignore what is not the chat's."""
+        """Handle one event of the room's channel; ignore what is not the chat's.
+
+        Other programs may publish on the channel (see docs/scaling.md): whatever they
+        send, it is logged and dropped, and the room goes on.
+        """
         if not isinstance(event, dict):
             log.warning("room %r: ignored an event that is not an object", room.name)
         elif event.get("type") == "roster":
             try:
                 self._heard_roster(room, event)
-            except (KeyError, TypeError, ValueError) as error:
-                log.warning("room %r: ignored a malformed roster (%r)", room.name, error)
+            except Exception as error:  # anyone may publish anything here
+                log.warning("room %r: ignored a malformed roster (%.200r)", room.name, error)
         elif event.get("type") == "message":
             room.tell_everyone(event)
 

@@ -14,10 +14,17 @@ from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
 from ._origins import OriginPolicy
+from ._servers import server_message_limit
 from .views import DEFAULT, ViewEndpoint, WebSocketView, _check_options, refuse_origin
 from .websockets import MessageType, WebSocket
 
-__all__ = ["App"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "App"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+"""The `max_message_size` of an `App`'s routes unless said otherwise: 1 MiB."""
+#: A server that assembles messages more than this many times larger than the largest
+#: a route takes is worth a warning: it holds what bocws will refuse.
+FAR_ABOVE = 4
 
 logger = logging.getLogger("bocws")
 
@@ -43,7 +50,10 @@ class App(Starlette):
             it runs inside the `on_startup`/`on_shutdown` hooks.
         debug: show tracebacks in HTTP 500 responses.
         max_message_size: the default of the bocws views registered here, through the
-            decorators or `routes` (see `WebSocket`); mounted apps keep their own.
+            decorators or `routes` (see `WebSocket`): 1 MiB unless given; `None` for no
+            limit but the server's. Mounted apps keep their own. At start-up, an
+            `App` whose routes all take far smaller messages than the server assembles
+            (uvicorn's `--ws-max-size`, where it can be read) logs one WARNING.
         idle_timeout: likewise (see `websocket_view()`).
         allowed_origins: the browser origins that may open a WebSocket to any route of
             the application, mounted apps included; another origin's handshake is
@@ -66,7 +76,7 @@ class App(Starlette):
         exception_handlers: Mapping[Any, Any] | None = None,
         lifespan: Lifespan[Any] | None = None,
         debug: bool = False,
-        max_message_size: int | None = None,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = None,
         allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
@@ -218,6 +228,7 @@ class App(Starlette):
 
     @asynccontextmanager
     async def _lifespan(self, app: Any) -> AsyncIterator[Any]:
+        self._check_server_limit()
         for hook in self._startup_hooks:
             await _call(hook)
         started = False
@@ -229,6 +240,40 @@ class App(Starlette):
             if started:  # shut down only what started completely, after the lifespan's exit
                 for hook in self._shutdown_hooks:
                     await _call(hook)
+
+    def _check_server_limit(self) -> None:
+        """Warn once if the server assembles messages far larger than any route takes."""
+        found = server_message_limit()
+        largest = self._largest_message()
+        if found is None or largest is None:
+            return
+        setting, limit = found
+        if limit > FAR_ABOVE * largest:
+            logger.warning(
+                "the server assembles WebSocket messages of up to %d bytes (%s) before "
+                "bocws can refuse them, but no route of this app takes more than %d: "
+                "set the server's limit to %d (see the reliability guide, message size)",
+                limit,
+                setting,
+                largest,
+                largest,
+            )
+
+    def _largest_message(self) -> int | None:
+        """The largest `max_message_size` of this app's views (mounted apps' too), `None`
+        if a view takes messages of any size, or if there is no view."""
+        largest = 0
+        routes = list(self.router.routes)
+        while routes:
+            route = routes.pop()
+            endpoint = getattr(route, "endpoint", None)
+            if isinstance(endpoint, ViewEndpoint):
+                size = endpoint.options["max_message_size"]
+                if size is None:
+                    return None
+                largest = max(largest, size)
+            routes.extend(getattr(getattr(route, "app", None), "routes", None) or ())
+        return largest or None
 
 
 class _Router(Router):

@@ -372,7 +372,10 @@ class ViewEndpoint:
             else:
                 await self._run_watched(ws, activity)
         except Exception as error:
-            await self._end_with_error(ws, error)
+            if await self._end_with_error(ws, error):
+                # A bare raise: a frame in the error's traceback that held it (a
+                # variable, an argument) would keep it, its frames and `ws` in a cycle.
+                raise
             return
         if activity is not None and activity.expired:
             logger.info(
@@ -396,7 +399,7 @@ class ViewEndpoint:
         try:
             kwargs = self._bind(ws)
         except ParameterError as error:
-            logger.info("%r: rejecting the handshake: %s", ws.scope.get("path"), error)
+            logger.info("%r: rejecting the handshake: %s", ws.scope.get("path"), str(error))
             await ws.reject()
             return
         await self.view(ws, **kwargs)
@@ -419,10 +422,13 @@ class ViewEndpoint:
         # long step without a checkpoint) ended by itself.
         activity.expired = view_scope.cancelled_caught
         if error is not None:
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # this frame, in the error's traceback, must not hold it: a cycle
 
-    async def _end_with_error(self, ws: WebSocket, error: Exception) -> None:
-        """End the connection after the view raised `error`; re-raise it if it is a bug.
+    async def _end_with_error(self, ws: WebSocket, error: Exception) -> bool:
+        """End the connection after the view raised `error`; whether to re-raise it.
 
         The client's departure, its bad data and Starlette's `WebSocketException` end
         the connection with one log line (see `WebSocket._ending_of`, the rule shared
@@ -431,7 +437,7 @@ class ViewEndpoint:
         """
         ending = ws._ending_of(error)
         if ending.kind == "closed":
-            return  # the application closed first, and said so where it did
+            return False  # the application closed first, and said so where it did
         path = ws.scope.get("path")
         if ending.kind == "departure":
             level = logging.WARNING if is_error_code(ending.code) else logging.INFO
@@ -439,7 +445,7 @@ class ViewEndpoint:
             logger.log(
                 level, "%r: the client left with %s%s", path, close_code_name(ending.code), reason
             )
-            return
+            return False
         if ending.kind != "bug":
             try:
                 if ending.kind == "refuse":
@@ -449,10 +455,10 @@ class ViewEndpoint:
             except WebSocketDisconnect:
                 pass  # the client has gone: nothing is left to close
             ws._log_close(f"view {self.__qualname__}: {ending.detail}")
-            return
+            return False
         handled = _has_starlette_handler(ws.scope, error)
         if handled and ws.application_state is CONNECTING:
-            raise error  # Starlette's (or FastAPI's) handler answers the handshake
+            return True  # Starlette's (or FastAPI's) handler answers the handshake
         await _finish(ws, CloseCode.INTERNAL_ERROR, ending.reason)
         # One line: the exception goes on to the server, which logs its traceback.
         logger.error(
@@ -460,13 +466,11 @@ class ViewEndpoint:
             path,
             self.__qualname__,
             type(error).__name__,
-            error,
+            str(error),  # not the error: a handler keeping records would keep its frames
             ws._how_it_ended(),
         )
-        if handled:
-            # The handler would answer over a connection already closed: stop here.
-            return
-        raise error
+        # A handler would answer over a connection already closed: stop here.
+        return not handled
 
     def _bind(self, ws: WebSocket) -> dict[str, Any]:
         """The view's keyword arguments, from the path and the query string.

@@ -710,7 +710,7 @@ class WebSocket(HTTPConnection):
         """Close with 1009 for a message over the limit, and raise `error`."""
         error.source = weakref.ref(self)  # the application's own close: see _ending_of
         await self.ensure_closed(CloseCode.MESSAGE_TOO_BIG, error.reason)  # unless closing
-        self._log_close(error)
+        self._log_close(str(error))
         try:
             raise error
         finally:
@@ -947,7 +947,7 @@ class WebSocket(HTTPConnection):
             await self.ensure_closed(ending.code, ending.reason)
         self._log_close(ending.detail)
 
-    def _log_close(self, detail: object) -> None:
+    def _log_close(self, detail: str) -> None:
         logger.info("%r: %s: %s", self.scope.get("path", ""), self._how_it_ended(), detail)
 
     def _how_it_ended(self) -> str:

@@ -78,6 +78,12 @@ class Uvicorn:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        """The running server's process id."""
+        assert self._process is not None, "not running"
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

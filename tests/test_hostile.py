@@ -8,20 +8,27 @@ and checks what bocws, or the chat example, does about it (docs/reliability.md's
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import importlib
 import json
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import psutil
 import pytest
 import redis.asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import examples.chat
+from bocws import WebSocket, websocket_view
+from bocws._servers import server_message_limit
+from tests.fake import CONNECT, FakeServer
 from tests.processes import TIMEOUT, Uvicorn, log_config
 from tests.redis_server import RedisServer
 
@@ -231,3 +238,125 @@ async def test_a_stray_publisher_cannot_stop_the_rooms(
     finally:
         await publisher.aclose()
     assert [line for line in server.lines if "Traceback" in line] == []
+
+
+# Memory: a closed connection is freed at once, and the server refuses big messages.
+
+
+class Message(dict[str, Any]):
+    """An ASGI message that can be watched through a weak reference."""
+
+
+def gone(reference: weakref.ref[Any]) -> bool:
+    return reference() is None
+
+
+@pytest.mark.parametrize(
+    ("options", "content", "code"),
+    [
+        ({"max_message_size": 64}, {"text": "x" * 100_000}, 1009),
+        ({"value_type": "json"}, {"text": "{" * 100_000}, 1007),
+        ({}, {"bytes": b"x" * 100_000}, 1003),
+        ({}, {"text": "boom"}, 1011),
+    ],
+    ids=["1009", "1007", "1003", "1011"],
+)
+async def test_a_closed_connection_is_freed_by_reference_counting(
+    options: dict[str, Any], content: dict[str, Any], code: int
+) -> None:
+    """No reference cycle keeps a closed WebSocket, or the message it refused, alive."""
+    sockets: list[weakref.ref[WebSocket]] = []
+
+    async def view(ws: WebSocket) -> None:
+        sockets.append(weakref.ref(ws))
+        async for received in ws:
+            if received == "boom":
+                raise RuntimeError("boom")
+
+    message = Message(type="websocket.receive", **content)
+    server = FakeServer([CONNECT, message])
+    watched = weakref.ref(message)
+    del message
+    endpoint = websocket_view(view, **options)
+    gc.disable()
+    try:
+        with contextlib.suppress(RuntimeError):
+            await endpoint(server.scope, server.receive, server.send)
+        assert server.sent[-1]["code"] == code
+        assert gone(watched), gc.get_referrers(watched())
+        assert gone(sockets[0]), [type(r) for r in gc.get_referrers(sockets[0]())]
+    finally:
+        gc.enable()
+
+
+MIB = 1024 * 1024
+
+
+def inflating_message() -> str:
+    """Just under uvicorn's default --ws-max-size (16 MiB), about 16 KiB deflated."""
+    return "a" * (16 * MIB - 64 * 1024)
+
+
+@pytest.mark.parametrize("options", [(), ("--ws-max-size", "16384")], ids=["default", "matched"])
+async def test_inflating_frames_leave_the_servers_memory_bounded(options: tuple[str, ...]) -> None:
+    """40 tiny permessage-deflate frames, each inflating to 16 MiB, against the chat
+    (16 KiB messages): the server's memory goes back down, without a gc.collect()."""
+    server = Uvicorn("examples.chat:app", *options)
+    server.start()
+    base = server.url.replace("http", "ws")
+    process = psutil.Process(server.pid)
+    payload = inflating_message()
+    try:
+        async with member(base, "lobby", "warmup"):
+            pass
+        before = process.memory_info().rss
+        for number in range(40):
+            async with connect(
+                f"{base}/chat/lobby?name=bomb{number}",
+                compression="deflate",
+                max_size=None,
+                open_timeout=TIMEOUT,
+            ) as bomb:
+                with contextlib.suppress(ConnectionClosed):
+                    await bomb.send(payload)
+                    with anyio.fail_after(TIMEOUT):
+                        async for _ in bomb:
+                            pass
+                assert bomb.close_code == 1009
+        after = process.memory_info().rss
+    finally:
+        server.stop()
+    assert after - before < 64 * MIB, f"+{(after - before) / MIB:.0f} MiB"
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [((), True), (("--ws-max-size", "1048576"), False), (("--ws-max-size=4194304",), False)],
+)
+async def test_an_app_warns_when_the_server_assembles_far_larger_messages(
+    options: tuple[str, ...], warned: bool, tmp_path: Path
+) -> None:
+    config = str(log_config(tmp_path / "log.json", "bocws"))
+    server = Uvicorn("examples.echo:app", "--log-config", config, *options)
+    server.start()
+    server.stop()
+    warnings = [line for line in server.lines if "before bocws can refuse them" in line]
+    assert len(warnings) == warned, server.lines
+    if warned:
+        assert "up to 16777216 bytes (uvicorn's --ws-max-size)" in warnings[0]
+        assert "set the server's limit to 1048576" in warnings[0]
+
+
+def test_the_servers_limit_is_read_with_uvicorns_own_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uvicorn = "/venv/bin/uvicorn"
+    assert server_message_limit([uvicorn, "app:app"]) == ("uvicorn's --ws-max-size", 16 * MIB)
+    assert server_message_limit([uvicorn, "app:app", "--ws-max-size", "10"])[1] == 10  # type: ignore[index]
+    module = "/usr/lib/python3/site-packages/uvicorn/__main__.py"
+    assert server_message_limit([module, "app:app", "--ws-max-size=20"])[1] == 20  # type: ignore[index]
+    monkeypatch.setenv("UVICORN_WS_MAX_SIZE", "30")
+    assert server_message_limit([uvicorn, "app:app"])[1] == 30  # type: ignore[index]
+    assert server_message_limit(["hypercorn", "app:app"]) is None
+    assert server_message_limit(["python", "serve.py"]) is None
+    assert server_message_limit([]) is None

@@ -9,15 +9,19 @@ type it does not take), the standard library answers instead. Both also serialis
 `uuid.UUID` (as its string) and `enum.Enum` members (as their value), as orjson does
 natively.
 
-Two differences remain, both documented: an `orjson.Fragment` is written as it is
-(only orjson's users make one), and a document nested 1,000 to 1,024 levels deep is
-parsed, where the standard library's recursion limit may refuse it.
+What is read can be written back: `loads` refuses what `dumps` could not write,
+whichever library does the work. `NaN` and `Infinity` literals, numbers too large
+for a float (`1e999`), and documents nested deeper than `MAX_DEPTH` levels are
+refused with `ValueError`, as the standard library's `loads(..., allow_nan=False)`
+would refuse them if it could. One difference remains, documented: an
+`orjson.Fragment` is written as it is (only orjson's users make one).
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import math
 import uuid
 from typing import Any
 
@@ -26,10 +30,49 @@ try:
 except ImportError:  # the optional extra: bocws[orjson]
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["BACKEND", "dumps", "dumps_bytes", "loads"]
+__all__ = ["BACKEND", "MAX_DEPTH", "dumps", "dumps_bytes", "loads"]
 
 #: Which library does the work: "orjson" or "json".
 BACKEND = "json" if orjson is None else "orjson"
+
+#: The deepest nesting of arrays and objects read: deeper documents are refused. What
+#: is read can be written back (orjson writes 254 levels, and the standard library,
+#: which bocws falls back to, several hundred more).
+MAX_DEPTH = 256
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"number {text[:40]} is too large for a float")
+    return value
+
+
+# The standard library, held to what can be written back: no NaN, no infinities.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _check_depth(text: str, value: Any) -> Any:
+    """`value`, parsed from `text`, unless it is nested deeper than `MAX_DEPTH`."""
+    # A document MAX_DEPTH levels deep has at least that many "[" or "{": most texts
+    # are too short, or have too few, to need the walk.
+    if len(text) <= MAX_DEPTH or text.count("[") + text.count("{") <= MAX_DEPTH:
+        return value
+    level = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            level.extend((member, depth + 1) for member in item.values())
+        elif isinstance(item, list):
+            level.extend((member, depth + 1) for member in item)
+    return value
+
 
 # 19 digits in a row may be an integer over 64 bits, which orjson reads as a float.
 # Found by turning every digit into "0" (bytes.translate: a regular expression costs
@@ -79,8 +122,9 @@ if orjson is None:
         return _standard_text(data).encode("utf-8")
 
     def loads(text: str) -> Any:
-        """Parse JSON text, raising as `json.loads` does."""
-        return json.loads(text)
+        """Parse JSON text, raising as `json.loads` does (and `ValueError` for what
+        cannot be written back: see the module's docstring)."""
+        return _check_depth(text, _DECODER.decode(text))
 
 else:
     # Subclasses of str, int, dict and list, dataclasses and datetimes go to the standard
@@ -114,14 +158,15 @@ else:
         return dumps(data).encode()
 
     def loads(text: str) -> Any:
-        """Parse JSON text, raising as `json.loads` does."""
+        """Parse JSON text, raising as `json.loads` does (and `ValueError` for what
+        cannot be written back: see the module's docstring)."""
         try:
             payload = text.encode()
         except UnicodeEncodeError:  # a lone surrogate: Python decides
-            return json.loads(text)
+            return _check_depth(text, _DECODER.decode(text))
         if payload.translate(_ALL_DIGITS_ZERO).find(_LONG_NUMBER) < 0:
             try:
-                return _loads(payload)
+                return _check_depth(text, _loads(payload))
             except _DecodeError:
                 pass  # NaN, 1e400, a lone surrogate escape, or bad JSON: Python decides
-        return json.loads(text)
+        return _check_depth(text, _DECODER.decode(text))

@@ -1,11 +1,18 @@
 """Conditional rejection: only clients with a valid token may connect.
 
-Run it with `uvicorn examples.auth:app`. The token comes from the query string
-(`/private?token=...`) or from a `token` cookie (set it with `GET /login?token=...`).
+Run it with `uvicorn examples.auth:app --ws-max-size 1048576`. The token comes from a
+`token` cookie (set it with `GET /login?token=...`), from the socket's first message,
+or from the query string (`/private?token=...`).
+
+Prefer the cookie or the first message: a query string is part of the URL, which
+servers and proxies write to their access logs (uvicorn's logs
+`"WebSocket /private?token=alice-token"`), so a token there ends up in log files.
 
 - `/private` refuses a bad token with a plain HTTP 403, the WebSocket default.
 - `/private/explained` refuses it with HTTP 401 and a body saying why, for servers
   that support WebSocket denial responses (uvicorn does).
+- `/private/first-message` accepts first and reads the token from the first message
+  (no log records it); a wrong one, or none within 5 seconds, closes with 1008.
 
 The cookie would also ride along with a socket opened by a page on another site, so
 the app allows same-origin pages only (`allowed_origins=[]`); clients that send no
@@ -56,6 +63,28 @@ async def private_explained(ws: WebSocket, token: str | None = None) -> None:
             "a valid token is required", status_code=401, headers={"WWW-Authenticate": "Token"}
         )
         await ws.reject(denial)
+        return
+    await greet_and_echo(ws, user)
+
+
+FIRST_MESSAGE_TIMEOUT = 5.0
+
+
+@app.websocket_route("/private/first-message")
+async def private_first_message(ws: WebSocket) -> None:
+    """Read the token from the first message; close with 1008 unless it is valid.
+
+    The check comes after the handshake (a refusal is a close, not an HTTP status),
+    and no URL carries the token.
+    """
+    try:
+        token = await ws.receive_text(timeout=FIRST_MESSAGE_TIMEOUT)
+    except TimeoutError:
+        await ws.close(1008, "send your token as the first message")
+        return
+    user = TOKENS.get(token)
+    if user is None:
+        await ws.close(1008, "invalid token")
         return
     await greet_and_echo(ws, user)
 

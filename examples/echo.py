@@ -1,6 +1,6 @@
 """The smallest bocws app: echo every text message back.
 
-Run it with `uvicorn examples.echo:app`, then open http://127.0.0.1:8000/.
+Run it with `uvicorn examples.echo:app --ws-max-size 1048576`, then open http://127.0.0.1:8000/.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An existing FastAPI app that adds bocws views next to its own routes.
 
-Run it with `uvicorn examples.fastapi_app:app`:
+Run it with `uvicorn examples.fastapi_app:app --ws-max-size 1048576`:
 
 - `GET /` is a plain FastAPI path operation;
 - `/ws/count` is a bocws class-based view registered with `add_api_websocket_route`;

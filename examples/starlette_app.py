@@ -1,6 +1,6 @@
 """An existing Starlette app that adds bocws views next to its own routes.
 
-Run it with `uvicorn examples.starlette_app:app`:
+Run it with `uvicorn examples.starlette_app:app --ws-max-size 1048576`:
 
 - `GET /` is a plain Starlette endpoint;
 - `/ws/echo` is a bocws function view in Starlette's own `WebSocketRoute`;

@@ -330,6 +330,28 @@ def test_auth_refuses_a_cookie_carried_by_another_sites_page() -> None:
         assert session.receive_text() == "hello bob"
 
 
+def test_auth_takes_a_token_as_the_first_message() -> None:
+    with TestClient(auth.app).websocket_connect("/private/first-message") as session:
+        session.send_text("alice-token")
+        assert session.receive_text() == "hello alice"
+        session.send_text("hi")
+        assert session.receive_text() == "alice: hi"
+    with TestClient(auth.app).websocket_connect("/private/first-message") as session:
+        session.send_text("nope")
+        assert session.receive() == {
+            "type": "websocket.close",
+            "code": 1008,
+            "reason": "invalid token",
+        }
+
+
+def test_auth_closes_1008_when_no_token_comes_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "FIRST_MESSAGE_TIMEOUT", 0.1)
+    with TestClient(auth.app).websocket_connect("/private/first-message") as session:
+        message = session.receive()
+    assert (message["code"], message["reason"]) == (1008, "send your token as the first message")
+
+
 def test_auth_login_refuses_an_unknown_token() -> None:
     assert TestClient(auth.app).get("/login?token=nope").status_code == 401
 

@@ -12,6 +12,10 @@ import contextlib
 import gc
 import importlib
 import json
+import logging
+import math
+import re
+import time
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,15 +26,18 @@ import anyio
 import psutil
 import pytest
 import redis.asyncio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import examples.chat
-from bocws import WebSocket, websocket_view
+from bocws import WebSocket, views, websocket_view
 from bocws._servers import server_message_limit
 from tests.fake import CONNECT, FakeServer
 from tests.processes import TIMEOUT, Uvicorn, log_config
 from tests.redis_server import RedisServer
+from tests.test_json import ORJSON_BACKEND, STDLIB_BACKEND
 
 pytestmark = pytest.mark.anyio
 
@@ -360,3 +367,114 @@ def test_the_servers_limit_is_read_with_uvicorns_own_parser(
     assert server_message_limit(["hypercorn", "app:app"]) is None
     assert server_message_limit(["python", "serve.py"]) is None
     assert server_message_limit([]) is None
+
+
+# JSON: what is read can be written back.
+
+UNWRITABLE = {
+    "NaN": "NaN",
+    "Infinity": "[Infinity, 1]",
+    "-Infinity": '{"x": -Infinity}',
+    "1e999": "[1e999]",
+    "-1e999": "-1e999",
+    "300 deep": "[" * 300 + "]" * 300,
+    "1000 deep": "[" * 1000 + "]" * 1000,
+    "1024 deep objects": '{"a":' * 1024 + "1" + "}" * 1024,
+}
+
+
+@pytest.mark.parametrize("document", UNWRITABLE.values(), ids=UNWRITABLE.keys())
+async def test_a_json_echo_refuses_on_receipt_what_it_could_not_send_back(
+    document: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The docs' echo pattern: 1007 for the client's document, never a 1011."""
+
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    server = FakeServer([CONNECT, {"type": "websocket.receive", "text": document}])
+    await websocket_view(echo, value_type="json")(server.scope, server.receive, server.send)
+    assert server.sent[-1] == {"type": "websocket.close", "code": 1007, "reason": "invalid JSON"}
+    assert [record for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def deepen(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, depth=st.integers(0, 400), exponent=st.sampled_from(["", "e999"]))
+def test_whatever_is_received_can_be_sent(value: Any, depth: int, exponent: str) -> None:
+    text = json.dumps(deepen(value, depth), allow_nan=True)
+    if exponent:
+        text = f"[{text}, 1{exponent}]"
+    for backend in (ORJSON_BACKEND, STDLIB_BACKEND):
+        try:
+            received = backend.loads(text)
+        except (ValueError, RecursionError):
+            continue  # refused on receipt: 1007
+        backend.dumps(received)  # must not raise
+
+
+# Parameters: conversion in linear time.
+
+ADVERSARIAL_NUMBERS = [
+    "1" * 8100 + "x",
+    "1" * 100_000 + "x",
+    "1" * 50_000 + "." + "1" * 50_000 + "x",
+    "1" * 50_000 + "e" + "1" * 50_000 + "x",
+    "-" + "9" * 399,
+]
+
+
+@pytest.mark.parametrize("convert", [views._to_float, views._to_int])
+def test_number_parameters_take_linear_time(convert: Any) -> None:
+    """A value a client crafts to make the regular expression backtrack is refused in
+    microseconds: no input takes more than 50 ms (8,100 digits took 1.6 s before)."""
+    for raw in ADVERSARIAL_NUMBERS:
+        started = time.perf_counter()
+        with contextlib.suppress(ValueError):
+            convert(raw)
+        assert time.perf_counter() - started < 0.05, raw[:20]
+    # The pattern itself, without the length bound, matches in linear time too.
+    started = time.perf_counter()
+    assert views._NUMBER.fullmatch("1" * 200_000 + "x") is None
+    assert time.perf_counter() - started < 0.05
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.text(alphabet="0123456789.-+eE_x ", max_size=40))
+def test_number_parameters_accept_exactly_the_documented_forms(raw: str) -> None:
+    """The linear pattern accepts what the documented grammar does, no more, no less."""
+    documented = re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", raw, flags=re.ASCII)
+    try:
+        value = views._to_float(raw)
+    except ValueError:
+        assert documented is None or not math.isfinite(float(raw))
+    else:
+        assert documented is not None
+        assert value == float(raw)
+    integer = re.fullmatch(r"-?\d+", raw, flags=re.ASCII)
+    try:
+        number = views._to_int(raw)
+    except ValueError:
+        assert integer is None
+    else:
+        assert integer is not None
+        assert number == int(raw)

@@ -1,6 +1,9 @@
 """A multi-room chat: display names, a member list, and a page that reconnects.
 
-Run it with `uvicorn examples.chat:app`, then open http://127.0.0.1:8000/ in two tabs.
+Run it with `uvicorn examples.chat:app --ws-max-size 16384`, then open
+http://127.0.0.1:8000/ in two tabs. (`--ws-max-size` matches the largest message the
+chat takes, 16 KiB: without it uvicorn assembles, and inflates, messages of up to
+16 MiB before the chat can refuse them.)
 
 The page (`static/`) opens `/chat/{room}?name=NAME`, offering the subprotocol
 `bocws-chat.v1`, and speaks JSON:
@@ -20,7 +23,7 @@ Rooms are shared through a `bocws.Broadcast` (see `rooms.py`): `memory://` by de
 for one process; with `BROADCAST_URL=redis://127.0.0.1:6379/0`, every worker and
 machine connected to that Redis shares them:
 
-    BROADCAST_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat:app --workers 2
+    BROADCAST_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat:app --ws-max-size 16384 --workers 2
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 The test runs it alone in a subprocess (`python -m uvicorn tests.load_server:app ...`) so
 that its memory is its own. `GET /stats` reports what a leak would show: live `WebSocket`
-objects and live uvicorn protocol objects (the server runs with the cycle collector
-off, so reference counting alone must have freed them), asyncio tasks, open file descriptors, the resident set size (after `malloc_trim`, and before it)
-and its peak, tracemalloc's figures when started with `BOCWS_TRACEMALLOC=1`, and how the
-echo views ended.
+objects and live uvicorn protocol objects (the server runs with the cycle collector off,
+so reference counting alone must have freed them), asyncio tasks, open file descriptors,
+the resident set size (after `malloc_trim`, and before it) and its peak, tracemalloc's
+figures when started with `BOCWS_TRACEMALLOC=1`, and how the echo views ended.
 """
 
 from __future__ import annotations

@@ -56,6 +56,12 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
+def _standard_loads(text: str) -> Any:
+    if text.startswith("\ufeff"):  # as json.loads says it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _check_depth(text, _DECODER.decode(text))
+
+
 def _check_depth(text: str, value: Any) -> Any:
     """`value`, parsed from `text`, unless it is nested deeper than `MAX_DEPTH`."""
     # A document MAX_DEPTH levels deep has at least that many "[" or "{": most texts
@@ -124,7 +130,7 @@ if orjson is None:
     def loads(text: str) -> Any:
         """Parse JSON text, raising as `json.loads` does (and `ValueError` for what
         cannot be written back: see the module's docstring)."""
-        return _check_depth(text, _DECODER.decode(text))
+        return _standard_loads(text)
 
 else:
     # Subclasses of str, int, dict and list, dataclasses and datetimes go to the standard
@@ -163,10 +169,10 @@ else:
         try:
             payload = text.encode()
         except UnicodeEncodeError:  # a lone surrogate: Python decides
-            return _check_depth(text, _DECODER.decode(text))
+            return _standard_loads(text)
         if payload.translate(_ALL_DIGITS_ZERO).find(_LONG_NUMBER) < 0:
             try:
                 return _check_depth(text, _loads(payload))
             except _DecodeError:
                 pass  # NaN, 1e400, a lone surrogate escape, or bad JSON: Python decides
-        return _check_depth(text, _DECODER.decode(text))
+        return _standard_loads(text)

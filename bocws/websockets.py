@@ -420,8 +420,12 @@ class WebSocket(HTTPConnection):
         would stay in memory. Without them, reference counting frees both at once;
         `receive()` and `send()` go on working through the class's methods.
         """
-        self.__dict__.pop("receive", None)
-        self.__dict__.pop("send", None)
+        shortcuts = self.__dict__
+        for name in ("receive", "send"):
+            bound = shortcuts.get(name)
+            # Only the shortcut bound here: a value the user stored instead stays.
+            if getattr(bound, "__self__", None) is self:
+                del shortcuts[name]
 
     def __repr__(self) -> str:
         return (
@@ -574,7 +578,7 @@ class WebSocket(HTTPConnection):
             logger.warning(
                 "reject(response) after accept cannot send an HTTP response; closing with 1008"
             )
-        await self._forward({"type": CLOSE, "code": CloseCode.POLICY_VIOLATION, "reason": ""})
+        await self._forward({"type": CLOSE, "code": int(CloseCode.POLICY_VIOLATION), "reason": ""})
 
     async def send_denial_response(self, response: Response) -> None:
         """Answer the pending handshake with an HTTP `response` instead of accepting it.

@@ -173,7 +173,30 @@ def test_browser_sees_1003_after_sending_text_to_a_bytes_route(page: Page, serve
         }"""
     )
     assert events == [OPENED, close_event(1003, "unsupported frame type")]
-    server.wait_for(r"'/bytes': closing with 1003, the client sent bad data: receive_bytes\(\)")
+    server.wait_for(
+        r"INFO: +'/bytes': closed with 1003 \(UNSUPPORTED_DATA\) 'unsupported frame type': "
+        r"view echo_bytes: the client sent bad data: receive_bytes\(\)"
+    )
+
+
+def test_a_browser_leaving_with_its_own_code_is_one_info_line(page: Page, server: Uvicorn) -> None:
+    events = page.evaluate(
+        """async () => {
+            const watched = watch("/bytes");
+            await watched.until("open");
+            watched.socket.close(4002, "bye");
+            return await watched.until("close");
+        }"""
+    )
+    assert events == [OPENED, close_event(4002, "bye")]  # the server echoed the close
+    # Not a caught code: `async for` raised it out of the view, which ends quietly.
+    found = server.wait_for(r"(\w+): +'/bytes': the client left with 4002 'bye'$")
+    assert found.group(1) == "INFO"
+    # Nothing reached uvicorn, which would log an error: by the time another connection
+    # was served, the first one's view had long returned.
+    page.evaluate("""async () => await watch("/close").until("close")""")
+    server.wait_for(r'"WebSocket /close" \[accepted\]')
+    assert [line for line in server.lines if "ERROR" in line or "Traceback" in line] == []
 
 
 # Refusals.

@@ -29,9 +29,12 @@ Invariants checked on every example:
 
 1. Only documented exceptions escape a call (`ALLOWED`, per call); a
    `WebSocketDisconnect` carries the client's code. An endpoint re-raises exactly
-   the view's own exception, or nothing when the lifecycle silences it (client data,
-   `WebSocketException`, the client leaving with a caught code, a message too big,
-   an idle timeout), logging one ERROR line only when it re-raises.
+   the view's own exception, or nothing when the connection's own end caused it
+   (client data, `WebSocketException`, the client leaving with any code, a message
+   too big, an idle timeout), logging one ERROR line only when it re-raises; the
+   client's departure is one line at most, INFO or, for the codes that report an
+   error, WARNING. `async with` closes with 1003 or 1007 for the client's bad data
+   and swallows it, and with 1011 "internal error" for any other error, let out.
 2. What the application sends is legal ASGI, judged by `check_trace`, a checker
    written here independently of `bocws._state`; bocws never awaits a message that
    cannot come.
@@ -43,13 +46,13 @@ Invariants checked on every example:
 5. Limits: a message over `max_message_size` (UTF-8 bytes for text) makes the
    receive raise `MessageTooBig` (1009) and close with 1009 "message too big", unless
    the application had closed; `async for`, `async with` and views end quietly on it,
-   and a class view's `on_disconnect` gets 1009. Smaller messages arrive unchanged.
-   An invalid `timeout=` raises `ValueError` or `TypeError` before anything is
-   received or sent; a valid one raises `TimeoutError` only when the client was
-   silent or the time was up before the wait began (0), consuming nothing and
-   changing no state. A view idle for its `idle_timeout` is cancelled and closed
-   with 1000 "idle timeout", nothing raised. A receive that fails for any reason but
-   the client's data loses none of it.
+   and a class view's `on_disconnect` gets 1009 (and 1003 or 1007 for bad data).
+   Smaller messages arrive unchanged. An invalid `timeout=` raises `ValueError` or
+   `TypeError` before anything is received or sent; a valid one raises
+   `TimeoutError` only when the client was silent or the time was up before the wait
+   began (0), consuming nothing and changing no state. A view idle for its
+   `idle_timeout` is cancelled and closed with 1000 "idle timeout", nothing raised.
+   A receive that fails for any reason but the client's data loses none of it.
 
 The bugs this file found, all fixed, keep a regression test each at the end.
 `BOCWS_FUZZ_EXAMPLES` overrides the number of examples for a longer run.
@@ -80,6 +83,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 
 from bocws import (
     DenialResponseUnsupported,
+    InvalidJSON,
     MessageTooBig,
     MessageTypeError,
     WebSocket,
@@ -124,8 +128,11 @@ OFFERED = ("chat.v2", "chat.v1")
 FOREIGN_CODE = 3999
 #: In a client's script: the client says nothing for a while (never delivered).
 PAUSE: dict[str, Any] = {"type": "fuzz.pause"}
-#: What a receive raises for the client's bad data (the lifecycle closes 1003, 1007).
-CLIENT_DATA_ERRORS = (MessageTypeError, json.JSONDecodeError)
+#: What a receive raises for the client's bad data (`async with` and the lifecycle close
+#: 1003, 1007).
+CLIENT_DATA_ERRORS = (MessageTypeError, InvalidJSON)
+#: The codes with which a client reports an error: its departure is logged at WARNING.
+ERROR_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010, 1011, 1014, 1015})
 #: The close that ends a connection after a message over `max_message_size`.
 TOO_BIG_CLOSE = {"type": CLOSE, "code": 1009, "reason": "message too big"}
 
@@ -136,7 +143,7 @@ DOCUMENTED: tuple[type[Exception], ...] = (
     WSD,
     WSE,
     MessageTypeError,
-    json.JSONDecodeError,
+    InvalidJSON,
     ValueError,
     TypeError,
     DenialResponseUnsupported,
@@ -155,14 +162,7 @@ ALLOWED: dict[str, tuple[type[Exception], ...]] = {
     "ensure_closed": (ValueError, TypeError),
     "receive_text": (WSD, WSE, MessageTypeError, MessageTooBig, TimeoutError),
     "receive_bytes": (WSD, WSE, MessageTypeError, MessageTooBig, TimeoutError),
-    "receive_json": (
-        WSD,
-        WSE,
-        MessageTypeError,
-        json.JSONDecodeError,
-        MessageTooBig,
-        TimeoutError,
-    ),
+    "receive_json": (WSD, WSE, MessageTypeError, InvalidJSON, MessageTooBig, TimeoutError),
     "receive_event": (WSD, WSE, MessageTooBig, TimeoutError),
     "send_text": (WSD, WSE, TypeError),
     "send_bytes": (WSD, WSE, TypeError),
@@ -659,7 +659,7 @@ data_messages = st.one_of(
     ),
 )
 client_codes = st.one_of(
-    st.sampled_from([1000, 1001, 1005, 1006, 1012, 3000, 4999]),
+    st.sampled_from([1000, 1001, 1005, 1006, 1012, 3000, 4999, 1002, 1011]),
     st.sampled_from(list(ClientCode)),
     st.integers(min_value=1, max_value=2**63).map(lambda code: code + (code == FOREIGN_CODE)),
     st.integers(min_value=-(2**63), max_value=-1),
@@ -821,6 +821,8 @@ payloads = st.one_of(
     raw_events,
 )
 json_modes = st.sampled_from(["text", "text", "binary", "binary", "yaml"])
+#: receive_json() also takes None (its default): JSON in text and binary frames alike.
+receive_json_modes = st.sampled_from([None, None, "text", "binary", "yaml"])
 
 
 def timeout_keyword(seconds: object) -> dict[str, Any]:
@@ -845,7 +847,7 @@ def mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 ARGUMENTS: dict[str, st.SearchStrategy[tuple]] = {
     "receive_text": st.tuples(timeouts),
     "receive_bytes": st.tuples(timeouts),
-    "receive_json": st.tuples(json_modes, timeouts),
+    "receive_json": st.tuples(receive_json_modes, timeouts),
     "receive_event": st.tuples(timeouts),
     "receive": st.tuples(timeouts),
     "send_text": st.tuples(mostly(texts)),
@@ -1003,7 +1005,8 @@ def check_error(run: Run, call: tuple, error: Exception) -> None:
     name = resolve(run.ws, call[0])
     allowed = DOCUMENTED if run.chaos else ALLOWED[name]
     modes = {"send_json": call[2:3], "receive_json": call[1:2]}.get(call[0], ())
-    unknown_mode = any(mode not in ("text", "binary") for mode in modes)
+    known = (None, "text", "binary") if call[0] == "receive_json" else ("text", "binary")
+    unknown_mode = any(mode not in known for mode in modes)
     if unknown_mode:
         allowed = (*allowed, ValueError)
     invalid_timeout = timeout_error(keywords_of(call))
@@ -1121,10 +1124,15 @@ def check_result(run: Run, call: tuple, result: Any, mark: int) -> None:
         assert type(result) is bytes, result
         assert result == bytes(last_in.get("bytes")), (result, last_in)
     elif name == "receive_json":
-        binary = len(call) > 1 and call[1] == "binary"
-        source = last_in.get("bytes") if binary else last_in.get("text")
+        # ("receive",) on a JSON route is receive_json() with mode None.
+        mode = call[1] if call[0] == "receive_json" else None
+        text = last_in.get("text")
+        binary = mode == "binary" or (mode is None and text is None)
+        source = last_in.get("bytes") if binary else text
+        if not run.chaos:
+            assert source is not None, f"receive_json(mode={mode!r}) took {last_in!r}"
         if source is not None and len(source) < 64:
-            parsed = json.loads(source.decode("utf-8") if binary else source)
+            parsed = json.loads(bytes(source).decode("utf-8") if binary else source)
             assert repr(result) == repr(parsed), f"receive_json() gave {result!r} for {source!r}"
     elif name in ("send_text", "send_bytes", "send_json"):
         assert sent, f"{name}() returned without sending"
@@ -1266,6 +1274,18 @@ async def run_loop(run: Run, limit: int, echo: bool, body: list[tuple], let_out:
     ), f"async for ended quietly on code {server.gone_code}, which is not caught"
 
 
+def client_data_close(run: Run, error: BaseException) -> tuple[int, str] | None:
+    """The close for `error` if this connection's receive raised it over the client's
+    data (1003 or 1007, with the documented reason); `None` for any other error."""
+    if not run.from_receive(error):
+        return None
+    if isinstance(error, MessageTypeError):
+        return 1003, "unsupported frame type"
+    if isinstance(error, InvalidJSON):
+        return 1007, "invalid JSON"
+    return None
+
+
 def make_error(kind: str) -> Exception:
     if kind == "bug":
         return ViewBug("a bug in the view")
@@ -1315,9 +1335,13 @@ async def run_block(run: Run, body: list[tuple], raise_kind: str | None) -> Exce
         quiet = run.caught(inner.code) or snap.app_state is DISCONNECTED
         assert escaped is (None if quiet else inner), f"async with let out {escaped!r}"
         expected = []
+    elif (close := client_data_close(run, inner)) is not None:
+        # The client's bad data: closed with its code and reason, and swallowed.
+        assert escaped is None, f"async with let out {escaped!r}, the client's bad data"
+        expected = expected_end(snap, *close, pending=pending)
     else:
         assert escaped is inner, f"async with raised {escaped!r} instead of {inner!r}"
-        expected = expected_end(snap, 1011, "", pending=pending)
+        expected = expected_end(snap, 1011, "internal error", pending=pending)
     assert_sent(server, snap.mark, expected, "leaving async with")
     assert_ended(server)
     return escaped
@@ -1488,19 +1512,31 @@ class ViewRecord:
     hook_raised: bool = False
     #: The class view's loop ended on a message over max_message_size.
     too_big: bool = False
+    #: The class view's loop ended on the client's bad data: the close code it calls for.
+    bad_data: int | None = None
     #: Cancelled: the route's idle_timeout ended the view.
     cancelled: bool = False
     disconnect_codes: list[int] = field(default_factory=list)
     disconnect_gone: list[bool] = field(default_factory=list)
+    #: The class view's loop receive, which records what it raises.
+    loop_receive: Callable[..., Any] | None = None
 
 
-class ErrorLines(logging.Handler):
+class LogLines(logging.Handler):
+    """The records of the "bocws" logger, from INFO up."""
+
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.INFO)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+    def errors(self) -> list[logging.LogRecord]:
+        return [record for record in self.records if record.levelno >= logging.ERROR]
+
+    def departures(self) -> list[logging.LogRecord]:
+        return [r for r in self.records if "the client left with" in r.getMessage()]
 
 
 def leaves(error: BaseException) -> list[BaseException]:
@@ -1524,9 +1560,9 @@ def lifecycle_model(record: ViewRecord) -> tuple[bool, tuple | None]:
     verdicts: list[Any] = []
     for leaf in leaves(error):
         if isinstance(leaf, WSD):
-            own = run.own_disconnect(leaf)
-            quiet = own and (run.caught(leaf.code) or snap.app_state is DISCONNECTED)
-            verdicts.append("gone" if quiet else "bug")
+            # The client's departure, whatever its code, is never re-raised; another
+            # connection's disconnect is the application's error.
+            verdicts.append("gone" if run.own_disconnect(leaf) else "bug")
         elif isinstance(leaf, WebSocketException):
             if snap.app_state is CONNECTING:
                 verdicts.append((403, ""))
@@ -1534,10 +1570,8 @@ def lifecycle_model(record: ViewRecord) -> tuple[bool, tuple | None]:
                 verdicts.append((leaf.code, leaf.reason or ""))
             else:
                 verdicts.append("bug")
-        elif run.from_receive(leaf) and isinstance(leaf, MessageTypeError):
-            verdicts.append((1003, "unsupported frame type"))
-        elif run.from_receive(leaf) and isinstance(leaf, json.JSONDecodeError):
-            verdicts.append((1007, "invalid JSON"))
+        elif (close := client_data_close(run, leaf)) is not None:
+            verdicts.append(close)
         else:
             verdicts.append("bug")
     if "bug" in verdicts:
@@ -1546,14 +1580,37 @@ def lifecycle_model(record: ViewRecord) -> tuple[bool, tuple | None]:
     return False, closes[0] if closes else None
 
 
+def departs(run: Run, record: ViewRecord) -> bool:
+    """Whether the client's own departure ends the view: what it let out is one, and the
+    application had not closed first (the client's disconnect would only answer it)."""
+    error, snap = record.error, record.snap
+    assert snap is not None
+    return (
+        error is not None
+        and snap.app_state is not DISCONNECTED
+        and all(
+            isinstance(leaf, WSD)
+            and not isinstance(leaf, MessageTooBig)
+            and run.own_disconnect(leaf)
+            for leaf in leaves(error)
+        )
+    )
+
+
 def check_view_end(
-    server: FuzzServer, record: ViewRecord, escaped: BaseException | None, errors: ErrorLines
+    server: FuzzServer,
+    record: ViewRecord,
+    escaped: BaseException | None,
+    lines: LogLines,
+    *,
+    function_view: bool,
 ) -> None:
     """Invariants 1 and 3 for a view served through its endpoint."""
     assert_legal(server)
+    errors = lines.errors()
     if not record.called:  # a handshake refused before the view ran: no error
         assert escaped is None, f"the endpoint raised {escaped!r}"
-        assert not errors.records, [r.getMessage() for r in errors.records]
+        assert not errors, [r.getMessage() for r in errors]
         return
     run, snap = record.run, record.snap
     assert run is not None
@@ -1568,9 +1625,19 @@ def check_view_end(
         f"the endpoint raised {escaped!r}; the view raised {record.error!r}, so it should "
         f"{'re-raise it' if reraised else 'end quietly'}"
     )
-    assert len(errors.records) == (1 if reraised else 0), [r.getMessage() for r in errors.records]
+    assert len(errors) == (1 if reraised else 0), [r.getMessage() for r in errors]
     if run.chaos:
         return
+    # A departure is one line, never an ERROR: WARNING for the codes that report an error.
+    departures = lines.departures()
+    assert len(departures) <= 1, [r.getMessage() for r in departures]
+    if function_view and departs(run, record):  # a class view's loop may end on it instead
+        assert len(departures) == 1, f"{record.error!r} ended the view, logging no departure"
+    for line in departures:
+        code = server.gone_code
+        assert line.getMessage().startswith(f"'/fuzz': the client left with {code}"), line
+        expected_level = logging.WARNING if code in ERROR_CLOSE_CODES else logging.INFO
+        assert line.levelno == expected_level, (line.levelname, line.getMessage())
     if close is None:
         expected: list[tuple] = []
     elif close[0] == 403 and snap.app_state is CONNECTING:
@@ -1582,10 +1649,14 @@ def check_view_end(
     assert_ended(server)
 
 
-def serve(server: FuzzServer, endpoint: ViewEndpoint, record: ViewRecord) -> None:
-    errors = ErrorLines()
+def serve(
+    server: FuzzServer, endpoint: ViewEndpoint, record: ViewRecord, *, function_view: bool
+) -> None:
+    lines = LogLines()
     logger = logging.getLogger("bocws")
-    logger.addHandler(errors)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(lines)
 
     async def main() -> BaseException | None:
         with bounded(RUN_TIMEOUT, "the endpoint"):
@@ -1604,8 +1675,9 @@ def serve(server: FuzzServer, endpoint: ViewEndpoint, record: ViewRecord) -> Non
     try:
         escaped = anyio.run(main)
     finally:
-        logger.removeHandler(errors)
-    check_view_end(server, record, escaped, errors)
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    check_view_end(server, record, escaped, lines, function_view=function_view)
 
 
 raise_steps = st.none() | st.tuples(
@@ -1731,7 +1803,7 @@ def test_function_views_end_every_connection(
         endpoint = websocket_view(**route)(view) if route else websocket_view(view)
     else:
         endpoint = ViewEndpoint(view, **route)
-    serve(server, endpoint, record)
+    serve(server, endpoint, record, function_view=True)
     assert silent or not record.cancelled, "the view was cancelled without an idle_timeout"
     admitted = origins is None or origin is None or origin in SAME_ORIGINS or origin in origins[1]
     valid_query = query.split(b"&")[-1] not in (b"n=x", b"n=")
@@ -1792,14 +1864,21 @@ def test_class_views_end_every_connection(
             raise
         except Exception as error:
             record.error = error
-            if not run.own_disconnect(error) or name == "on_connect":
+            bad_data = client_data_close(run, error)
+            if not (run.own_disconnect(error) or bad_data) or name == "on_connect":
                 record.hook_raised = True
             elif name == "on_message" and isinstance(error, MessageTooBig):
                 record.too_big = True  # it ends the loop as the loop's own receive would
+            elif name == "on_message" and bad_data is not None:
+                record.bad_data = bad_data[0]  # so does the client's bad data
             raise
         finally:
             run.in_hook = False
             record.snap = Snapshot.of(server, ws)
+            if record.loop_receive is not None:
+                # Set again: a connection that ends drops what its instance holds
+                # (WebSocket._release), the loop's receive set on it below too.
+                ws.receive = record.loop_receive  # type: ignore[method-assign]
 
     class Fuzzed(WebSocketView):
         async def on_connect(self, ws: WebSocket) -> None:
@@ -1820,6 +1899,8 @@ def test_class_views_end_every_connection(
                         run.receive_errors.append(error)
                         check_error(run, ("receive",), error)
                         record.too_big = isinstance(error, MessageTooBig)
+                        bad_data = client_data_close(run, error)
+                        record.bad_data = None if bad_data is None else bad_data[0]
                     raise
                 if not run.in_hook:
                     record.error = None
@@ -1830,7 +1911,7 @@ def test_class_views_end_every_connection(
                         check_result(run, ("receive",), message, mark)
                 return message
 
-            ws.receive = receive  # type: ignore[method-assign]
+            ws.receive = record.loop_receive = receive  # type: ignore[method-assign]
             await hook("on_connect", ws, on_connect)
             record.loop_entered = ws.application_state not in (
                 DISCONNECTED,
@@ -1847,11 +1928,15 @@ def test_class_views_end_every_connection(
 
     for name, value in attributes.items():
         setattr(Fuzzed, name, value)
-    serve(server, websocket_view(Fuzzed, **options), record)
-    # on_disconnect: once at most, with 1009 when the loop met a message too big...
+    serve(server, websocket_view(Fuzzed, **options), record, function_view=False)
+    # on_disconnect: once at most, with 1009 when the loop met a message too big, 1003
+    # or 1007 when it met the client's bad data...
     assert len(record.disconnect_codes) <= 1, record.disconnect_codes
     if record.too_big:
         assert record.disconnect_codes == [1009], record.disconnect_codes
+        return
+    if record.bad_data is not None:
+        assert record.disconnect_codes == [record.bad_data], record.disconnect_codes
         return
     # ...else with the client's code, only once it has left...
     if record.disconnect_codes:

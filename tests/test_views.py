@@ -984,7 +984,7 @@ async def test_a_disconnect_after_the_view_closed_first_is_a_normal_end(log: Log
     server = client(disconnect(4000))
     await run(websocket_view(view), server)
     assert server.sent == [ACCEPT, close(4000, "game over")]
-    assert log.records(logging.ERROR) == []
+    assert log.caplog.records == []  # silent: not even told as the client's departure
 
 
 async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) -> None:
@@ -995,7 +995,7 @@ async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) ->
     server = client(text("hi"), disconnect(1008))
     await run(websocket_view(Strict), server)
     assert server.sent == [ACCEPT, close(1008)]
-    assert log.records(logging.ERROR) == []
+    assert log.caplog.records == []  # the client's 1008 only answers the application's
 
 
 # Lifecycle: the final close. `_finish` returns at once when either side has closed;
@@ -1561,16 +1561,34 @@ async def test_a_receive_type_given_alone_overrides_a_class_value_type_for_recei
     assert (replaced.options["receive_type"], replaced.options["send_type"]) == ("bytes", "text")
 
 
-async def test_a_caught_disconnect_inside_a_task_group_is_silenced(log: Log) -> None:
-    async def view(ws: WebSocket) -> None:
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (1000, "'/ws': the client left with 1000 (NORMAL_CLOSURE)"),
+        (4000, "'/ws': the client left with 4000"),  # not a caught code: not raised either
+    ],
+)
+@pytest.mark.parametrize("nested", [False, True])
+async def test_a_departure_inside_a_task_group_is_one_info_line(
+    code: int, message: str, nested: bool, log: Log
+) -> None:
+    async def receive_in_a_group(ws: WebSocket) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(ws.send, "hello")
-            await ws.receive()  # raises the client's 1000 inside the group
+            await ws.receive()  # raises the client's disconnect inside the group
 
-    server = client(disconnect(1000))
-    await run(websocket_view(view), server)
+    async def view(ws: WebSocket) -> None:
+        if not nested:
+            await receive_in_a_group(ws)
+            return
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(receive_in_a_group, ws)
+
+    server = client(disconnect(code))
+    await run(websocket_view(view), server)  # not raised to the server
     assert server.sent[0] == ACCEPT
     assert close(1011, "internal error") not in server.sent
+    assert log.messages(logging.INFO) == [message]
     assert log.records(logging.ERROR) == []
 
 
@@ -1582,6 +1600,8 @@ async def test_bad_json_inside_a_task_group_closes_1007(log: Log) -> None:
     server = client(text("{nope"))
     await run(websocket_view(view, value_type="json"), server)
     assert server.sent == [ACCEPT, close(1007, "invalid JSON")]
+    [message] = log.messages(logging.INFO)
+    assert message.startswith("'/ws': closed with 1007 (INVALID_PAYLOAD) 'invalid JSON': ")
     assert log.records(logging.ERROR) == []
 
 
@@ -1599,7 +1619,8 @@ async def test_a_bug_beside_a_disconnect_in_a_task_group_closes_1011_and_raises(
         await run(websocket_view(view, value_type="json"), server)
     assert info.group_contains(RuntimeError, match="bug")
     assert server.sent[-1] == close(1011, "internal error")
-    assert len(log.records(logging.ERROR)) == 1
+    [message] = log.messages(logging.ERROR)
+    assert message.endswith("; closed with 1011 (INTERNAL_ERROR) 'internal error'")
 
 
 async def test_a_class_view_with_a_sync_hook_is_refused_when_declared() -> None:

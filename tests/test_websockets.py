@@ -601,18 +601,56 @@ async def test_close_after_client_disconnect_sends_nothing() -> None:
     assert ws.application_state is WebSocketState.DISCONNECTED
 
 
-@pytest.mark.parametrize("exit_with_async_with", [False, True])
-async def test_close_codes_are_sent_as_plain_ints(exit_with_async_with: bool) -> None:
-    server = connected()
-    ws = server.websocket()
-    if exit_with_async_with:
+async def close_with_a_close_code(ws: WebSocket) -> None:
+    await ws.close(CloseCode.GOING_AWAY, "bye")
+
+
+async def leave_async_with(ws: WebSocket) -> None:
+    async with ws:
+        pass
+
+
+async def reject_after_accept(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.reject()
+
+
+async def receive_a_message_too_big(ws: WebSocket) -> None:
+    with pytest.raises(MessageTooBig):
+        await ws.receive_text()
+
+
+async def fail_in_async_with(ws: WebSocket) -> None:
+    with pytest.raises(ZeroDivisionError):
         async with ws:
-            pass  # the default close, 1000
-    else:
-        await ws.close(CloseCode.GOING_AWAY, "bye")
+            1 / 0  # noqa: B018
+
+
+async def receive_bad_json_in_async_with(ws: WebSocket) -> None:
+    async with ws:
+        await ws.receive_json()
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        (close_with_a_close_code, 1001),
+        (leave_async_with, 1000),
+        (reject_after_accept, 1008),
+        (receive_a_message_too_big, 1009),
+        (fail_in_async_with, 1011),
+        (receive_bad_json_in_async_with, 1007),
+    ],
+    ids=lambda value: getattr(value, "__name__", str(value)),
+)
+async def test_close_codes_are_sent_as_plain_ints(
+    how: Callable[[WebSocket], Any], expected: int
+) -> None:
+    server = connected(text("{" * 8))
+    await how(server.websocket(max_message_size=4 if how is receive_a_message_too_big else None))
     [code] = [message["code"] for message in server.sent if message["type"] == "websocket.close"]
-    assert type(code) is int
-    assert code == (1000 if exit_with_async_with else 1001)
+    assert code == expected
+    assert type(code) is int, f"sent {code!r}, a {type(code).__name__}"
 
 
 async def test_close_403_is_refused_after_accept() -> None:

@@ -387,7 +387,6 @@ class WebSocket(HTTPConnection):
         )
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
-        # Bound once here so that receive()/send() cost no lookup per message.
         # The shortcuts, bound once here so that receive()/send() cost no lookup per
         # message (unless a subclass overrides them); dropped once the connection ends,
         # which leaves no reference cycle through the instance (see _release).

@@ -2,19 +2,21 @@
 
 from importlib import metadata as _metadata
 
-from ._state import CloseCode, WebSocketState, WebSocketStateError
-from .app import App
-from .broadcast import Broadcast, BroadcastUnavailable, Subscription, SubscriptionOverflow
-from .views import ViewEndpoint, WebSocketView, websocket_view
-from .websockets import (
+from ._codes import CloseCode
+from ._exceptions import (
     DenialResponseUnsupported,
     InvalidJSON,
     InvalidMessage,
     MessageTooBig,
     MessageTypeError,
-    WebSocket,
     WebSocketDisconnect,
+    WebSocketStateError,
 )
+from ._state import WebSocketState
+from .app import App
+from .broadcast import Broadcast, BroadcastUnavailable, Subscription, SubscriptionOverflow
+from .views import ViewEndpoint, WebSocketView, websocket_view
+from .websockets import WebSocket
 
 try:
     __version__ = _metadata.version("bocws")

@@ -1,7 +1,8 @@
 """The strict state core: which ASGI WebSocket message is legal now, and what follows.
 
-Pure and synchronous (sans-I/O): this module never awaits, never touches a socket
-and imports nothing of the project. `WebSocket` moves messages; this decides.
+Pure and synchronous (sans-I/O): this module never awaits and never touches a socket;
+of the project it imports only the close codes and the exceptions. `WebSocket` moves
+messages; this decides.
 
 Two sides are tracked:
 
@@ -17,22 +18,16 @@ worth forwarding to the server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import IntEnum
-from typing import Any, TypeGuard
+from typing import Any
 
 # Starlette's own enum, so that code written for Starlette compares states as before:
 # `ws.client_state == starlette.websockets.WebSocketState.CONNECTED`.
 from starlette.websockets import WebSocketState
 
-__all__ = [
-    "ERROR_CLOSE_CODES",
-    "CloseCode",
-    "ConnectionState",
-    "WebSocketState",
-    "WebSocketStateError",
-    "check_close",
-    "close_code_name",
-]
+from ._codes import CloseCode, check_close, is_int
+from ._exceptions import WebSocketStateError
+
+__all__ = ["ConnectionState", "WebSocketState"]
 
 CONNECT = "websocket.connect"
 RECEIVE = "websocket.receive"
@@ -46,119 +41,13 @@ RESPONSE_BODY = "websocket.http.response.body"
 INCOMING_TYPES = (CONNECT, RECEIVE, DISCONNECT)
 OUTGOING_TYPES = (ACCEPT, SEND, CLOSE, RESPONSE_START, RESPONSE_BODY)
 
-# The close code ASGI servers turn into an HTTP 403 when it closes a pending handshake.
-REJECT_CODE = 403
-MAX_REASON_BYTES = 123
 BYTES_LIKE = (bytes, bytearray, memoryview)
-
-
-class CloseCode(IntEnum):
-    """The close codes of RFC 6455 (section 7.4.1) and the IANA registry, by name.
-
-    The one place in bocws where these numbers live. Codes 4000-4999 are free for
-    applications; 1005, 1006 and 1015 are only ever reported, never sent.
-
-    Example:
-        >>> await ws.close(CloseCode.POLICY_VIOLATION, "no token")
-    """
-
-    NORMAL_CLOSURE = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    NO_STATUS_RCVD = 1005
-    ABNORMAL_CLOSURE = 1006
-    INVALID_PAYLOAD = 1007
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    MANDATORY_EXTENSION = 1010
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    BAD_GATEWAY = 1014
-    TLS_HANDSHAKE = 1015
-
-
-#: The codes with which a peer reports an error (a protocol error, data it could not
-#: take, a failure of its own); every other code is an ordinary end of a connection.
-ERROR_CLOSE_CODES = frozenset(
-    {
-        CloseCode.PROTOCOL_ERROR,
-        CloseCode.UNSUPPORTED_DATA,
-        CloseCode.INVALID_PAYLOAD,
-        CloseCode.POLICY_VIOLATION,
-        CloseCode.MESSAGE_TOO_BIG,
-        CloseCode.MANDATORY_EXTENSION,
-        CloseCode.INTERNAL_ERROR,
-        CloseCode.BAD_GATEWAY,
-        CloseCode.TLS_HANDSHAKE,
-    }
-)
-
-
-def close_code_name(code: int) -> str:
-    """`code` with its name where it has one: `"1012 (SERVICE_RESTART)"`, `"4000"`."""
-    try:
-        return f"{code} ({CloseCode(code).name})"
-    except ValueError:
-        return str(code)
 
 
 CONNECTING = WebSocketState.CONNECTING
 CONNECTED = WebSocketState.CONNECTED
 DISCONNECTED = WebSocketState.DISCONNECTED
 RESPONSE = WebSocketState.RESPONSE
-
-
-class WebSocketStateError(RuntimeError):
-    """An ASGI message, or a call that produces one, is not legal in the current state.
-
-    The message names the current state, what was attempted and what to do instead.
-    A refused message changes no state.
-
-    Example:
-        >>> await ws.close()
-        >>> await ws.close()
-        WebSocketStateError: cannot send 'websocket.close': the application already closed ...
-    """
-
-
-def is_int(value: object) -> TypeGuard[int]:
-    """Whether `value` is an int, including IntEnum codes (wsproto's, websockets'), not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_valid_close_code(code: int) -> bool:
-    """Whether `code` may be sent in a close frame (RFC 6455 section 7.4, IANA registry)."""
-    return (
-        CloseCode.NORMAL_CLOSURE <= code <= CloseCode.UNSUPPORTED_DATA
-        or CloseCode.INVALID_PAYLOAD <= code <= CloseCode.BAD_GATEWAY
-        or 3000 <= code <= 4999
-    )
-
-
-def check_close(code: object, reason: object, *, handshake_pending: bool) -> None:
-    """Raise `ValueError` (or `TypeError`) if a close `code` or `reason` may not be sent.
-
-    Before the handshake is accepted the code never reaches the wire (the server answers
-    HTTP 403), so `403` is accepted there too, as Bocadillo's `reject()` used it.
-    """
-    if not is_int(code):
-        raise TypeError(f"close code must be an int, got {type(code).__name__}")
-    if not is_valid_close_code(code) and not (handshake_pending and code == REJECT_CODE):
-        raise ValueError(
-            f"invalid close code {code}: use 1000-1003, 1007-1014 or 3000-4999 "
-            "(4000-4999 are free for applications)"
-        )
-    if reason is None:
-        return
-    if not isinstance(reason, str):
-        raise TypeError(f"close reason must be a str, got {type(reason).__name__}")
-    size = len(reason.encode("utf-8"))
-    if size > MAX_REASON_BYTES:
-        raise ValueError(
-            f"close reason is {size} bytes in UTF-8; the limit is {MAX_REASON_BYTES}: shorten it"
-        )
 
 
 def _describe(client_state: WebSocketState, application_state: WebSocketState) -> str:

@@ -13,10 +13,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
+from ._options import DEFAULT, MessageType, check_options
 from ._origins import OriginPolicy
 from ._servers import server_message_limit
-from .views import DEFAULT, ViewEndpoint, WebSocketView, _check_options, refuse_origin
-from .websockets import MessageType, WebSocket
+from .views import ViewEndpoint, WebSocketView, refuse_origin
+from .websockets import WebSocket
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "App"]
 
@@ -81,7 +82,7 @@ class App(Starlette):
         allowed_origins: str | Iterable[str] | None = None,
     ) -> None:
         self._route_defaults = {"max_message_size": max_message_size, "idle_timeout": idle_timeout}
-        _check_options(self._route_defaults)  # a wrong default fails here, not at the first route
+        check_options(self._route_defaults)  # a wrong default fails here, not at the first route
         routes = [self._with_defaults(route) for route in routes or ()]
         super().__init__(
             debug=debug,

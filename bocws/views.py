@@ -27,19 +27,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
-from ._origins import OriginPolicy
-from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE, CloseCode, close_code_name
-from .websockets import (
-    InvalidMessage,
+from ._codes import CloseCode, close_code_name
+from ._exceptions import InvalidMessage, ParameterError
+from ._options import (
+    WEBSOCKET_OPTIONS,
     MessageType,
-    WebSocket,
-    WebSocketDisconnect,
-    _check_type,
-    _normalize_caught,
-    check_seconds,
-    check_size_limit,
-    is_error_code,
+    check_options,
+    class_options,
+    merge_options,
 )
+from ._origins import OriginPolicy
+from ._state import CONNECTING, DISCONNECT, DISCONNECTED, RESPONSE
+from .websockets import WebSocket, WebSocketDisconnect, is_error_code
 
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
 
@@ -47,28 +46,8 @@ logger = logging.getLogger("bocws")
 
 _View = TypeVar("_View", bound="Callable[..., Awaitable[None]] | type[WebSocketView]")
 
-#: The options a route gives its `WebSocket`, with their defaults: its keyword-only
-#: parameters, read from its signature so that the two cannot drift apart.
-WEBSOCKET_OPTIONS: dict[str, Any] = {
-    parameter.name: parameter.default
-    for parameter in inspect.signature(WebSocket.__init__).parameters.values()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-}
-#: Every route option with its default: the `WebSocket`'s, then the route's own.
-OPTION_DEFAULTS: dict[str, Any] = {
-    **WEBSOCKET_OPTIONS,
-    "idle_timeout": None,
-    "allowed_origins": None,
-}
-
-DIRECTIONS = frozenset({"receive_type", "send_type"})
-
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-
-
-class ParameterError(ValueError):
-    """A view parameter is missing from the request or does not convert (handshake refused)."""
 
 
 def _to_str(raw: str) -> str:
@@ -162,67 +141,6 @@ def _view_name(view: object) -> str:
     return getattr(view, "__qualname__", None) or repr(view)
 
 
-class _Default:
-    """The default of an option left out: the view's own setting, else `WebSocket`'s."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-#: Marks a route option that was not given (typed Any to stand in for any option type).
-DEFAULT: Any = _Default()
-
-
-def merge_options(base: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Route options `given` over those of `base` (a view's own); `DEFAULT`s are left out.
-
-    A `receive_type` or `send_type` given alone overrides `base`'s `value_type` for
-    that direction only.
-    """
-    given = {key: value for key, value in given.items() if value is not DEFAULT}
-    merged = dict(base)
-    value_type = merged.get("value_type")
-    if value_type is not None and "value_type" not in given and given.keys() & DIRECTIONS:
-        merged["receive_type"] = merged["send_type"] = value_type
-        merged["value_type"] = None
-    merged.update(given)
-    return merged
-
-
-def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate route options once, when the view is declared; return them complete."""
-    unknown = set(options) - set(OPTION_DEFAULTS)
-    if unknown:
-        raise TypeError(
-            f"unknown view option(s) {', '.join(sorted(unknown))}: use {', '.join(OPTION_DEFAULTS)}"
-        )
-    merged = {**OPTION_DEFAULTS, **options}
-    for name in ("value_type", "receive_type", "send_type"):
-        _check_type(name, merged[name])
-    merged["caught_close_codes"] = _normalize_caught(merged["caught_close_codes"])
-    check_size_limit("max_message_size", merged["max_message_size"])
-    if merged["idle_timeout"] is not None:
-        check_seconds("idle_timeout", merged["idle_timeout"], zero=False)
-    if merged["allowed_origins"] is not None:
-        OriginPolicy(merged["allowed_origins"])  # raises for a malformed entry
-    return merged
-
-
-def _class_options(view: type[WebSocketView]) -> dict[str, Any]:
-    """The options a `WebSocketView` subclass sets as class attributes, base classes first.
-
-    Each class is merged like route options over its bases', so a subclass's
-    `receive_type` overrides an inherited `value_type` for receiving only.
-    """
-    options: dict[str, Any] = {}
-    for cls in reversed(view.__mro__[: view.__mro__.index(WebSocketView)]):
-        own = {key: value for key, value in vars(cls).items() if key in OPTION_DEFAULTS}
-        options = merge_options(options, own)
-    return options
-
-
 class WebSocketView:
     """A class-based view: one instance per connection, with hooks for its events.
 
@@ -297,7 +215,7 @@ class ViewEndpoint:
             for hook in ("on_connect", "on_message", "on_disconnect"):
                 if not inspect.iscoroutinefunction(getattr(view, hook)):
                     raise TypeError(f"{name}.{hook} must be an async method (async def)")
-            options = merge_options(_class_options(view), options)
+            options = merge_options(class_options(view, WebSocketView), options)
             self._parameters: list[_Parameter] = []
             self._var_keyword = False
         else:
@@ -308,7 +226,7 @@ class ViewEndpoint:
                 )
             self._parameters, self._var_keyword = _read_signature(name, view)
         self.view = view
-        self.options = _check_options(merge_options(self._defaults, options))
+        self.options = check_options(merge_options(self._defaults, options))
         self._websocket_options = {key: self.options[key] for key in WEBSOCKET_OPTIONS}
         self._idle_timeout: float | None = self.options["idle_timeout"]
         origins = self.options["allowed_origins"]
@@ -819,6 +737,6 @@ def websocket_view(
         >>> routes = [starlette.routing.WebSocketRoute("/echo", echo)]
     """
     if view is None:
-        _check_options(merge_options({}, options))  # a mistyped option fails here, not later
+        check_options(merge_options({}, options))  # a mistyped option fails here, not later
         return lambda view: ViewEndpoint(view, **options)
     return ViewEndpoint(view, **options)

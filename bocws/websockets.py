@@ -10,13 +10,12 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import sys
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from types import TracebackType
-from typing import Any, ClassVar, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import anyio
 from starlette.exceptions import WebSocketException
@@ -26,6 +25,31 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from . import _json
+from ._codes import (
+    ERROR_CLOSE_CODES,
+    MAX_REASON_BYTES,
+    REASONS,
+    CloseCode,
+    check_close,
+    close_code_name,
+    is_int,
+    is_valid_close_code,
+)
+from ._exceptions import (
+    DenialResponseUnsupported,
+    InvalidJSON,
+    InvalidMessage,
+    MessageTooBig,
+    MessageTypeError,
+    WebSocketStateError,
+)
+from ._options import (
+    MessageType,
+    check_message_type,
+    check_seconds,
+    check_size_limit,
+    normalize_caught,
+)
 from ._state import (
     ACCEPT,
     CLOSE,
@@ -33,20 +57,12 @@ from ._state import (
     CONNECTING,
     DISCONNECT,
     DISCONNECTED,
-    ERROR_CLOSE_CODES,
-    MAX_REASON_BYTES,
     RECEIVE,
     RESPONSE,
     RESPONSE_BODY,
     SEND,
-    CloseCode,
     ConnectionState,
     WebSocketState,
-    WebSocketStateError,
-    check_close,
-    close_code_name,
-    is_int,
-    is_valid_close_code,
 )
 
 # anyio, a Starlette dependency, brings the backport before Python 3.11.
@@ -68,10 +84,7 @@ logger = logging.getLogger("bocws")
 _WebSocket = TypeVar("_WebSocket", bound="WebSocket")
 _Message = TypeVar("_Message")
 
-MESSAGE_TYPES = ("text", "bytes", "json", "event")
-MessageType = Literal["text", "bytes", "json", "event"]
 JSONMode = Literal["text", "binary"]
-DEFAULT_CAUGHT_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 DENIAL_EXTENSION = "websocket.http.response"
 #: How long a send that found the connection broken waits for the server's own
 #: `websocket.disconnect` (servers queue it before failing sends), for its close code.
@@ -81,167 +94,6 @@ DISCONNECT_SEARCH = 64
 # The largest message the hot path passes without a limit: a one-digit int compares
 # fastest, and anything larger goes through the slow path, still accepted.
 _UNMEASURED = 2**30 - 1
-
-
-def _nobody() -> None:
-    return None
-
-
-class InvalidMessage(Exception):
-    """The client sent a message that cannot be taken: the base of `MessageTypeError`
-    and `InvalidJSON`.
-
-    Caught, it leaves the connection open. Left to escape `async with ws` or a view,
-    it closes the connection with `close_code` and `reason` (the client's fault, so
-    without an error in the log), as it would whatever the shape of the code.
-
-    Attributes:
-        close_code: the close code it calls for (1003 or 1007).
-        reason: the close reason sent with it.
-    """
-
-    close_code: ClassVar[CloseCode]
-    reason: ClassVar[str]
-    #: The connection that raised it (weakly): only its own connection closes for it.
-    source: Callable[[], WebSocket | None] = _nobody
-
-
-class MessageTypeError(InvalidMessage, TypeError):
-    """A frame of one kind arrived where the other was expected (text vs. binary).
-
-    Closes with 1003 (unsupported data) when left to escape.
-
-    Attributes:
-        expected: `"text"` or `"bytes"`, what the call expected.
-        received: `"text"` or `"bytes"`, what the client sent.
-
-    Example:
-        >>> await ws.receive_text()  # the client sent a binary frame
-        MessageTypeError: expected a text frame, received a binary frame ...
-    """
-
-    close_code = CloseCode.UNSUPPORTED_DATA
-    reason = "unsupported frame type"
-
-    def __init__(self, expected: str, received: str, call: str) -> None:
-        self.expected = expected
-        self.received = received
-        names = {"text": "a text frame", "bytes": "a binary frame"}
-        super().__init__(
-            f"{call} expected {names[expected]}, received {names[received]}: "
-            f"use receive_{received}() or set receive_type={received!r}"
-            + (" (or receive_json() for JSON in either)" if call.startswith("receive_json") else "")
-        )
-
-
-class InvalidJSON(InvalidMessage, json.JSONDecodeError):
-    """A message that is not JSON (or, in a binary frame, not UTF-8) where JSON was
-    expected. A `json.JSONDecodeError`, so a `ValueError` too.
-
-    Closes with 1007 (invalid payload data) when left to escape.
-
-    Example:
-        >>> await ws.receive_json()  # the client sent "{oops"
-        InvalidJSON: Expecting property name enclosed in double quotes: line 1 column 2 ...
-    """
-
-    close_code = CloseCode.INVALID_PAYLOAD
-    reason = "invalid JSON"
-
-
-class MessageTooBig(WebSocketDisconnect):
-    """The client sent a message over `max_message_size`; the connection was closed (1009).
-
-    A `WebSocketDisconnect`, so loops and handlers that stop on a disconnect stop on
-    it too: `async for` and `async with` end quietly, as after any close of the
-    application's own.
-
-    Attributes:
-        code: 1009 (message too big).
-        size: the size of the message, in bytes (UTF-8 bytes for text).
-        limit: the `max_message_size` it went over.
-
-    Example:
-        >>> ws = WebSocket(scope, receive, send, max_message_size=4096)
-        >>> await ws.receive_text()  # the client sent 5000 bytes
-        MessageTooBig: a message of 5000 bytes is over max_message_size (4096)
-    """
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(CloseCode.MESSAGE_TOO_BIG, "message too big")
-        self.size = size
-        self.limit = limit
-        #: The connection that raised it (weakly), so that a view tells its own apart.
-        self.source: Callable[[], WebSocket | None] = _nobody
-
-    def __str__(self) -> str:
-        return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
-
-
-class DenialResponseUnsupported(RuntimeError):
-    """The server does not support the ASGI `websocket.http.response` extension.
-
-    Raised by `WebSocket.send_denial_response()`; `reject(response)` falls back to a
-    plain HTTP 403 instead.
-    """
-
-
-class _AnyCode:
-    """The `caught_close_codes` container that holds every close code."""
-
-    __slots__ = ()
-
-    def __contains__(self, code: object) -> bool:
-        return True
-
-    def __repr__(self) -> str:
-        return "all"
-
-
-_ANY_CODE = _AnyCode()
-_DEFAULT_CAUGHT = frozenset(DEFAULT_CAUGHT_CLOSE_CODES)
-
-
-def _normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Container[int]:
-    if codes is None:
-        return _DEFAULT_CAUGHT
-    if codes is all or isinstance(codes, _AnyCode):
-        return _ANY_CODE
-    if callable(codes) or not isinstance(codes, Iterable):
-        raise TypeError(
-            "caught_close_codes must be None, the builtin all, or an iterable of ints, "
-            f"got {codes!r}"
-        )
-    normalized = set()
-    for code in codes:
-        if not is_int(code):
-            raise TypeError(f"caught_close_codes must hold ints, got {code!r}")
-        normalized.add(int(code))
-    return frozenset(normalized)
-
-
-def _check_type(name: str, value: str | None) -> None:
-    if value is not None and value not in MESSAGE_TYPES:
-        raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(MESSAGE_TYPES)}")
-
-
-def check_size_limit(name: str, value: object) -> None:
-    """Raise unless `value` is `None` or a positive int (a size in bytes)."""
-    if value is None:
-        return
-    if not is_int(value):
-        raise TypeError(f"{name} must be None or an int (bytes), got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive number of bytes, got {value}")
-
-
-def check_seconds(name: str, value: object, *, zero: bool = True) -> None:
-    """Raise unless `value` is a finite number of seconds (>= 0, or > 0 with `zero=False`)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        expected = "0 or more" if zero else "more than 0"
-        raise ValueError(f"{name} must be a finite number of seconds, {expected}, got {value}")
 
 
 def _oversize(message: Message, limit: int) -> int:
@@ -283,7 +135,7 @@ class Ending(NamedTuple):
     detail: str = ""
 
 
-_BUG = Ending("bug", CloseCode.INTERNAL_ERROR, "internal error")
+_BUG = Ending("bug", CloseCode.INTERNAL_ERROR, REASONS[CloseCode.INTERNAL_ERROR])
 # Which ending wins when an exception group holds several.
 _WEIGHT = {"closed": 0, "departure": 1, "close": 2, "refuse": 2, "bug": 3}
 
@@ -368,9 +220,9 @@ class WebSocket(HTTPConnection):
             raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope.get('type')!r}")
         super().__init__(scope)
         if value_type is not None or receive_type is not None or send_type is not None:
-            _check_type("value_type", value_type)
-            _check_type("receive_type", receive_type)
-            _check_type("send_type", send_type)
+            check_message_type("value_type", value_type)
+            check_message_type("receive_type", receive_type)
+            check_message_type("send_type", send_type)
         if max_message_size is not None:
             check_size_limit("max_message_size", max_message_size)
         if value_type is not None:
@@ -378,7 +230,7 @@ class WebSocket(HTTPConnection):
         self._receive_type: MessageType = receive_type or "text"
         self._send_type: MessageType = send_type or "text"
         self.auto_accept = auto_accept
-        self.caught_close_codes: Container[int] = _normalize_caught(caught_close_codes)
+        self.caught_close_codes: Container[int] = normalize_caught(caught_close_codes)
         self._set_size_limit(max_message_size)
         self._receive = receive
         self._send = send

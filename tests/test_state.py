@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bocws import WebSocketState, WebSocketStateError
-from bocws._state import ConnectionState, check_close
+from bocws._codes import check_close
+from bocws._state import ConnectionState
 
 
 class CloseReason(IntEnum):

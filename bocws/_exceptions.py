@@ -1,0 +1,162 @@
+"""Every exception bocws raises, in one tree.
+
+    Exception
+    ├── WebSocketDisconnect (Starlette's)   the client left; re-exported as is
+    │   └── MessageTooBig                   over max_message_size: closed with 1009
+    ├── InvalidMessage                      the client sent what cannot be taken
+    │   ├── MessageTypeError (TypeError)    a frame of the other kind: 1003 if let out
+    │   └── InvalidJSON (json.JSONDecodeError, a ValueError): not JSON: 1007 if let out
+    ├── RuntimeError
+    │   ├── WebSocketStateError             a call or message illegal in this state
+    │   └── DenialResponseUnsupported       the server has no websocket.http.response
+    ├── ValueError
+    │   └── ParameterError                  a view parameter missing or invalid: 403
+    ├── BroadcastUnavailable                (bocws.broadcast) the broadcast's server is
+    │                                       out of reach
+    └── SubscriptionOverflow                (bocws.broadcast) a subscriber fell behind
+
+Besides these, calls raise the built-in `TypeError` and `ValueError` for arguments
+that cannot be used (each message says which and why), and receives `TimeoutError`.
+Imports nothing of the project but the close codes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import ClassVar
+
+from starlette.websockets import WebSocketDisconnect
+
+from ._codes import REASONS, CloseCode
+
+__all__ = [
+    "DenialResponseUnsupported",
+    "InvalidJSON",
+    "InvalidMessage",
+    "MessageTooBig",
+    "MessageTypeError",
+    "ParameterError",
+    "WebSocketDisconnect",
+    "WebSocketStateError",
+]
+
+
+def _nobody() -> None:
+    return None
+
+
+class WebSocketStateError(RuntimeError):
+    """An ASGI message, or a call that produces one, is not legal in the current state.
+
+    The message names the current state, what was attempted and what to do instead.
+    A refused message changes no state.
+
+    Example:
+        >>> await ws.close()
+        >>> await ws.close()
+        WebSocketStateError: cannot send 'websocket.close': the application already closed ...
+    """
+
+
+class InvalidMessage(Exception):
+    """The client sent a message that cannot be taken: the base of `MessageTypeError`
+    and `InvalidJSON`.
+
+    Caught, it leaves the connection open. Left to escape `async with ws` or a view,
+    it closes the connection with `close_code` and `reason` (the client's fault, so
+    without an error in the log), as it would whatever the shape of the code.
+
+    Attributes:
+        close_code: the close code it calls for (1003 or 1007).
+        reason: the close reason sent with it.
+    """
+
+    close_code: ClassVar[CloseCode]
+    reason: ClassVar[str]
+    #: The connection that raised it (weakly): only its own connection closes for it.
+    source: Callable[[], object] = _nobody
+
+
+class MessageTypeError(InvalidMessage, TypeError):
+    """A frame of one kind arrived where the other was expected (text vs. binary).
+
+    Closes with 1003 (unsupported data) when left to escape.
+
+    Attributes:
+        expected: `"text"` or `"bytes"`, what the call expected.
+        received: `"text"` or `"bytes"`, what the client sent.
+
+    Example:
+        >>> await ws.receive_text()  # the client sent a binary frame
+        MessageTypeError: expected a text frame, received a binary frame ...
+    """
+
+    close_code = CloseCode.UNSUPPORTED_DATA
+    reason = REASONS[CloseCode.UNSUPPORTED_DATA]
+
+    def __init__(self, expected: str, received: str, call: str) -> None:
+        self.expected = expected
+        self.received = received
+        names = {"text": "a text frame", "bytes": "a binary frame"}
+        super().__init__(
+            f"{call} expected {names[expected]}, received {names[received]}: "
+            f"use receive_{received}() or set receive_type={received!r}"
+            + (" (or receive_json() for JSON in either)" if call.startswith("receive_json") else "")
+        )
+
+
+class InvalidJSON(InvalidMessage, json.JSONDecodeError):
+    """A message that is not JSON (or, in a binary frame, not UTF-8) where JSON was
+    expected. A `json.JSONDecodeError`, so a `ValueError` too.
+
+    Closes with 1007 (invalid payload data) when left to escape.
+
+    Example:
+        >>> await ws.receive_json()  # the client sent "{oops"
+        InvalidJSON: Expecting property name enclosed in double quotes: line 1 column 2 ...
+    """
+
+    close_code = CloseCode.INVALID_PAYLOAD
+    reason = REASONS[CloseCode.INVALID_PAYLOAD]
+
+
+class MessageTooBig(WebSocketDisconnect):
+    """The client sent a message over `max_message_size`; the connection was closed (1009).
+
+    A `WebSocketDisconnect`, so loops and handlers that stop on a disconnect stop on
+    it too: `async for` and `async with` end quietly, as after any close of the
+    application's own.
+
+    Attributes:
+        code: 1009 (message too big).
+        size: the size of the message, in bytes (UTF-8 bytes for text).
+        limit: the `max_message_size` it went over.
+
+    Example:
+        >>> ws = WebSocket(scope, receive, send, max_message_size=4096)
+        >>> await ws.receive_text()  # the client sent 5000 bytes
+        MessageTooBig: a message of 5000 bytes is over max_message_size (4096)
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(CloseCode.MESSAGE_TOO_BIG, REASONS[CloseCode.MESSAGE_TOO_BIG])
+        self.size = size
+        self.limit = limit
+        #: The connection that raised it (weakly), so that a view tells its own apart.
+        self.source: Callable[[], object] = _nobody
+
+    def __str__(self) -> str:
+        return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
+
+
+class DenialResponseUnsupported(RuntimeError):
+    """The server does not support the ASGI `websocket.http.response` extension.
+
+    Raised by `WebSocket.send_denial_response()`; `reject(response)` falls back to a
+    plain HTTP 403 instead.
+    """
+
+
+class ParameterError(ValueError):
+    """A view parameter is missing from the request or does not convert (handshake refused)."""

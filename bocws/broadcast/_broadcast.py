@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 
 import anyio
 
+from .._codes import CloseCode
+from .._exceptions import WebSocketStateError
 from .._json import dumps_bytes, loads
-from .._state import CloseCode, WebSocketStateError
 from ..websockets import WebSocket, WebSocketDisconnect
 from ._backends import Backend, MemoryBackend, RedisBackend
 from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow

@@ -59,7 +59,14 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite
 def _standard_loads(text: str) -> Any:
     if text.startswith("\ufeff"):  # as json.loads says it
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _check_depth(text, _DECODER.decode(text))
+    try:
+        value = _DECODER.decode(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # NaN, an infinity: unless the document is malformed anyway
+        json.loads(text)  # raises as json.loads does for a malformed document
+        raise
+    return _check_depth(text, value)
 
 
 def _check_depth(text: str, value: Any) -> Any:

@@ -13,10 +13,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
+from ._lifecycle import refuse_origin
 from ._options import DEFAULT, MessageType, check_options
 from ._origins import OriginPolicy
 from ._servers import server_message_limit
-from .views import ViewEndpoint, WebSocketView, refuse_origin
+from .views import ViewEndpoint, WebSocketView
 from .websockets import WebSocket
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "App"]

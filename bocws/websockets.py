@@ -1101,3 +1101,33 @@ class WebSocket(HTTPConnection):
             if self._core.client_state is DISCONNECTED and self._receive_type == "event":
                 raise StopAsyncIteration from None
             raise
+
+
+# The interface of the view lifecycle (`_lifecycle.py`, `views.py`) to a connection: how
+# it ends for an exception, whether that end is quiet, what the client got. Internal.
+
+
+def ending_of(ws: WebSocket, error: BaseException) -> Ending:
+    """How `ws` ends for `error` (see `Ending`): the rule `async with ws` follows too."""
+    return ws._ending_of(error)
+
+
+def ends_quietly(ws: WebSocket, ending: Ending) -> bool:
+    """Whether a departure `ending` is a normal end for `ws` (its code is caught, or the
+    application had closed)."""
+    return ws._ends_quietly(ending)
+
+
+def how_it_ended(ws: WebSocket) -> str:
+    """What the client of `ws` received, in words, for the log."""
+    return ws._how_it_ended()
+
+
+def log_close(ws: WebSocket, detail: str) -> None:
+    """Log, at INFO, what the client of `ws` received, and why (`detail`)."""
+    ws._log_close(detail)
+
+
+def gone_code(ws: WebSocket) -> int:
+    """The close code of a client known to have left `ws`."""
+    return ws._client_gone().code

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import examples.chat
-from bocws import WebSocket, views, websocket_view
+from bocws import WebSocket, _parameters, websocket_view
 from bocws._servers import server_message_limit
 from tests.fake import CONNECT, FakeServer
 from tests.processes import TIMEOUT, Uvicorn, log_config
@@ -443,7 +443,7 @@ ADVERSARIAL_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize("convert", [views._to_float, views._to_int])
+@pytest.mark.parametrize("convert", [_parameters._to_float, _parameters._to_int])
 def test_number_parameters_take_linear_time(convert: Any) -> None:
     """A value a client crafts to make the regular expression backtrack is refused at
     once. The bound is loose (half a second, for a machine under load): each input takes
@@ -457,7 +457,7 @@ def test_number_parameters_take_linear_time(convert: Any) -> None:
     # The pattern itself, without the length bound, matches in linear time too.
     digits = "1" * 100_000 + "x"
     started = time.perf_counter()
-    assert views._NUMBER.fullmatch(digits) is None
+    assert _parameters._NUMBER.fullmatch(digits) is None
     assert time.perf_counter() - started < 0.5
 
 
@@ -467,7 +467,7 @@ def test_number_parameters_accept_exactly_the_documented_forms(raw: str) -> None
     """The linear pattern accepts what the documented grammar does, no more, no less."""
     documented = re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", raw, flags=re.ASCII)
     try:
-        value = views._to_float(raw)
+        value = _parameters._to_float(raw)
     except ValueError:
         assert documented is None or not math.isfinite(float(raw))
     else:
@@ -475,7 +475,7 @@ def test_number_parameters_accept_exactly_the_documented_forms(raw: str) -> None
         assert value == float(raw)
     integer = re.fullmatch(r"-?\d+", raw, flags=re.ASCII)
     try:
-        number = views._to_int(raw)
+        number = _parameters._to_int(raw)
     except ValueError:
         assert integer is None
     else:

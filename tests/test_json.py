@@ -401,17 +401,15 @@ def test_dumps_is_the_standard_librarys_compact_json(backend: ModuleType, value:
 @given(document=json_texts)
 @example(document="1" * 30)
 @example(document="NaN")
+@example(document="NaN0")
+@example(document="-0.01E400:")
 @example(document='"\\ud800"')
 def test_loads_is_json_loads_held_to_what_can_be_written_back(
     backend: ModuleType, document: str
 ) -> None:
     expected = outcome_of_loads(reference_loads, document)
     actual = outcome_of_loads(backend.loads, document)
-    if expected[0] == "error" and ("NaN" in document or "Infinity" in document):
-        # Refused at the literal, before json.loads would find the rest malformed.
-        assert actual[0] == "error"
-        assert issubclass(actual[1], ValueError)
-    elif expected[0] == "error":
+    if expected[0] == "error":
         assert actual == expected, f"json.loads raises {expected[1].__name__}"
     else:
         assert actual[0] == "value", f"json.loads returns {expected[1]!r}, loads raises"

@@ -42,7 +42,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-import bocws.views
+import bocws._lifecycle
 from bocws import App, WebSocket, WebSocketDisconnect
 
 from .processes import free_port, stop
@@ -739,7 +739,7 @@ async def test_idle_timeout_frees_a_view_stuck_on_a_slow_reader(
     `idle_timeout` does: the blocked send counts as no traffic, the view is cancelled, and
     the lifecycle gives up its own close (which could not be written either) after
     `CLOSE_TIMEOUT`, so the application returns and its task is gone."""
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.3)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.3)
     caplog.set_level(logging.INFO, logger="bocws")
     cancelled = asyncio.Event()
     returned = asyncio.Event()

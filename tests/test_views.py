@@ -28,7 +28,7 @@ from starlette.exceptions import WebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
 
-import bocws.views
+import bocws._lifecycle
 from bocws import (
     App,
     InvalidJSON,
@@ -38,7 +38,7 @@ from bocws import (
     WebSocketView,
     websocket_view,
 )
-from bocws.views import _finish
+from bocws._lifecycle import finish as _finish
 
 from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
 
@@ -1004,7 +1004,7 @@ async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) ->
 
 
 class NotAsyncio:
-    """asyncio as bocws.views sees it under another event loop: no current task."""
+    """asyncio as bocws._lifecycle sees it under another event loop: no current task."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
@@ -1026,7 +1026,7 @@ class NoTimer(NotAsyncio):
 def close_timer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Which bound of the final close runs: asyncio's timer, or anyio's cancel scope."""
     if request.param != "asyncio":
-        monkeypatch.setattr(bocws.views, "asyncio", NotAsyncio())
+        monkeypatch.setattr(bocws._lifecycle, "asyncio", NotAsyncio())
     return str(request.param)
 
 
@@ -1087,7 +1087,7 @@ async def test_finish_sends_nothing_and_sets_no_timeout_once_either_side_has_clo
         await ws.close(4000)
     sent = list(server.sent)
     server.fail_sends_with = AssertionError("_finish sent a message")
-    monkeypatch.setattr(bocws.views, "asyncio", NoTimer())
+    monkeypatch.setattr(bocws._lifecycle, "asyncio", NoTimer())
     await _finish(ws, 1000)
     assert server.sent == sent
 
@@ -1095,7 +1095,7 @@ async def test_finish_sends_nothing_and_sets_no_timeout_once_either_side_has_clo
 async def test_a_final_close_the_client_never_takes_is_given_up_after_close_timeout(
     close_timer: str, monkeypatch: pytest.MonkeyPatch, log: Log
 ) -> None:
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
     server = BlockedClose()
 
     async def serve() -> int:
@@ -1113,7 +1113,7 @@ async def test_a_final_close_the_client_never_takes_is_given_up_after_close_time
 async def test_a_cancellation_from_outside_during_the_final_close_propagates(
     close_timer: str, monkeypatch: pytest.MonkeyPatch, log: Log
 ) -> None:
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 3600)  # not reached here
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 3600)  # not reached here
     server = BlockedClose()
     task = asyncio.create_task(run(websocket_view(says_goodbye), server))
     with anyio.fail_after(5):
@@ -1129,7 +1129,7 @@ async def test_a_cancellation_from_outside_during_the_final_close_propagates(
 async def test_a_cancellation_from_outside_as_the_close_timer_fires_propagates(
     monkeypatch: pytest.MonkeyPatch, log: Log
 ) -> None:
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
     server = BlockedClose(then="also-cancel")
     task = asyncio.create_task(run(websocket_view(says_goodbye), server))
     with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):
@@ -1149,7 +1149,7 @@ async def test_a_cancellation_from_outside_as_the_close_timer_fires_propagates(
 async def test_a_final_close_the_server_fails_when_timed_out_leaves_the_task_uncancelled(
     close_timer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
     server = BlockedClose(then="fail")
 
     async def serve() -> int:
@@ -1688,7 +1688,7 @@ async def test_closes_under_way_share_one_watch_that_gives_up_only_the_late_ones
 ) -> None:
     # A blocked close and a prompt one: the watch ticks while closes are under way,
     # gives up the blocked one only, then stops ticking.
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
     blocked, prompt = BlockedClose(), FakeServer([CONNECT])
     prompt.scope["path_params"] = {}
     endpoint = websocket_view(says_goodbye)
@@ -1696,7 +1696,7 @@ async def test_closes_under_way_share_one_watch_that_gives_up_only_the_late_ones
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(run, endpoint, blocked)
             await blocked.closing.wait()
-            watch = bocws.views._CloseWatch.of(asyncio.get_running_loop())
+            watch = bocws._lifecycle._CloseWatch.of(asyncio.get_running_loop())
             assert watch.ticking
             assert len(watch.pending) == 1
             await run(endpoint, prompt)  # closes at once, while the other waits
@@ -1710,12 +1710,12 @@ async def test_closes_under_way_share_one_watch_that_gives_up_only_the_late_ones
     watch.tick()
     assert not watch.ticking
     assert timers == []
-    assert bocws.views._CloseWatch._current is None  # no loop kept alive
+    assert bocws._lifecycle._CloseWatch._current is None  # no loop kept alive
 
 
 def test_each_event_loop_gets_a_watch_of_its_own() -> None:
-    async def watch() -> bocws.views._CloseWatch:
-        return bocws.views._CloseWatch.of(asyncio.get_running_loop())
+    async def watch() -> bocws._lifecycle._CloseWatch:
+        return bocws._lifecycle._CloseWatch.of(asyncio.get_running_loop())
 
     first, again = asyncio.run(watch()), asyncio.run(watch())
     assert first is not again
@@ -1728,7 +1728,7 @@ async def test_a_timed_out_close_in_a_task_that_swallowed_a_cancellation_is_give
 ) -> None:
     # The view caught a cancellation and returned: the task's count stays at 1. The
     # bound takes back only its own cancellation, as asyncio.timeout does.
-    monkeypatch.setattr(bocws.views, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
     server = BlockedClose()
 
     async def swallows_a_cancellation(ws: WebSocket) -> None:

@@ -49,13 +49,13 @@ class Subscription:
         #: Messages lost to `overflow="drop_oldest"`.
         self.dropped = 0
         self._queue: deque[Any] = deque()
-        self._waiters: list[asyncio.Future[None]] = []  # tasks waiting, under asyncio
-        self._wakeup: anyio.Event | None = None  # the same, under other event loops
+        self._wakeup = Wakeup()  # the tasks waiting for a message
         self._ended = False  # no more messages will come
         self._overflowed = False
 
     def __repr__(self) -> str:
-        return f"<Subscription {self.channel!r}: {len(self._queue)} queued>"
+        queued, waiting = len(self._queue), self._wakeup.waiting
+        return f"<Subscription {self.channel!r}: {queued} queued, {waiting} waiting>"
 
     def put(self, message: Any) -> bool:
         """Queue `message` without waiting; `False` if the subscriber overflowed now."""
@@ -70,23 +70,13 @@ class Subscription:
             queue.popleft()
             self.dropped += 1
         queue.append(message)
-        if self._waiters or self._wakeup is not None:
-            self._wake()
+        self._wakeup.wake()
         return True
 
     def end(self) -> None:
         """No more messages: the iteration stops once the queue is read."""
         self._ended = True
-        self._wake()
-
-    def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
+        self._wakeup.wake()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -103,20 +93,89 @@ class Subscription:
                 raise SubscriptionOverflow(self.channel, self.queue_size)
             if self._ended:
                 raise StopAsyncIteration
-            # Under asyncio a bare future: half the cost of an anyio.Event per wait,
-            # which fanning out to 1,000 subscribers pays 1,000 times per message.
-            try:
-                waiter = asyncio.get_running_loop().create_future()
-            except RuntimeError:  # another event loop (trio): anyio's event
-                if self._wakeup is None:
-                    self._wakeup = anyio.Event()
-                await self._wakeup.wait()
-                continue
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:  # cancelled: no longer waiting
-                with contextlib.suppress(ValueError):  # unless a wake-up took it already
-                    self._waiters.remove(waiter)
-                raise
+            await self._wakeup.wait()
         return queue.popleft()
+
+
+class Wakeup:
+    """Tasks waiting for something to happen: each `await wait()` returns at the next `wake()`.
+
+    Made for the event loop that runs when it is made, as `anyio.Event()` is: under
+    asyncio, each waiting task awaits a bare future, half the cost of an `anyio.Event`
+    (which fanning out to 1,000 subscribers pays 1,000 times per message); under
+    another loop (trio), an `anyio.Event`. The choice is made here, once, and nowhere else.
+    """
+
+    def __new__(cls) -> Wakeup:
+        if cls is Wakeup:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # not asyncio's loop: trio's, or none yet
+                cls = _EventWakeup
+            else:
+                cls = _FutureWakeup
+        return object.__new__(cls)
+
+    @property
+    def waiting(self) -> int:
+        """How many tasks wait now."""
+        raise NotImplementedError  # pragma: no cover - each kind has its own
+
+    async def wait(self) -> None:
+        """Return at the next `wake()`."""
+        raise NotImplementedError  # pragma: no cover - each kind has its own
+
+    def wake(self) -> None:
+        """Wake the tasks waiting now; cheap when none is."""
+        raise NotImplementedError  # pragma: no cover - each kind has its own
+
+
+class _FutureWakeup(Wakeup):
+    """Under asyncio: a future per waiting task."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._futures: list[asyncio.Future[None]] = []
+
+    @property
+    def waiting(self) -> int:
+        return len(self._futures)
+
+    async def wait(self) -> None:
+        future = self._loop.create_future()
+        self._futures.append(future)
+        try:
+            await future
+        except BaseException:  # cancelled: no longer waiting
+            with contextlib.suppress(ValueError):  # unless a wake-up took it already
+                self._futures.remove(future)
+            raise
+
+    def wake(self) -> None:
+        futures = self._futures
+        if futures:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+            futures.clear()
+
+
+class _EventWakeup(Wakeup):
+    """Under any other event loop: one `anyio.Event` per round of waiting."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    @property
+    def waiting(self) -> int:
+        return 0 if self._event is None else self._event.statistics().tasks_waiting
+
+    async def wait(self) -> None:
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+    def wake(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None

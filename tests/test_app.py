@@ -26,7 +26,7 @@ from bocws import App, ViewEndpoint, WebSocket, WebSocketDisconnect, WebSocketVi
 from bocws.app import _Router
 
 from .fake import CONNECT, connected, websocket_scope
-from .test_server import IMPLEMENTATIONS, client, close_frame, recv, refused, running_server
+from .live_server import IMPLEMENTATIONS, client, close_frame, recv, refused, running_server
 
 REFUSED = {"type": "websocket.close", "code": 403, "reason": ""}
 

@@ -39,7 +39,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse, WebSocketT
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bocws import App, ViewEndpoint, WebSocketDisconnect, websocket_view
-from tests.test_server import TIMEOUT, client, closed_by_server, recv, refused, running_server
+from tests.live_server import TIMEOUT, client, closed_by_server, recv, refused, running_server
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

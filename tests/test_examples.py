@@ -15,8 +15,8 @@ from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
 from examples import auth, chat, echo, fastapi_app, starlette_app
+from tests.live_server import TIMEOUT, client, recv, refused, running_server
 from tests.processes import Uvicorn
-from tests.test_server import TIMEOUT, client, recv, refused, running_server
 
 # echo
 

@@ -24,7 +24,7 @@ from bocws import (
 )
 
 from .fake import FakeServer, LiveServer, binary, connected, disconnect, text
-from .test_server import IMPLEMENTATIONS, client, close_frame, recv, running_server
+from .live_server import IMPLEMENTATIONS, client, close_frame, recv, running_server
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 from bocws import App, WebSocket, WebSocketDisconnect, WebSocketView, websocket_view
 from bocws._origins import OriginPolicy
 
-from .test_server import IMPLEMENTATIONS, client, recv, refused, running_server
+from .live_server import IMPLEMENTATIONS, client, recv, refused, running_server
 
 
 def handshake(origin: str | None, host: str | None = "app.example.com") -> dict[str, Any]:

@@ -45,9 +45,9 @@ from websockets.asyncio.client import connect
 import bocws._lifecycle
 from bocws import App, WebSocket, WebSocketDisconnect
 
+from .live_server import ABNORMAL_CODES, IMPLEMENTATIONS, TIMEOUT, Probe, client, recv
+from .live_server import running_server as _running_server
 from .processes import free_port, stop
-from .test_server import ABNORMAL_CODES, IMPLEMENTATIONS, TIMEOUT, Probe, client, recv
-from .test_server import running_server as _running_server
 
 pytestmark = pytest.mark.anyio
 

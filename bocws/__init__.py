@@ -14,7 +14,13 @@ from ._exceptions import (
 )
 from ._state import WebSocketState
 from .app import App
-from .broadcast import Broadcast, BroadcastUnavailable, Subscription, SubscriptionOverflow
+from .broadcast import (
+    Backend,
+    Broadcast,
+    BroadcastUnavailable,
+    Subscription,
+    SubscriptionOverflow,
+)
 from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import WebSocket
 
@@ -25,6 +31,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree never
 
 __all__ = [
     "App",
+    "Backend",
     "Broadcast",
     "BroadcastUnavailable",
     "CloseCode",

@@ -1,7 +1,14 @@
-"""Broadcast: channels and rooms across processes, in memory or through Redis pub/sub."""
+"""Broadcast: channels and rooms across processes, over pluggable backends (memory, Redis ...)."""
 
-from ._backends import BroadcastUnavailable
+from ._backends import Backend, BroadcastUnavailable
 from ._broadcast import Broadcast
 from ._subscription import Overflow, Subscription, SubscriptionOverflow
 
-__all__ = ["Broadcast", "BroadcastUnavailable", "Overflow", "Subscription", "SubscriptionOverflow"]
+__all__ = [
+    "Backend",
+    "Broadcast",
+    "BroadcastUnavailable",
+    "Overflow",
+    "Subscription",
+    "SubscriptionOverflow",
+]

@@ -1,8 +1,9 @@
 """Where published messages travel: this process's memory, or a Redis server's pub/sub.
 
-A backend moves encoded payloads (`bytes`) between processes; `Broadcast` does the
-rest. It calls `deliver(channel, payload)` for each message on a subscribed
-channel, from its own task, without waiting.
+A backend moves encoded payloads (`bytes`) on named channels between processes;
+`Broadcast` does the rest: encoding, each subscriber's queue, rooms. `Backend` says
+what a backend must do, for one written elsewhere and passed as `Broadcast(backend=...)`;
+`SCHEMES`, at the end, says which backend a `Broadcast(url)` makes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,26 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Backend", "BroadcastUnavailable", "MemoryBackend", "RedisBackend"]
+__all__ = [
+    "SCHEMES",
+    "Backend",
+    "BroadcastUnavailable",
+    "Deliver",
+    "MemoryBackend",
+    "RedisBackend",
+    "backend_for_url",
+    "safe_url",
+]
 
 logger = logging.getLogger("bocws.broadcast")
 
 Deliver = Callable[[str, bytes], None]
+"""`deliver(channel, payload)`: what a backend calls for each message that reaches it."""
 
 
 class BroadcastUnavailable(Exception):
@@ -33,16 +44,148 @@ class BroadcastUnavailable(Exception):
     """
 
 
+@runtime_checkable
 class Backend(Protocol):
-    async def connect(self, deliver: Deliver) -> None: ...
+    """What `Broadcast` needs from a backend: publish payloads, and deliver those of
+    the channels this process subscribes to.
 
-    async def disconnect(self) -> None: ...
+    Pass any object with these five methods as `Broadcast(backend=...)`, as httpx takes
+    `transport=`; `memory://` and Redis URLs make one of the built-in ones.
+    Payloads are `bytes`, passed through unchanged (`Broadcast` encodes and decodes
+    them); channels are `str`, matched exactly.
 
-    async def subscribe(self, channel: str) -> None: ...
+    `Broadcast` calls `connect()` first, and `disconnect()` last, once for each
+    `connect()` that returned; it may connect the same backend again afterwards. In
+    between it calls the other three from any of its tasks, concurrently: `publish()`
+    for each message; `subscribe(channel)` when a channel gets its first subscriber
+    in this process, `unsubscribe(channel)` when it has none left. All of them run in
+    the event loop's thread.
 
-    async def unsubscribe(self, channel: str) -> None: ...
+    What every backend guarantees (and `Broadcast`, to its users):
 
-    async def publish(self, channel: str, payload: bytes) -> None: ...
+    - **Order**: the messages of one channel are delivered in the order the server
+      received them, the same in every process: those one process publishes one after
+      another (each `publish()` awaited), in that order.
+    - **At most once**: each message is delivered at most once to each process that
+      subscribes to its channel, however many subscribers it has there; none is
+      delivered twice, and none is delivered again after reconnecting.
+    - **No history**: a message published before `subscribe()` was called is not
+      delivered (one still on its way may be); one published after it returned is,
+      unless the connection to the server is lost meanwhile.
+    - **Reconnecting by itself**: when the connection to the server breaks, the backend
+      makes it again, with a growing delay between attempts, and subscribes again to
+      the channels subscribed to and not unsubscribed from. Messages published in
+      between are lost (at most once). `RedisBackend` logs a WARNING on the
+      `"bocws.broadcast"` logger when the connection is lost and when it is back.
+    - **Unreachable server**: `connect()` and `publish()` raise `BroadcastUnavailable`
+      (chaining the client's error); `subscribe()` and `unsubscribe()` do not raise,
+      and take effect once the connection is back. Other errors reach the caller of
+      `Broadcast.connect()`, `publish()` or `subscribe()` as they are.
+
+    Example, a backend for one process, as `memory://` is:
+
+        import anyio.lowlevel
+
+        class LocalBackend:
+            async def connect(self, deliver):
+                self.deliver, self.channels = deliver, set()
+
+            async def disconnect(self):
+                self.channels.clear()
+
+            async def subscribe(self, channel):
+                self.channels.add(channel)
+
+            async def unsubscribe(self, channel):
+                self.channels.discard(channel)
+
+            async def publish(self, channel, payload):
+                await anyio.lowlevel.checkpoint()  # as a network call would
+                if channel in self.channels:
+                    self.deliver(channel, payload)
+
+        broadcast = Broadcast(backend=LocalBackend())
+    """
+
+    async def connect(self, deliver: Deliver) -> None:
+        """Get ready to publish and subscribe; from then on, deliver messages with `deliver`.
+
+        Called by `Broadcast.connect()`, before any other method, and again after
+        `disconnect()` when the broadcast connects again. Keep `deliver` and call it
+        as `deliver(channel, payload)` for each message of a channel subscribed to:
+        a plain function that queues the message for the channel's subscribers and
+        returns at once, without raising. Call it from the event loop's thread, never
+        from another (hand a client thread's messages over with
+        `anyio.from_thread.run_sync`): from a reader task of the backend's own, or,
+        in one process, from `publish()` itself. Messages of a channel
+        `Broadcast` no longer has subscribers for are dropped: one that arrives
+        just after `unsubscribe()` does no harm. Between messages that come in a
+        burst, let the subscribers' tasks run (`await anyio.lowlevel.checkpoint()`),
+        or one with a short queue overflows although it keeps up.
+
+        A task that reads from the server must outlive `connect()`, and
+        `Broadcast.connect()` and `Broadcast.disconnect()` may be called from
+        different tasks (an application's startup and shutdown): start it as a task
+        of its own (`RedisBackend` uses asyncio's `loop.create_task()`), not in a task
+        group entered here.
+
+        Raises:
+            BroadcastUnavailable: the server cannot be reached. Then, or when this
+                call is cancelled, leave nothing running: `disconnect()` is not called.
+        """
+        ...
+
+    async def disconnect(self) -> None:
+        """Stop: deliver nothing more, stop the backend's tasks, close its connections.
+
+        Called by `Broadcast.disconnect()`, once for each `connect()` that returned,
+        after every subscription has ended; it does not call `unsubscribe()` first.
+        Forget the channels subscribed to: the next `connect()` starts with none.
+        Return promptly, even when the server cannot be reached.
+        """
+        ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Deliver the messages of `channel` from now on.
+
+        Called when `channel` gets its first subscriber in this process. Return once
+        the subscription is in place (the server has confirmed it), so that every
+        message published after this returns, by this process or another, is
+        delivered. A backend may stop waiting for a confirmation that does not come
+        (`RedisBackend` waits 5 s). When the server cannot be reached, return at once
+        without raising, and subscribe once the connection is back.
+
+        It may be called for a channel already subscribed to (when the channel's only
+        subscriber overflowed and another one came before it left), and while an
+        `unsubscribe()` of the same channel is still running: keep the channels in a
+        set, and let the latest call decide. It may be cancelled; `unsubscribe()`
+        follows once the channel has no subscribers.
+        """
+        ...
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop delivering the messages of `channel`.
+
+        Called when the last subscriber to `channel` in this process leaves, shielded
+        from cancellation. Do not raise when the server cannot be reached: a
+        connection made again later does not subscribe to `channel`.
+        """
+        ...
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        """Send `payload` to the subscribers of `channel`, in every process.
+
+        Called by `Broadcast.publish()`, from many tasks at once; return once the
+        server has the message (or, in one process, once it is delivered). Let
+        other tasks run at least once (`await anyio.lowlevel.checkpoint()`), as a
+        network call would: a task that publishes in a loop should not fill its
+        subscribers' queues before they can read them.
+
+        Raises:
+            BroadcastUnavailable: the server cannot be reached (name it, without its
+                password). Nothing was published, as far as this process knows.
+        """
+        ...
 
 
 class MemoryBackend:
@@ -165,7 +308,7 @@ class RedisBackend:
 
     @property
     def _safe_url(self) -> str:
-        return self._url.split("@")[-1]  # no password in logs
+        return safe_url(self._url)
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
@@ -284,3 +427,54 @@ class RedisBackend:
                     confirmed.set()
                 else:
                     self._pending[channel] = (count - 1, confirmed)
+
+
+def memory(url: str, **options: Any) -> MemoryBackend:
+    """The backend of `"memory://"`: this process only."""
+    if url != "memory://":
+        raise unsupported(url)
+    if options:
+        raise TypeError(f"memory:// takes no options, got {sorted(options)}")
+    return MemoryBackend()
+
+
+SCHEMES: dict[str, Callable[..., Backend]] = {
+    "memory": memory,
+    "redis": RedisBackend,
+    "rediss": RedisBackend,  # TLS
+    "unix": RedisBackend,  # a Unix socket: unix:///path/redis.sock
+}
+"""The schemes `Broadcast(url, **options)` knows, each with what makes its backend:
+called as `factory(url, **options)`. Any other backend is passed as an object."""
+
+
+def backend_for_url(url: str, options: dict[str, Any]) -> Backend:
+    """The backend `Broadcast(url, **options)` uses, picked by the URL's scheme in `SCHEMES`.
+
+    Raises:
+        ValueError: no backend has that scheme.
+        TypeError: `url` is not a str, or the backend does not take an option.
+    """
+    if not isinstance(url, str):
+        raise TypeError(
+            f"a broadcast URL is a str, got {type(url).__name__}: pass a backend object "
+            "as Broadcast(backend=...)"
+        )
+    scheme, separator, _rest = url.partition("://")
+    factory = SCHEMES.get(scheme) if separator else None
+    if factory is None:
+        raise unsupported(url)
+    return factory(url, **options)
+
+
+def safe_url(url: str) -> str:
+    """`url` without its user and password, for logs, errors and reprs."""
+    return url.split("@")[-1]
+
+
+def unsupported(url: str) -> ValueError:
+    schemes = ", ".join(f"{scheme}://" for scheme in SCHEMES)
+    return ValueError(
+        f"unsupported broadcast URL {url!r}: use one of {schemes} (such as "
+        "'redis://host:port/db'), or pass a backend object as Broadcast(backend=...)"
+    )

@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import anyio
 
 from .._codes import CloseCode
-from .._exceptions import WebSocketStateError
+from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._json import dumps_bytes, loads
-from ..websockets import WebSocket, WebSocketDisconnect
-from ._backends import Backend, MemoryBackend, RedisBackend
+from ..websockets import WebSocket
+from ._backends import Backend, backend_for_url, safe_url
 from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
 
 __all__ = ["Broadcast", "decode", "encode"]
@@ -62,20 +62,6 @@ def decode(payload: bytes) -> Any:
     raise ValueError(f"not a bocws broadcast message: {payload[:20]!r}")
 
 
-def _backend(url: str, options: dict[str, Any]) -> Backend:
-    scheme, separator, _rest = url.partition("://")
-    if url == "memory://":
-        if options:
-            raise TypeError(f"memory:// takes no options, got {sorted(options)}")
-        return MemoryBackend()
-    if separator and scheme in ("redis", "rediss", "unix"):
-        return RedisBackend(url, **options)
-    raise ValueError(
-        f"unsupported broadcast URL {url!r}: use 'memory://' or 'redis://host:port/db' "
-        "('rediss://' for TLS)"
-    )
-
-
 class Broadcast:
     """Channels that carry messages to every subscriber, in this process or in all of them.
 
@@ -83,11 +69,19 @@ class Broadcast:
         url: `"memory://"` (the default) for one process, or a Redis URL,
             `"redis://host:port/db"`, for all the processes connected to that server
             (needs the `bocws[redis]` extra).
+        backend: instead of a URL, any object that does what `Backend` says, such as
+            a backend for another server (as httpx takes `transport=`).
         queue_size: messages that may wait for one subscriber.
         overflow: what happens to a subscriber `queue_size` messages behind:
             `"close"` (the default) unsubscribes it, and `room()` closes its socket
             with 1013; `"drop_oldest"` drops its oldest queued message.
-        **options: for Redis, options of `redis.asyncio.Redis.from_url()`.
+        **options: for the URL's backend; for Redis, options of
+            `redis.asyncio.Redis.from_url()`.
+
+    Raises:
+        ValueError: an unsupported URL, `queue_size` or `overflow`.
+        TypeError: both a URL and a backend, options with a backend, or a backend
+            without `Backend`'s methods.
 
     Connect before use and disconnect after: `async with broadcast:`, or in an
     app, `app.on_startup(broadcast.connect)` and `app.on_shutdown(broadcast.disconnect)`.
@@ -98,28 +92,40 @@ class Broadcast:
         ...     async with broadcast, broadcast.subscribe("news") as news:
         ...         await broadcast.publish("news", {"headline": "hello"})
         ...         return await anext(news)
+
+    With a backend object (`Backend`'s docstring has a complete one for one process):
+
+        >>> broadcast = Broadcast(backend=LocalBackend())
     """
 
     def __init__(
         self,
-        url: str = "memory://",
+        url: str | None = None,
         *,
+        backend: Backend | None = None,
         queue_size: int = 1000,
         overflow: Overflow = "close",
         **options: Any,
     ) -> None:
         _check_queue(queue_size, overflow)
+        if backend is None:
+            url = "memory://" if url is None else url
+            backend = backend_for_url(url, options)
+        else:
+            _check_backend(backend, url, options)
+        #: The URL the broadcast was made with; `None` when given a backend object.
         self.url = url
         self.queue_size = queue_size
         self.overflow = overflow
-        self._backend = _backend(url, options)
+        self._backend = backend
         self._subscribers: dict[str, set[Subscription]] = {}
         self._subscribing: dict[str, anyio.Event] = {}  # channels the backend is joining
         self._connected = False
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else "not connected"
-        return f"<Broadcast {self.url.split('@')[-1]!r}: {state}>"
+        where = f"backend={self._backend!r}" if self.url is None else repr(safe_url(self.url))
+        return f"<Broadcast {where}: {state}>"
 
     # Lifecycle.
 
@@ -127,7 +133,7 @@ class Broadcast:
         """Connect to the backend (for Redis, check that it answers).
 
         Raises:
-            BroadcastUnavailable: Redis cannot be reached.
+            BroadcastUnavailable: the backend's server (Redis) cannot be reached.
         """
         if self._connected:
             raise RuntimeError("this Broadcast is already connected")
@@ -306,6 +312,23 @@ async def _relay(ws: WebSocket, subscription: Subscription) -> None:
             "%r: could not relay a message of channel %r; stopped relaying",
             ws.url.path,
             subscription.channel,
+        )
+
+
+def _check_backend(backend: object, url: object, options: dict[str, Any]) -> None:
+    if url is not None:
+        raise TypeError(
+            f"Broadcast() takes a URL or a backend, not both: got {url!r} and {backend!r}"
+        )
+    if options:
+        raise TypeError(
+            f"Broadcast(backend=...) takes no backend options, got {sorted(options)}: "
+            "configure the backend object itself"
+        )
+    if isinstance(backend, type) or not isinstance(backend, Backend):
+        raise TypeError(
+            "a broadcast backend is an object with the methods of bocws.broadcast.Backend "
+            f"(connect, disconnect, subscribe, unsubscribe, publish), got {backend!r}"
         )
 
 

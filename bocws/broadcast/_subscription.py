@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 import anyio
@@ -106,7 +106,7 @@ class Wakeup:
     another loop (trio), an `anyio.Event`. The choice is made here, once, and nowhere else.
     """
 
-    def __new__(cls) -> Wakeup:
+    def __new__(cls) -> Wakeup:  # noqa: PYI034 - a subclass, picked for the event loop
         if cls is Wakeup:
             try:
                 asyncio.get_running_loop()
@@ -121,8 +121,8 @@ class Wakeup:
         """How many tasks wait now."""
         raise NotImplementedError  # pragma: no cover - each kind has its own
 
-    async def wait(self) -> None:
-        """Return at the next `wake()`."""
+    def wait(self) -> Awaitable[None]:
+        """What to await until the next `wake()`."""
         raise NotImplementedError  # pragma: no cover - each kind has its own
 
     def wake(self) -> None:
@@ -139,17 +139,15 @@ class _FutureWakeup(Wakeup):
 
     @property
     def waiting(self) -> int:
-        return len(self._futures)
+        return sum(not future.done() for future in self._futures)
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
+        futures = self._futures
+        if futures:  # waits cancelled since the last wake-up (or other tasks waiting)
+            futures[:] = [future for future in futures if not future.done()]
         future = self._loop.create_future()
-        self._futures.append(future)
-        try:
-            await future
-        except BaseException:  # cancelled: no longer waiting
-            with contextlib.suppress(ValueError):  # unless a wake-up took it already
-                self._futures.remove(future)
-            raise
+        futures.append(future)
+        return future  # awaited as it is: no coroutine in between
 
     def wake(self) -> None:
         futures = self._futures
@@ -170,10 +168,10 @@ class _EventWakeup(Wakeup):
     def waiting(self) -> int:
         return 0 if self._event is None else self._event.statistics().tasks_waiting
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
         if self._event is None:
             self._event = anyio.Event()
-        await self._event.wait()
+        return self._event.wait()
 
     def wake(self) -> None:
         if self._event is not None:

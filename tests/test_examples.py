@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -430,9 +431,31 @@ def test_fastapi_app_mounts_the_chat() -> None:
 # The README's demo, with the uvicorn command itself.
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_demo_options() -> list[str]:
+    """The options of the README's demo command after the app, but for host and port."""
+    line = next(
+        line for line in README.read_text().splitlines() if "uvicorn examples.chat:app" in line
+    )
+    words = line.split("uvicorn examples.chat:app", 1)[1].split()
+    options = []
+    while words:
+        word = words.pop(0)
+        if word in ("--host", "--port"):
+            words.pop(0)  # the test picks its own
+        else:
+            options.append(word)
+    return options
+
+
+@pytest.mark.skipif(not README.exists(), reason="no README beside the tests")
 @pytest.mark.anyio
-async def test_chat_runs_under_the_uvicorn_command(serve: type[Uvicorn]) -> None:
-    server = serve("examples.chat:app")  # `uvicorn examples.chat:app`, on a free port
+async def test_chat_runs_under_the_readmes_uvicorn_command(serve: type[Uvicorn]) -> None:
+    options = readme_demo_options()
+    assert options == ["--ws-max-size", "16384"]  # the chat's largest message
+    server = serve("examples.chat:app", *options)  # on a free port
     server.start()
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         page = await http.get(f"{server.url}/")
@@ -440,3 +463,5 @@ async def test_chat_runs_under_the_uvicorn_command(serve: type[Uvicorn]) -> None
     async with client(f"ws://127.0.0.1:{server.port}/chat/demo?name=ana") as connection:
         await joined(connection)
         await relayed(connection, "hi")
+    server.stop()
+    assert not [line for line in server.lines if "WARNING" in line or "ERROR" in line]

@@ -469,32 +469,36 @@ async def test_client_vanishing_while_view_sends_raises_disconnect(
 # 8. The client closes.
 
 
-async def test_client_close_1000_ends_async_for(
-    implementation: str, probe: Probe, uvicorn_errors: list[logging.LogRecord]
+@pytest.mark.parametrize(
+    ("code", "reason", "caught"),
+    [
+        (1000, "", True),
+        (1001, "going", True),
+        (4000, "client bye", False),
+        (3000, "", False),
+        (1011, "client failed", False),
+    ],
+)
+async def test_a_client_close_ends_async_for_or_raises_from_it_by_its_code(
+    implementation: str,
+    probe: Probe,
+    uvicorn_errors: list[logging.LogRecord],
+    code: int,
+    reason: str,
+    caught: bool,
 ) -> None:
+    """The default caught codes (1000, 1001) end `async for`; any other is raised from it,
+    with the client's code and reason, whichever uvicorn implementation carries it."""
     async with running_server(App(probe), implementation) as base:
         async with client(base + "/loop/default") as ws:
             for message in ["one", "two"]:
                 await ws.send(message)
                 assert await recv(ws) == message
-            await ws.close(1000)
-        assert await probe.next_note() == (
-            "after loop",
-            WebSocketState.DISCONNECTED,
-            ["one", "two"],
-        )
-        assert await probe.outcome() is None
-    assert messages(uvicorn_errors) == []
-
-
-async def test_client_close_4000_raises_from_async_for(
-    implementation: str, probe: Probe, uvicorn_errors: list[logging.LogRecord]
-) -> None:
-    async with running_server(App(probe), implementation) as base:
-        async with client(base + "/loop/default") as ws:
-            await ws.send("one")
-            assert await recv(ws) == "one"
-            await ws.close(4000, "client bye")
-        assert await probe.next_note() == ("raised", 4000, "client bye", ["one"])
+            await ws.close(code, reason)
+        if caught:
+            expected: tuple[Any, ...] = ("after loop", WebSocketState.DISCONNECTED, ["one", "two"])
+        else:
+            expected = ("raised", code, reason, ["one", "two"])
+        assert await probe.next_note() == expected
         assert await probe.outcome() is None
     assert messages(uvicorn_errors) == []

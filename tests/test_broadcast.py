@@ -1103,7 +1103,7 @@ async def test_a_reader_failure_not_the_networks_is_logged_and_recovered(
     assert failed[0].exc_info is not None
 
 
-# From the review of the broadcast: each of these failed before its fix.
+# Rooms: errors and closes inside a room.
 
 
 def test_an_error_raised_in_a_room_comes_out_of_it_unchanged(
@@ -1183,6 +1183,9 @@ def test_a_message_a_room_cannot_send_is_logged_and_ends_the_relaying_only(
             time.sleep(POLL)
     assert len(failures()) == 1
     assert failures()[0].levelno == logging.ERROR
+
+
+# Arguments, cancellation and bursts.
 
 
 @pytest.mark.anyio

@@ -920,7 +920,7 @@ async def test_iter_bytes_ends_quietly_when_the_client_answers_the_applications_
     assert server.sent == [ACCEPT, close(4000)]
 
 
-# Found in review: concurrency, spec details, and odd inputs.
+# Concurrency: several tasks on one connection.
 
 
 async def test_concurrent_first_operations_accept_once_and_lose_no_message() -> None:
@@ -1097,6 +1097,9 @@ async def test_a_task_waiting_on_a_cancelled_lazy_accept_accepts_itself(second: 
     assert server.sent[0] == ACCEPT
 
 
+# accept() and raw events: what the ASGI specification requires of them.
+
+
 async def test_headers_from_a_generator_are_refused_rather_than_lost() -> None:
     server = connected()
     ws = server.websocket()
@@ -1141,6 +1144,9 @@ async def test_raw_send_needs_a_byte_string() -> None:
     with pytest.raises(ValueError, match="'bytes' must be bytes, got memoryview"):
         await ws.send_event({"type": "websocket.send", "bytes": memoryview(b"x")})
     assert server.sent == [ACCEPT]
+
+
+# Odd values: enums for codes, lone surrogates in text.
 
 
 def test_caught_close_codes_take_int_enums() -> None:
@@ -1197,6 +1203,9 @@ async def test_send_json_checks_its_mode_before_serialising() -> None:
         await connected().websocket().send_json(object(), mode="yaml")  # type: ignore[arg-type]
 
 
+# The client's answer to the application's own close.
+
+
 async def test_async_for_ends_quietly_when_the_client_answers_the_applications_close() -> None:
     server = connected(disconnect(4000))
     ws = server.websocket()
@@ -1213,6 +1222,9 @@ async def test_async_with_silences_the_answer_to_the_applications_own_close() ->
         await ws.close(4000)
         await ws.receive_text()
     assert server.sent == [ACCEPT, close(4000)]
+
+
+# A connection that breaks under a send.
 
 
 async def test_a_receive_after_another_tasks_send_found_the_connection_broken_raises_1006() -> None:

@@ -557,6 +557,20 @@ def test_memory_takes_no_options() -> None:
         Broadcast("memory://", socket_timeout=1)
 
 
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        ("redis://127.0.0.1:6379/0", {"decode_responses": True}),
+        ("redis://127.0.0.1:6379/0?decode_responses=true", {}),
+    ],
+)
+def test_redis_refuses_decode_responses_which_would_drop_every_message(
+    url: str, options: dict[str, Any]
+) -> None:
+    with pytest.raises(TypeError, match="decode_responses"):
+        Broadcast(url, **options)
+
+
 def circular() -> list[Any]:
     loop: list[Any] = []
     loop.append(loop)

@@ -256,6 +256,11 @@ class RedisBackend:
         # publish that cannot be made should say so while the sender still cares.
         options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
         self._client = redis.Redis.from_url(url, **options)
+        if self._client.get_connection_kwargs().get("decode_responses"):  # type: ignore[no-untyped-call,unused-ignore]
+            raise TypeError(
+                "Broadcast moves bytes through Redis: decode_responses (an option or in "
+                "the URL) would turn every payload into a str; leave it out"
+            )
         # The reader's own client, which never retries: a broken subscribing connection
         # must reach _read(), to be logged and made again with the channels of now.
         reader_options = {**options, "retry": Retry(NoBackoff(), 0), "max_connections": 1}

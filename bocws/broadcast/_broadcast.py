@@ -76,12 +76,13 @@ class Broadcast:
             `"close"` (the default) unsubscribes it, and `room()` closes its socket
             with 1013; `"drop_oldest"` drops its oldest queued message.
         **options: for the URL's backend; for Redis, options of
-            `redis.asyncio.Redis.from_url()`.
+            `redis.asyncio.Redis.from_url()` (but `decode_responses`: the payloads
+            are bytes).
 
     Raises:
         ValueError: an unsupported URL, `queue_size` or `overflow`.
-        TypeError: both a URL and a backend, options with a backend, or a backend
-            without `Backend`'s methods.
+        TypeError: both a URL and a backend, options with a backend, a backend
+            without `Backend`'s methods, or Redis's `decode_responses`.
 
     Connect before use and disconnect after: `async with broadcast:`, or in an
     app, `app.on_startup(broadcast.connect)` and `app.on_shutdown(broadcast.disconnect)`.

@@ -17,6 +17,7 @@ __all__ = [
     "CloseCode",
     "check_close",
     "close_code_name",
+    "is_error_code",
     "is_int",
     "is_valid_close_code",
 ]
@@ -68,6 +69,11 @@ ERROR_CLOSE_CODES = frozenset(
         CloseCode.TLS_HANDSHAKE,
     }
 )
+
+
+def is_error_code(code: int) -> bool:
+    """Whether a peer closing with `code` reported an error (see `ERROR_CLOSE_CODES`)."""
+    return code in ERROR_CLOSE_CODES
 
 
 def close_code_name(code: int) -> str:

@@ -20,16 +20,10 @@ import anyio
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from ._codes import CloseCode, close_code_name
+from ._codes import CloseCode, close_code_name, is_error_code
+from ._exceptions import WebSocketDisconnect
 from ._state import CONNECTING, DISCONNECTED
-from .websockets import (
-    WebSocket,
-    WebSocketDisconnect,
-    ending_of,
-    how_it_ended,
-    is_error_code,
-    log_close,
-)
+from .websockets import WebSocket, ending_of, how_it_ended, log_close
 
 __all__ = ["CLOSE_TIMEOUT", "IDLE_REASON", "Activity", "finish", "refuse_origin", "serve"]
 

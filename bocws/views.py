@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._codes import CloseCode
-from ._exceptions import InvalidMessage, ParameterError
+from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
 from ._lifecycle import Activity, refuse_origin, serve
 from ._options import (
     WEBSOCKET_OPTIONS,
@@ -30,7 +30,7 @@ from ._options import (
 from ._origins import OriginPolicy
 from ._parameters import ViewParameters, view_name
 from ._state import DISCONNECT, DISCONNECTED, RESPONSE
-from .websockets import WebSocket, WebSocketDisconnect, ending_of, ends_quietly, gone_code
+from .websockets import WebSocket, ending_of, ends_quietly, gone_code
 
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
 

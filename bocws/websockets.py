@@ -25,16 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from . import _json
-from ._codes import (
-    ERROR_CLOSE_CODES,
-    MAX_REASON_BYTES,
-    REASONS,
-    CloseCode,
-    check_close,
-    close_code_name,
-    is_int,
-    is_valid_close_code,
-)
+from ._codes import REASONS, REJECT_CODE, CloseCode, check_close, close_code_name
 from ._exceptions import (
     DenialResponseUnsupported,
     InvalidJSON,
@@ -69,15 +60,7 @@ from ._state import (
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
-__all__ = [
-    "DenialResponseUnsupported",
-    "InvalidJSON",
-    "InvalidMessage",
-    "MessageTooBig",
-    "MessageTypeError",
-    "WebSocket",
-    "WebSocketDisconnect",
-]
+__all__ = ["WebSocket"]
 
 logger = logging.getLogger("bocws")
 
@@ -145,11 +128,6 @@ def exception_leaves(error: BaseException) -> list[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         return [leaf for member in error.exceptions for leaf in exception_leaves(member)]
     return [error]
-
-
-def is_error_code(code: int) -> bool:
-    """Whether a peer closing with `code` reported an error (see `ERROR_CLOSE_CODES`)."""
-    return code in ERROR_CLOSE_CODES
 
 
 class WebSocket(HTTPConnection):
@@ -775,11 +753,13 @@ class WebSocket(HTTPConnection):
         elif isinstance(error, WebSocketException):
             # As in Starlette: before anything was accepted, refuse the handshake.
             if core.application_state is CONNECTING:
-                return Ending("refuse", 403, "", f"WebSocketException({error.code}) before accept")
-            if is_int(error.code) and is_valid_close_code(error.code):
-                reason = error.reason or ""
-                if len(reason.encode("utf-8")) <= MAX_REASON_BYTES:
-                    return Ending("close", error.code, reason, "WebSocketException")
+                detail = f"WebSocketException({error.code}) before accept"
+                return Ending("refuse", REJECT_CODE, "", detail)
+            try:  # a code or reason that cannot be sent makes it the view's error
+                check_close(error.code, error.reason, handshake_pending=False)
+            except (TypeError, ValueError):
+                return _BUG
+            return Ending("close", error.code, error.reason or "", "WebSocketException")
         return _BUG
 
     def _ends_quietly(self, disconnect: WebSocketDisconnect | Ending) -> bool:

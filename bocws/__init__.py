@@ -2,6 +2,7 @@
 
 from importlib import metadata as _metadata
 
+from ._codecs import Codec
 from ._codes import CloseCode
 from ._exceptions import (
     DenialResponseUnsupported,
@@ -35,6 +36,7 @@ __all__ = [
     "Broadcast",
     "BroadcastUnavailable",
     "CloseCode",
+    "Codec",
     "DenialResponseUnsupported",
     "InvalidJSON",
     "InvalidMessage",

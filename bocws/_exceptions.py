@@ -3,7 +3,7 @@
     Exception
     ├── WebSocketDisconnect (Starlette's)   the client left; re-exported as is
     │   └── MessageTooBig                   over max_message_size: closed with 1009
-    ├── InvalidMessage                      the client sent what cannot be taken
+    ├── InvalidMessage                      the client sent what cannot be taken: 1007
     │   ├── MessageTypeError (TypeError)    a frame of the other kind: 1003 if let out
     │   └── InvalidJSON (json.JSONDecodeError, a ValueError): not JSON: 1007 if let out
     ├── RuntimeError
@@ -16,7 +16,9 @@
     └── SubscriptionOverflow                (bocws.broadcast) a subscriber fell behind
 
 Besides these, calls raise the built-in `TypeError` and `ValueError` for arguments
-that cannot be used (each message says which and why), and receives `TimeoutError`.
+that cannot be used (each message says which and why; text holding a lone surrogate,
+which no server can send, is `InvalidUnicode`, a `TypeError`), and receives
+`TimeoutError`.
 Imports nothing of the project but the close codes.
 """
 
@@ -34,6 +36,7 @@ __all__ = [
     "DenialResponseUnsupported",
     "InvalidJSON",
     "InvalidMessage",
+    "InvalidUnicode",
     "MessageTooBig",
     "MessageTypeError",
     "ParameterError",
@@ -61,19 +64,23 @@ class WebSocketStateError(RuntimeError):
 
 class InvalidMessage(Exception):
     """The client sent a message that cannot be taken: the base of `MessageTypeError`
-    and `InvalidJSON`.
+    and `InvalidJSON`, and what a `Codec` raises for a payload it cannot decode.
 
     Caught, it leaves the connection open. Left to escape `async with ws` or a view,
     it closes the connection with `close_code` and `reason` (the client's fault, so
     without an error in the log), as it would whatever the shape of the code.
 
     Attributes:
-        close_code: the close code it calls for (1003 or 1007).
+        close_code: the close code it calls for: 1007 (invalid payload data), 1003
+            for a `MessageTypeError`.
         reason: the close reason sent with it.
+
+    Example:
+        >>> raise InvalidMessage("not a msgpack document")  # in a Codec's decode()
     """
 
-    close_code: ClassVar[CloseCode]
-    reason: ClassVar[str]
+    close_code: ClassVar[CloseCode] = CloseCode.INVALID_PAYLOAD
+    reason: ClassVar[str] = "invalid message"
     #: The connection that raised it (weakly): only its own connection closes for it.
     source: Callable[[], object] = _nobody
 
@@ -148,6 +155,10 @@ class MessageTooBig(WebSocketDisconnect):
 
     def __str__(self) -> str:
         return f"a message of {self.size} bytes is over max_message_size ({self.limit})"
+
+
+class InvalidUnicode(TypeError):
+    """Text the server cannot encode, so cannot send: it holds a lone surrogate."""
 
 
 class DenialResponseUnsupported(RuntimeError):

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Container, Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
+from ._codecs import codec_for
 from ._codes import CloseCode, is_int
 from ._origins import OriginPolicy
 
 __all__ = [
     "DEFAULT",
-    "MESSAGE_TYPES",
     "OPTIONS",
     "OPTION_DEFAULTS",
     "WEBSOCKET_OPTIONS",
-    "MessageType",
-    "check_message_type",
     "check_options",
     "check_seconds",
     "check_size_limit",
@@ -30,8 +28,6 @@ __all__ = [
     "normalize_caught",
 ]
 
-MESSAGE_TYPES = ("text", "bytes", "json", "event")
-MessageType = Literal["text", "bytes", "json", "event"]
 DEFAULT_CAUGHT_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 
@@ -68,12 +64,6 @@ def normalize_caught(codes: Iterable[int] | Callable[..., Any] | None) -> Contai
             raise TypeError(f"caught_close_codes must hold ints, got {code!r}")
         normalized.add(int(code))
     return frozenset(normalized)
-
-
-def check_message_type(name: str, value: str | None) -> None:
-    """Raise `ValueError` unless `value` is `None` or a message type."""
-    if value is not None and value not in MESSAGE_TYPES:
-        raise ValueError(f"unknown {name} {value!r}: use one of {', '.join(MESSAGE_TYPES)}")
 
 
 def check_size_limit(name: str, value: object) -> None:
@@ -116,9 +106,10 @@ def _check_origins(value: Any) -> Any:
     return value
 
 
-def _message_type(name: str) -> Callable[[Any], Any]:
+def _message_kind(name: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        check_message_type(name, value)
+        if value is not None:
+            codec_for(name, value)  # raises for what is neither a kind's name nor a codec
         return value
 
     return check
@@ -143,9 +134,9 @@ class Option(NamedTuple):
 #: Every option, in the order the signatures list them.
 OPTIONS = (
     Option("auto_accept", True, True, _check_bool("auto_accept")),
-    Option("value_type", None, True, _message_type("value_type")),
-    Option("receive_type", None, True, _message_type("receive_type")),
-    Option("send_type", None, True, _message_type("send_type")),
+    Option("value_type", None, True, _message_kind("value_type")),
+    Option("receive_type", None, True, _message_kind("receive_type")),
+    Option("send_type", None, True, _message_kind("send_type")),
     Option("caught_close_codes", None, True, normalize_caught),
     Option("max_message_size", None, True, _size_limit),
     Option("idle_timeout", None, False, _check_idle_timeout),

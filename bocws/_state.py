@@ -101,6 +101,20 @@ def check_data_fields(
         raise ValueError(f"{message_type!r} 'bytes' must be bytes, got {type(data).__name__}")
 
 
+def oversize(message: Mapping[str, Any], limit: int) -> int:
+    """The size in bytes (UTF-8 for text) of a `websocket.receive` payload over `limit`,
+    else 0. Text is encoded only when its length cannot tell."""
+    text = message.get("text")
+    if text is None:
+        size = len(message["bytes"])
+        return size if size > limit else 0
+    length = len(text)
+    if length * 4 <= limit or (length <= limit and text.isascii()):
+        return 0  # at most 4 UTF-8 bytes a character
+    size = length if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else 0
+
+
 class ConnectionState:
     """The state machine of one WebSocket connection, in both directions.
 

@@ -13,8 +13,9 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
+from ._codecs import MessageKind
 from ._lifecycle import refuse_origin
-from ._options import DEFAULT, MessageType, check_options
+from ._options import DEFAULT, check_options
 from ._origins import OriginPolicy
 from ._servers import server_message_limit
 from .views import ViewEndpoint, WebSocketView
@@ -124,9 +125,9 @@ class App(Starlette):
         pattern: str,
         *,
         auto_accept: bool = DEFAULT,
-        value_type: MessageType | None = DEFAULT,
-        receive_type: MessageType | None = DEFAULT,
-        send_type: MessageType | None = DEFAULT,
+        value_type: MessageKind | None = DEFAULT,
+        receive_type: MessageKind | None = DEFAULT,
+        send_type: MessageKind | None = DEFAULT,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = DEFAULT,
         max_message_size: int | None = DEFAULT,
         idle_timeout: float | None = DEFAULT,

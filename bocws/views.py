@@ -17,16 +17,11 @@ from typing import Any, TypeVar, overload
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
+from ._codecs import MessageKind
 from ._codes import CloseCode
 from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
 from ._lifecycle import Activity, refuse_origin, serve
-from ._options import (
-    WEBSOCKET_OPTIONS,
-    MessageType,
-    check_options,
-    class_options,
-    merge_options,
-)
+from ._options import WEBSOCKET_OPTIONS, check_options, class_options, merge_options
 from ._origins import OriginPolicy
 from ._parameters import ViewParameters, view_name
 from ._state import DISCONNECT, DISCONNECTED, RESPONSE
@@ -57,9 +52,9 @@ class WebSocketView:
     """
 
     auto_accept: bool = True
-    value_type: MessageType | None = None
-    receive_type: MessageType | None = None
-    send_type: MessageType | None = None
+    value_type: MessageKind | None = None
+    receive_type: MessageKind | None = None
+    send_type: MessageKind | None = None
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = None
     max_message_size: int | None = None
     idle_timeout: float | None = None
@@ -236,9 +231,9 @@ def websocket_view(
     /,
     *,
     auto_accept: bool = ...,
-    value_type: MessageType | None = ...,
-    receive_type: MessageType | None = ...,
-    send_type: MessageType | None = ...,
+    value_type: MessageKind | None = ...,
+    receive_type: MessageKind | None = ...,
+    send_type: MessageKind | None = ...,
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = ...,
     max_message_size: int | None = ...,
     idle_timeout: float | None = ...,

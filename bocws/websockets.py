@@ -6,41 +6,33 @@ message, in both directions, is judged by the state core (`bocws._state`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import logging
-import sys
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import anyio
-from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
-from . import _json
-from ._codes import REASONS, REJECT_CODE, CloseCode, check_close, close_code_name
+from . import _endings
+from ._broken import DisconnectSearch
+from ._codecs import BYTES, EVENT, JSON, TEXT, Codec, MessageKind, codec_for, payload_of
+from ._codes import CloseCode, check_close
+from ._endings import Ending, what_the_client_got
 from ._exceptions import (
     DenialResponseUnsupported,
-    InvalidJSON,
     InvalidMessage,
+    InvalidUnicode,
     MessageTooBig,
     MessageTypeError,
     WebSocketStateError,
 )
-from ._options import (
-    MessageType,
-    check_message_type,
-    check_seconds,
-    check_size_limit,
-    normalize_caught,
-)
+from ._options import check_seconds, check_size_limit, normalize_caught
 from ._state import (
     ACCEPT,
     CLOSE,
@@ -54,11 +46,8 @@ from ._state import (
     SEND,
     ConnectionState,
     WebSocketState,
+    oversize,
 )
-
-# anyio, a Starlette dependency, brings the backport before Python 3.11.
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = ["WebSocket"]
 
@@ -69,65 +58,9 @@ _Message = TypeVar("_Message")
 
 JSONMode = Literal["text", "binary"]
 DENIAL_EXTENSION = "websocket.http.response"
-#: How long a send that found the connection broken waits for the server's own
-#: `websocket.disconnect` (servers queue it before failing sends), for its close code.
-DISCONNECT_GRACE = 0.25
-#: The most unread client messages kept while looking for that disconnect.
-DISCONNECT_SEARCH = 64
 # The largest message the hot path passes without a limit: a one-digit int compares
 # fastest, and anything larger goes through the slow path, still accepted.
 _UNMEASURED = 2**30 - 1
-
-
-def _oversize(message: Message, limit: int) -> int:
-    """The size in bytes (UTF-8 for text) of a `websocket.receive` payload over `limit`,
-    else 0. Text is encoded only when its length cannot tell."""
-    text = message.get("text")
-    if text is None:
-        size = len(message["bytes"])
-        return size if size > limit else 0
-    length = len(text)
-    if length * 4 <= limit or (length <= limit and text.isascii()):
-        return 0  # at most 4 UTF-8 bytes a character
-    size = length if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    return size if size > limit else 0
-
-
-class _InvalidUnicode(TypeError):
-    """Text the server cannot encode: it holds a lone surrogate."""
-
-
-EndingKind = Literal["departure", "closed", "close", "refuse", "bug"]
-
-
-class Ending(NamedTuple):
-    """How a connection ends for an exception that escaped `async with ws` or a view.
-
-    Kinds:
-        departure: the client left (`code` is the one it sent or the server reported).
-        closed: the application had closed first; the disconnect completes its close.
-        close: close with `code` and `reason`: the client's bad data, or Starlette's
-            `WebSocketException`.
-        refuse: refuse the pending handshake (`WebSocketException` before accept).
-        bug: an application error: close with 1011 "internal error".
-    """
-
-    kind: EndingKind
-    code: int
-    reason: str = ""
-    detail: str = ""
-
-
-_BUG = Ending("bug", CloseCode.INTERNAL_ERROR, REASONS[CloseCode.INTERNAL_ERROR])
-# Which ending wins when an exception group holds several.
-_WEIGHT = {"closed": 0, "departure": 1, "close": 2, "refuse": 2, "bug": 3}
-
-
-def exception_leaves(error: BaseException) -> list[BaseException]:
-    """The exceptions inside `error`, through nested exception groups (task groups)."""
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for member in error.exceptions for leaf in exception_leaves(member)]
-    return [error]
 
 
 class WebSocket(HTTPConnection):
@@ -144,10 +77,10 @@ class WebSocket(HTTPConnection):
         auto_accept: accept the handshake lazily, on the first operation that needs an
             open connection (a send or receive, `close()`, `async for`, `async with`).
             With `False`, call `accept()` (or enter `async with`) yourself.
-        value_type: the type of messages in both directions: `"text"`, `"bytes"`,
-            `"json"` or `"event"`. Overrides `receive_type` and `send_type`.
-        receive_type: the type `receive()` returns. Defaults to `"text"`.
-        send_type: the type `send()` takes. Defaults to `"text"`.
+        value_type: the kind of messages in both directions: `"text"`, `"bytes"`,
+            `"json"`, `"event"`, or a `Codec`. Overrides `receive_type` and `send_type`.
+        receive_type: the kind `receive()` returns. Defaults to `"text"`.
+        send_type: the kind `send()` takes. Defaults to `"text"`.
         caught_close_codes: close codes of `WebSocketDisconnect` silenced by
             `async with` and `async for`. `None` means `(1000, 1001)`; the builtin
             `all` means every code; `()` means none.
@@ -157,7 +90,7 @@ class WebSocket(HTTPConnection):
             server (uvicorn's `--ws-max-size`, 16 MiB by default).
 
     Raises:
-        ValueError: for an unknown message type or a scope that is not a WebSocket's.
+        ValueError: for an unknown message kind or a scope that is not a WebSocket's.
 
     Example:
         >>> async def app(scope, receive, send):
@@ -171,15 +104,12 @@ class WebSocket(HTTPConnection):
     # instance gets its own value only when it does (cheaper to build, smaller).
     # A lazy accept under way: True, or the event other tasks wait on for it.
     _accepting: anyio.Event | bool = False
-    # Receives waiting on the server now, and the event failed sends wait on for the
-    # client's disconnect (see _connection_broken).
+    # Receives waiting on the server now (a failed send then waits for theirs to get
+    # the client's disconnect).
     _receiving = 0
-    _disconnect_seen: anyio.Event | None = None
-    # After a send found the connection broken: the client's messages read while
-    # looking for its disconnect, still to be received, and whether a receive was told
-    # of the disconnect.
-    _unread: deque[Message] | None = None
-    _loss_told = False
+    # From the first send that found the connection broken: the search for the
+    # client's disconnect, and the messages read on the way (see `_broken.py`).
+    _search: DisconnectSearch | None = None
 
     def __init__(
         self,
@@ -188,25 +118,27 @@ class WebSocket(HTTPConnection):
         send: Send,
         *,
         auto_accept: bool = True,
-        value_type: MessageType | None = None,
-        receive_type: MessageType | None = None,
-        send_type: MessageType | None = None,
+        value_type: MessageKind | None = None,
+        receive_type: MessageKind | None = None,
+        send_type: MessageKind | None = None,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
         max_message_size: int | None = None,
     ) -> None:
         if scope.get("type") != "websocket":
             raise ValueError(f"WebSocket needs a 'websocket' scope, got {scope.get('type')!r}")
         super().__init__(scope)
+        self._receive_codec = self._send_codec = TEXT
         if value_type is not None or receive_type is not None or send_type is not None:
-            check_message_type("value_type", value_type)
-            check_message_type("receive_type", receive_type)
-            check_message_type("send_type", send_type)
+            value_codec = codec_for("value_type", value_type or "text")
+            self._receive_codec = codec_for("receive_type", receive_type or "text")
+            self._send_codec = codec_for("send_type", send_type or "text")
+            if value_type is not None:
+                receive_type = send_type = value_type
+                self._receive_codec = self._send_codec = value_codec
         if max_message_size is not None:
             check_size_limit("max_message_size", max_message_size)
-        if value_type is not None:
-            receive_type = send_type = value_type
-        self._receive_type: MessageType = receive_type or "text"
-        self._send_type: MessageType = send_type or "text"
+        self._receive_type = receive_type or "text"
+        self._send_type = send_type or "text"
         self.auto_accept = auto_accept
         self.caught_close_codes: Container[int] = normalize_caught(caught_close_codes)
         self._set_size_limit(max_message_size)
@@ -221,25 +153,48 @@ class WebSocket(HTTPConnection):
         # message (unless a subclass overrides them); dropped once the connection ends,
         # which leaves no reference cycle through the instance (see _release).
         if type(self).receive is WebSocket.receive:
-            self.__dict__["receive"] = getattr(self, "receive_" + self._receive_type)
+            self.__dict__["receive"] = self._receiver()
         # Whether `async for` may inline receive_text(): not if a subclass overrides it.
         self._inline_text = (
-            self._receive_type == "text" and type(self).receive_text is WebSocket.receive_text
+            self._receive_codec is TEXT and type(self).receive_text is WebSocket.receive_text
         )
         if type(self).send is WebSocket.send:
-            self.__dict__["send"] = getattr(self, "send_" + self._send_type)
+            self.__dict__["send"] = self._sender()
 
     async def receive(self, *, timeout: float | None = None) -> Any:
         """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
-        `receive_json()` or `receive_event()`, chosen once at construction."""
-        receive: Callable[..., Awaitable[Any]] = getattr(self, "receive_" + self._receive_type)
-        return await receive(timeout=timeout)
+        `receive_json()`, `receive_event()`, or the decoded value of a `Codec`."""
+        return await self._receiver()(timeout=timeout)
 
     async def send(self, data: Any) -> None:
-        """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()` or
-        `send_event()`, chosen once at construction."""
-        send: Callable[[Any], Awaitable[None]] = getattr(self, "send_" + self._send_type)
-        await send(data)
+        """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()`,
+        `send_event()`, or a value a `Codec` encodes."""
+        await self._sender()(data)
+
+    def _receiver(self) -> Callable[..., Awaitable[Any]]:
+        # The built-in kinds have receives of their own, with the hot path inlined.
+        codec = self._receive_codec
+        if codec is TEXT:
+            return self.receive_text
+        if codec is BYTES:
+            return self.receive_bytes
+        if codec is JSON:
+            return self.receive_json
+        if codec is EVENT:
+            return self.receive_event
+        return self._receive_decoded
+
+    def _sender(self) -> Callable[[Any], Awaitable[None]]:
+        codec = self._send_codec
+        if codec is TEXT:
+            return self.send_text
+        if codec is BYTES:
+            return self.send_bytes
+        if codec is JSON:
+            return self.send_json
+        if codec is EVENT:
+            return self.send_event
+        return self._send_encoded
 
     def _release(self) -> None:
         """Drop the shortcuts bound at construction, once the connection has ended.
@@ -281,13 +236,15 @@ class WebSocket(HTTPConnection):
         self._fast_bytes_limit = _UNMEASURED if limit is None else min(limit, _UNMEASURED)
 
     @property
-    def receive_type(self) -> MessageType:
-        """What `receive()` returns: `"text"`, `"bytes"`, `"json"` or `"event"`."""
+    def receive_type(self) -> MessageKind:
+        """What `receive()` returns: `"text"`, `"bytes"`, `"json"`, `"event"`, or the
+        `Codec` given."""
         return self._receive_type
 
     @property
-    def send_type(self) -> MessageType:
-        """What `send()` takes: `"text"`, `"bytes"`, `"json"` or `"event"`."""
+    def send_type(self) -> MessageKind:
+        """What `send()` takes: `"text"`, `"bytes"`, `"json"`, `"event"`, or the `Codec`
+        given."""
         return self._send_type
 
     # Connection information.
@@ -487,7 +444,7 @@ class WebSocket(HTTPConnection):
     async def _next_message(self, data: bool, timeout: float | None) -> Message:
         """The next message from the server, judged by the core (see `_judge`).
 
-        `data` marks a text, bytes or JSON receive: a disconnect then raises.
+        `data` marks a receive of messages (not events): a disconnect then raises.
         """
         if timeout is not None:
             check_seconds("timeout", timeout)
@@ -497,9 +454,10 @@ class WebSocket(HTTPConnection):
         try:
             core.check_receive(data=data)
         except WebSocketStateError:
-            if not core.lost or self._loss_told:
+            search = self._search
+            if not core.lost or search is None or search.told:
                 raise
-            message = self._after_loss()
+            message = search.next_message()
         else:
             self._receiving += 1
             try:
@@ -520,34 +478,47 @@ class WebSocket(HTTPConnection):
         self._core.receive(message)
         if message["type"] == DISCONNECT:
             self._release()
-            self._disconnect_known()
+            if self._search is not None:
+                self._search.found()
             if data:
                 raise self._client_gone()
         limit = self._max_message_size
         if limit is not None and message["type"] == RECEIVE:
-            size = _oversize(message, limit)
+            size = oversize(message, limit)
             if size:
                 await self._refuse_message(MessageTooBig(size, limit))
         return message
 
-    def _after_loss(self) -> Message:
-        """What a receive gets once a send found the connection broken: the client's
-        messages read meanwhile, then its disconnect, once."""
-        if self._unread:
-            return self._unread.popleft()
-        self._loss_told = True
-        core = self._core
-        return {"type": DISCONNECT, "code": core.disconnect_code, "reason": core.disconnect_reason}
-
     async def _refuse_message(self, error: MessageTooBig) -> None:
         """Close with 1009 for a message over the limit, and raise `error`."""
-        error.source = weakref.ref(self)  # the application's own close: see _ending_of
+        error.source = weakref.ref(self)  # the application's own close: see _endings.py
         await self.ensure_closed(CloseCode.MESSAGE_TOO_BIG, error.reason)  # unless closing
         self._log_close(str(error))
         try:
             raise error
         finally:
             del error  # this frame, in the error's traceback, must not hold it: a cycle
+
+    def _decode(self, codec: Codec, message: Message) -> Any:
+        """The value `codec` decodes from a `websocket.receive` message; the client's
+        bad data raises as this connection's (see `_bad_input`)."""
+        try:
+            return codec.decode(payload_of(message))
+        except InvalidMessage as error:
+            self._bad_input(error)
+            raise
+
+    def _bad_input(self, error: InvalidMessage) -> InvalidMessage:
+        """Mark `error` as raised by this connection over the client's data; return it.
+
+        Weakly: a connection keeps no reference to the error (nor its traceback).
+        """
+        error.source = weakref.ref(self)
+        return error
+
+    async def _receive_decoded(self, *, timeout: float | None = None) -> Any:
+        """Receive a message of a `Codec`'s kind (not one of the built-in ones)."""
+        return self._decode(self._receive_codec, await self._next_message(True, timeout))
 
     async def receive_event(self, *, timeout: float | None = None) -> Message:
         """Receive a raw ASGI event, validated by the state core.
@@ -592,16 +563,12 @@ class WebSocket(HTTPConnection):
             ):
                 return text
             return await self._text_after(message)
-        return self._text_of(await self._next_message(True, timeout))
+        decoded: str = self._decode(TEXT, await self._next_message(True, timeout))
+        return decoded
 
     async def _text_after(self, message: Message) -> str:
         """`receive_text()` off the hot path, for a message already received."""
-        return self._text_of(await self._judge(message, True))
-
-    def _text_of(self, message: Message) -> str:
-        text: str | None = message.get("text")
-        if text is None:
-            raise self._bad_input(MessageTypeError("text", "bytes", "receive_text()"))
+        text: str = self._decode(TEXT, await self._judge(message, True))
         return text
 
     async def receive_bytes(self, *, timeout: float | None = None) -> bytes:
@@ -622,7 +589,7 @@ class WebSocket(HTTPConnection):
                 message = await self._receive()
             finally:
                 self._receiving -= 1
-            data = message.get("bytes")
+            data: bytes | None = message.get("bytes")
             if (
                 data.__class__ is bytes
                 and len(data) <= self._fast_bytes_limit
@@ -630,14 +597,11 @@ class WebSocket(HTTPConnection):
                 and message.get("text") is None
             ):
                 return data
-            return self._bytes_of(await self._judge(message, True))
-        return self._bytes_of(await self._next_message(True, timeout))
-
-    def _bytes_of(self, message: Message) -> bytes:
-        data: bytes | None = message.get("bytes")
-        if data is None:
-            raise self._bad_input(MessageTypeError("bytes", "text", "receive_bytes()"))
-        return bytes(data)
+            message = await self._judge(message, True)
+        else:
+            message = await self._next_message(True, timeout)
+        decoded: bytes = self._decode(BYTES, message)
+        return decoded
 
     async def receive_json(
         self, mode: JSONMode | None = None, *, timeout: float | None = None
@@ -657,110 +621,46 @@ class WebSocket(HTTPConnection):
             TimeoutError: no message came within `timeout` (the connection stays usable).
             MessageTooBig: a message over `max_message_size` (closed with 1009).
         """
-        if mode is None:
-            if timeout is None and self._core.open:
-                # receive_text()'s hot path, for text frames.
-                self._receiving += 1
-                try:
-                    message = await self._receive()
-                finally:
-                    self._receiving -= 1
-                text = message.get("text")
-                if (
-                    text.__class__ is str
-                    and len(text) <= self._fast_text_limit
-                    and message.get("type") == RECEIVE
-                    and message.get("bytes") is None
-                ):
-                    return self._parse_json(text)
-                message = await self._judge(message, True)
-            else:
-                message = await self._next_message(True, timeout)
-            text = message.get("text")
-            return self._parse_json(self._utf8_of(message["bytes"]) if text is None else text)
-        if mode == "text":
-            try:
-                text = await self.receive_text(timeout=timeout)
-            except MessageTypeError:  # named after this call, for the hint it gives
-                raise self._bad_input(
-                    MessageTypeError("text", "bytes", "receive_json(mode='text')")
-                ) from None
-            return self._parse_json(text)
-        if mode != "binary":
+        if mode is not None and mode != "text" and mode != "binary":
             raise ValueError(f"unknown JSON mode {mode!r}: use None, 'text' or 'binary'")
-        data = (await self._next_message(True, timeout)).get("bytes")
-        if data is None:
-            raise self._bad_input(MessageTypeError("bytes", "text", "receive_json(mode='binary')"))
-        return self._parse_json(self._utf8_of(data))
+        if mode != "binary" and timeout is None and self._core.open:
+            # receive_text()'s hot path, for text frames.
+            self._receiving += 1
+            try:
+                message = await self._receive()
+            finally:
+                self._receiving -= 1
+            text = message.get("text")
+            if (
+                text.__class__ is str
+                and len(text) <= self._fast_text_limit
+                and message.get("type") == RECEIVE
+                and message.get("bytes") is None
+            ):
+                return self._decode_json(text)
+            message = await self._judge(message, True)
+        else:
+            message = await self._next_message(True, timeout)
+        if mode is not None:
+            received = "bytes" if message.get("text") is None else "text"
+            if received != mode.replace("binary", "bytes"):
+                expected = "text" if mode == "text" else "bytes"
+                call = f"receive_json(mode={mode!r})"
+                raise self._bad_input(MessageTypeError(expected, received, call))
+        return self._decode(JSON, message)
 
-    def _utf8_of(self, data: bytes) -> str:
-        """The text of a binary frame carrying JSON; `InvalidJSON` if it is not UTF-8."""
+    def _decode_json(self, text: str) -> Any:
         try:
-            return bytes(data).decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise self._bad_input(
-                InvalidJSON(
-                    f"message is not valid UTF-8 ({error.reason})",
-                    bytes(data).decode("utf-8", "replace"),
-                    error.start,
-                )
-            ) from None
-
-    def _parse_json(self, text: str) -> Any:
-        try:
-            return _json.loads(text)
-        except json.JSONDecodeError as error:
-            raise self._bad_input(InvalidJSON(error.msg, error.doc, error.pos)) from None
-        except RecursionError:  # "[[[[..." from a client: bad input, not a server bug
-            raise self._bad_input(InvalidJSON("JSON nested too deeply", "", 0)) from None
-        except ValueError as error:  # an integer over Python's 4,300-digit limit
-            raise self._bad_input(InvalidJSON(f"JSON {error}", "", 0)) from None
-
-    def _bad_input(self, error: InvalidMessage) -> InvalidMessage:
-        """Mark `error` as raised by this connection over the client's data; return it.
-
-        Weakly: a connection keeps no reference to the error (nor its traceback).
-        """
-        error.source = weakref.ref(self)
-        return error
+            return JSON.parse(text)
+        except InvalidMessage as error:
+            self._bad_input(error)
+            raise
 
     # How a connection ends for an exception: the one rule, for `async with` and views.
 
     def _ending_of(self, error: BaseException) -> Ending:
-        """How this connection ends for `error` (an exception group: for its members).
-
-        An application error anywhere in a group outweighs a close the client's data
-        calls for, which outweighs the client's departure.
-        """
-        endings = [self._ending_of_one(leaf) for leaf in exception_leaves(error)]
-        return max(endings, key=lambda ending: _WEIGHT[ending.kind])
-
-    def _ending_of_one(self, error: BaseException) -> Ending:
-        core = self._core
-        if isinstance(error, MessageTooBig):
-            if error.source() is self:
-                return Ending("closed", error.code, error.reason, str(error))
-        elif isinstance(error, WebSocketDisconnect):
-            # A disconnect raised by another WebSocket (a chat peer that left) is not
-            # this connection's: it is an error of the application's like any other.
-            if core.client_state is DISCONNECTED and error.code == core.disconnect_code:
-                kind: EndingKind = "departure" if core.close_code is None else "closed"
-                return Ending(kind, error.code, error.reason or "")
-        elif isinstance(error, InvalidMessage):
-            if error.source() is self:
-                detail = f"the client sent bad data: {error}"
-                return Ending("close", error.close_code, error.reason, detail)
-        elif isinstance(error, WebSocketException):
-            # As in Starlette: before anything was accepted, refuse the handshake.
-            if core.application_state is CONNECTING:
-                detail = f"WebSocketException({error.code}) before accept"
-                return Ending("refuse", REJECT_CODE, "", detail)
-            try:  # a code or reason that cannot be sent makes it the view's error
-                check_close(error.code, error.reason, handshake_pending=False)
-            except (TypeError, ValueError):
-                return _BUG
-            return Ending("close", error.code, error.reason or "", "WebSocketException")
-        return _BUG
+        """How this connection ends for `error` (see `_endings.py`)."""
+        return _endings.ending_of(self._core, self, error)
 
     def _ends_quietly(self, disconnect: WebSocketDisconnect | Ending) -> bool:
         """Whether this connection's own `disconnect` is a normal end, to silence.
@@ -783,22 +683,8 @@ class WebSocket(HTTPConnection):
         self._log_close(ending.detail)
 
     def _log_close(self, detail: str) -> None:
-        logger.info("%r: %s: %s", self.scope.get("path", ""), self._how_it_ended(), detail)
-
-    def _how_it_ended(self) -> str:
-        """What the client received, in words: the close, the refusal, or nothing."""
-        core = self._core
-        if core.close_code is not None:
-            reason = f" {core.close_reason!r}" if core.close_reason else ""
-            return f"closed with {close_code_name(core.close_code)}{reason}"
-        if core.client_state is DISCONNECTED:
-            code = core.disconnect_code or CloseCode.NO_STATUS_RCVD
-            return f"not closed: the client had left with {close_code_name(code)}"
-        if core.application_state is DISCONNECTED:
-            return "refused the handshake"
-        if core.application_state is RESPONSE:
-            return "sent a denial response"
-        return "still open"
+        path = self.scope.get("path", "")
+        logger.info("%r: %s: %s", path, what_the_client_got(self._core), detail)
 
     # Sending.
     #
@@ -816,7 +702,7 @@ class WebSocket(HTTPConnection):
     async def _send_failed(self, error: OSError | UnicodeEncodeError) -> Exception:
         """The error to raise after the server's send raised `error`."""
         if isinstance(error, UnicodeEncodeError):  # a lone surrogate: the server cannot encode it
-            invalid = _InvalidUnicode(f"text is not valid Unicode and cannot be sent: {error}")
+            invalid = InvalidUnicode(f"text is not valid Unicode and cannot be sent: {error}")
             invalid.__cause__ = error
             return invalid
         if isinstance(error, TimeoutError):
@@ -853,55 +739,14 @@ class WebSocket(HTTPConnection):
         )
 
     async def _connection_broken(self) -> WebSocketDisconnect:
-        """The disconnect to raise after the server's send raised `OSError`.
-
-        Servers queue the client's `websocket.disconnect` before they fail sends, so
-        its code is read (briefly, bounded by `DISCONNECT_GRACE`) rather than guessed:
-        a client that closed normally gives its 1000, not 1006. A receive already
-        waiting gets it, and this waits for that; otherwise this receives it, keeping
-        the client's unread messages for later receives. With none in time, the
-        connection is recorded as lost with 1006 (abnormal closure).
-        """
-        core = self._core
-        if core.client_state is CONNECTED:
-            with anyio.move_on_after(DISCONNECT_GRACE):
-                if self._receiving:
-                    # A receive (or another failed send) is reading the disconnect.
-                    if self._disconnect_seen is None:
-                        self._disconnect_seen = anyio.Event()
-                    await self._disconnect_seen.wait()
-                else:
-                    await self._find_disconnect()
-        core.connection_lost(CloseCode.ABNORMAL_CLOSURE)  # does nothing once the disconnect came
+        """The disconnect to raise after the server's send raised `OSError`: with the
+        client's own close code when the server has it (see `_broken.py`), else 1006."""
+        search = self._search
+        if search is None:
+            search = self._search = DisconnectSearch(self._receive, self._core)
+        await search.wait(self._receiving)
         self._release()
-        self._disconnect_known()
         return self._client_gone()
-
-    async def _find_disconnect(self) -> None:
-        """Receive until the server's `websocket.disconnect`, keeping the client's
-        messages on the way for later receives."""
-        self._receiving += 1
-        try:
-            for _ in range(DISCONNECT_SEARCH):
-                try:
-                    message = await self._receive()
-                except Exception:  # the server's receive fails too: 1006 it is
-                    return
-                if message.get("type") == RECEIVE:
-                    if self._unread is None:
-                        self._unread = deque()
-                    self._unread.append(message)
-                elif message.get("type") == DISCONNECT:
-                    with contextlib.suppress(TypeError):  # a malformed code: 1006 instead
-                        self._core.disconnect_found_by_send(message)
-                    return
-        finally:
-            self._receiving -= 1
-
-    def _disconnect_known(self) -> None:
-        """Wake the failed sends waiting for the client's disconnect."""
-        if self._disconnect_seen is not None:
-            self._disconnect_seen.set()
 
     async def send_event(self, event: Message) -> None:
         """Send a raw ASGI event, validated by the state core.
@@ -935,11 +780,8 @@ class WebSocket(HTTPConnection):
                 Unicode; nothing is sent).
             WebSocketDisconnect: the client has gone.
         """
-        if not isinstance(data, str):
-            raise TypeError(
-                f"send_text() takes a str, got {type(data).__name__}"
-                + ("; use send_bytes() for bytes" if isinstance(data, bytes) else "")
-            )
+        if data.__class__ is not str:
+            data = cast(str, TEXT.encode(data))  # raises for what is not a str
         if not self._core.open:
             await self._before_send()
         try:
@@ -954,13 +796,8 @@ class WebSocket(HTTPConnection):
             TypeError: `data` is not bytes-like.
             WebSocketDisconnect: the client has gone.
         """
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"send_bytes() takes bytes, got {type(data).__name__}"
-                + ("; use send_text() for str" if isinstance(data, str) else "")
-            )
         if data.__class__ is not bytes:
-            data = bytes(data)
+            data = cast(bytes, BYTES.encode(data))  # bytes-like data as bytes, or raises
         if not self._core.open:
             await self._before_send()
         try:
@@ -979,19 +816,35 @@ class WebSocket(HTTPConnection):
                 stays usable).
             WebSocketDisconnect: the client has gone.
         """
-        # Lone surrogates (say, echoed from a client's "\ud800") are sent \u-escaped,
-        # which JSON allows; other text is sent as it is.
         if mode == "text":
-            message: Message = {"type": SEND, "text": _json.dumps(data)}
+            await self._send_message({"type": SEND, "text": JSON.encode(data)})
         elif mode == "binary":
-            message = {"type": SEND, "bytes": _json.dumps_bytes(data)}
+            await self._send_message({"type": SEND, "bytes": JSON.encode(data).encode()})
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+
+    async def _send_encoded(self, value: Any) -> None:
+        """Send `value` as a `Codec` (not one of the built-in ones) encodes it."""
+        codec = self._send_codec
+        payload = codec.encode(value)
+        if payload.__class__ is str:
+            message: Message = {"type": SEND, "text": payload}
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            message = {"type": SEND, "bytes": bytes(payload)}
+        else:
+            raise TypeError(
+                f"{codec!r}.encode() returned {type(payload).__name__}: a codec's encode() "
+                "returns a str (a text frame) or bytes (a binary frame)"
+            )
+        await self._send_message(message)
+
+    async def _send_message(self, message: Message) -> None:
+        """Send a `websocket.send` message built here (so legal): the typed sends' way."""
         if not self._core.open:
             await self._before_send()
         try:
             await self._send(message)
-        except OSError as error:
+        except (OSError, UnicodeEncodeError) as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     # Lifecycle helpers.
@@ -1078,7 +931,7 @@ class WebSocket(HTTPConnection):
             raise
         except WebSocketStateError:
             # Event mode yields the websocket.disconnect event itself, then ends.
-            if self._core.client_state is DISCONNECTED and self._receive_type == "event":
+            if self._core.client_state is DISCONNECTED and self._receive_codec is EVENT:
                 raise StopAsyncIteration from None
             raise
 
@@ -1100,7 +953,7 @@ def ends_quietly(ws: WebSocket, ending: Ending) -> bool:
 
 def how_it_ended(ws: WebSocket) -> str:
     """What the client of `ws` received, in words, for the log."""
-    return ws._how_it_ended()
+    return what_the_client_got(ws._core)
 
 
 def log_close(ws: WebSocket, detail: str) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import struct
 import subprocess
 import symtable
 import sys
@@ -978,6 +979,22 @@ def test_websocket_strictness_errors_can_be_caught(frame: str | bytes, answer: s
         else:
             session.send_text(frame)
         assert session.receive_text() == answer
+
+
+def test_websocket_codec_of_ones_own_speaks_packed_floats_and_refuses_the_rest() -> None:
+    app = example("websocket.md", "class Floats(Codec):")["app"]
+    with TestClient(app).websocket_connect("/telemetry") as session:
+        session.send_bytes(struct.pack("<3d", 1.0, 2.0, 6.0))
+        assert struct.unpack("<d", session.receive_bytes()) == (3.0,)
+        session.send_bytes(b"\x00" * 7)
+        assert session.receive() == {
+            "type": "websocket.close",
+            "code": 1007,
+            "reason": "invalid message",
+        }
+    with TestClient(app).websocket_connect("/telemetry") as session:
+        session.send_text("1.0")
+        assert session.receive()["code"] == 1003
 
 
 def test_websocket_lazy_accept_lets_a_view_still_reject() -> None:

@@ -93,6 +93,7 @@ from bocws import (
     WebSocketView,
     websocket_view,
 )
+from bocws._codecs import CODECS
 from bocws.views import ViewEndpoint
 
 from .fake import websocket_scope
@@ -122,7 +123,7 @@ RESPONSE_BODY = "websocket.http.response.body"
 CONNECTING = WebSocketState.CONNECTING
 DISCONNECTED = WebSocketState.DISCONNECTED
 
-MESSAGE_TYPES = ("text", "bytes", "json", "event")
+MESSAGE_TYPES = tuple(CODECS)
 OFFERED = ("chat.v2", "chat.v1")
 #: The code of a WebSocketDisconnect from another connection; no client of ours uses it.
 FOREIGN_CODE = 3999

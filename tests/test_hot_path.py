@@ -130,7 +130,7 @@ def snapshot(ws: WebSocket, server: Server) -> tuple[Any, ...]:
         core.lost,
         [typed(message) for message in server.sent],
         len(server.incoming),
-        [typed(message) for message in ws._unread or ()],
+        [typed(message) for message in (ws._search._unread if ws._search else ())],
     )
 
 

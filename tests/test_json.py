@@ -33,10 +33,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+import bocws._codecs
 import bocws._json
-import bocws.websockets
 from bocws import InvalidJSON, MessageTypeError, WebSocket
-from bocws.websockets import Ending
+from bocws._endings import Ending
 
 from .fake import connected, text
 
@@ -662,7 +662,7 @@ def test_nesting_too_deep_for_orjson_and_python_raises_recursion_error(
 def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """`WebSocket` serialising and parsing through one backend."""
     backend: ModuleType = request.param
-    monkeypatch.setattr(bocws.websockets, "_json", backend)
+    monkeypatch.setattr(bocws._codecs, "_json", backend)
     return backend
 
 

@@ -25,7 +25,7 @@ from bocws import (
     WebSocketState,
     WebSocketStateError,
 )
-from bocws.websockets import DISCONNECT_GRACE
+from bocws._broken import DISCONNECT_GRACE
 
 from .fake import CONNECT, FakeServer, LiveServer, binary, connected, disconnect, text
 

@@ -21,9 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from ._codes import CloseCode, close_code_name, is_error_code
+from ._connection import ending_of, how_it_ended, log_close
 from ._exceptions import WebSocketDisconnect
 from ._state import CONNECTING, DISCONNECTED
-from .websockets import WebSocket, ending_of, how_it_ended, log_close
+from .websockets import WebSocket
 
 __all__ = ["CLOSE_TIMEOUT", "IDLE_REASON", "Activity", "finish", "refuse_origin", "serve"]
 
@@ -148,17 +149,7 @@ async def finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
     if ws.application_state is DISCONNECTED or ws.client_state is DISCONNECTED:
         await ws.ensure_closed(code, reason)  # checks the code; nothing to send or wait for
         return
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # not asyncio (trio, through anyio)
-        task = None
-    if task is None:
-        with anyio.move_on_after(CLOSE_TIMEOUT) as waited:
-            await ws.ensure_closed(code, reason)
-        gave_up = waited.cancelled_caught
-    else:
-        gave_up = await _close_within(ws, code, reason, task)
-    if gave_up:
+    if await _bounded_close().close(ws, code, reason):
         logger.info(
             "%r: the client reads nothing; gave up sending the close (%d) after %s s",
             ws.scope.get("path"),
@@ -167,33 +158,27 @@ async def finish(ws: WebSocket, code: int, reason: str | None = None) -> None:
         )
 
 
-async def _close_within(
-    ws: WebSocket, code: int, reason: str | None, task: asyncio.Task[Any]
-) -> bool:
-    """`ensure_closed()` under asyncio, cancelled after `CLOSE_TIMEOUT`; whether it was."""
-    # Cancellations the task already had, not ours to take back (as asyncio.timeout).
-    pending = 0
-    if sys.version_info >= (3, 11):
-        pending = task.cancelling()
-    expiry = _Expiry(task, CLOSE_TIMEOUT)
-    watch = _CloseWatch.of(task.get_loop())
-    watch.add(expiry)
+def _bounded_close() -> _CloseWatch | _Deadline:
+    """How the running event loop bounds a final close: asyncio's loop with its shared
+    timer (`_CloseWatch`), any other (trio, through anyio) with a deadline of its own."""
     try:
-        await ws.ensure_closed(code, reason)
-    except asyncio.CancelledError:
-        # Ours only if the watch fired and no other cancellation came meanwhile. Python
-        # 3.10 does not count cancellations: one from outside in the very loop iteration
-        # of the expiry is taken for ours there.
-        if not expiry.fired or (sys.version_info >= (3, 11) and task.uncancel() > pending):
-            raise
-        return True
-    finally:
-        watch.discard(expiry)
-    if expiry.fired and sys.version_info >= (3, 11):
-        # The server turned our cancellation into another error, which the close
-        # absorbed: take the request back, so that the task is not left cancelling.
-        task.uncancel()
-    return expiry.fired
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        return _DEADLINE
+    return _CloseWatch.of(loop)
+
+
+class _Deadline:
+    """A final close under anyio's own deadline: a cancel scope per close."""
+
+    async def close(self, ws: WebSocket, code: int, reason: str | None) -> bool:
+        """`ensure_closed()`, given up after `CLOSE_TIMEOUT`; whether it was."""
+        with anyio.move_on_after(CLOSE_TIMEOUT) as waited:
+            await ws.ensure_closed(code, reason)
+        return waited.cancelled_caught
+
+
+_DEADLINE = _Deadline()
 
 
 class _Expiry:
@@ -212,8 +197,8 @@ class _Expiry:
 
 
 class _CloseWatch:
-    """The final closes under way in one event loop, and the one timer that cancels
-    those past their deadline.
+    """The final closes under way in one asyncio event loop, and the one timer that
+    cancels those past their deadline.
 
     A timer per close (`loop.call_later`, cancelled once the close is sent) cost
     about 4 us per connection: cancelled timers stay in the loop's heap until it is
@@ -239,14 +224,38 @@ class _CloseWatch:
             cls._current = watch = cls(loop)
         return watch
 
+    async def close(self, ws: WebSocket, code: int, reason: str | None) -> bool:
+        """`ensure_closed()`, cancelled after `CLOSE_TIMEOUT`; whether it was."""
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine of the loop's, so in a task
+        # Cancellations the task already had, not ours to take back (as asyncio.timeout).
+        pending = 0
+        if sys.version_info >= (3, 11):
+            pending = task.cancelling()
+        expiry = _Expiry(task, CLOSE_TIMEOUT)
+        self.add(expiry)
+        try:
+            await ws.ensure_closed(code, reason)
+        except asyncio.CancelledError:
+            # Ours only if the watch fired and no other cancellation came meanwhile.
+            # Python 3.10 does not count cancellations: one from outside in the very
+            # loop iteration of the expiry is taken for ours there.
+            if not expiry.fired or (sys.version_info >= (3, 11) and task.uncancel() > pending):
+                raise
+            return True
+        finally:
+            self.pending.discard(expiry)
+        if expiry.fired and sys.version_info >= (3, 11):
+            # The server turned our cancellation into another error, which the close
+            # absorbed: take the request back, so that the task is not left cancelling.
+            task.uncancel()
+        return expiry.fired
+
     def add(self, expiry: _Expiry) -> None:
         self.pending.add(expiry)
         if not self.ticking:
             self.ticking = True
             self.loop.call_later(CLOSE_TIMEOUT / 10, self.tick)
-
-    def discard(self, expiry: _Expiry) -> None:
-        self.pending.discard(expiry)
 
     def tick(self) -> None:
         now = self.loop.time()

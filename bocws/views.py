@@ -19,13 +19,14 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._codecs import MessageKind
 from ._codes import CloseCode
+from ._connection import ending_of, ends_quietly, gone_code
 from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
 from ._lifecycle import Activity, refuse_origin, serve
 from ._options import WEBSOCKET_OPTIONS, check_options, class_options, merge_options
 from ._origins import OriginPolicy
 from ._parameters import ViewParameters, view_name
 from ._state import DISCONNECT, DISCONNECTED, RESPONSE
-from .websockets import WebSocket, ending_of, ends_quietly, gone_code
+from .websockets import WebSocket
 
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
 

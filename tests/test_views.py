@@ -1003,30 +1003,15 @@ async def test_a_class_view_that_rejects_after_accept_ends_normally(log: Log) ->
 # cancels the task, under other event loops (trio, through anyio) with anyio's scope.
 
 
-class NotAsyncio:
-    """asyncio as bocws._lifecycle sees it under another event loop: no current task."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
-
-    @staticmethod
-    def current_task() -> asyncio.Task[Any] | None:
-        raise RuntimeError("no running event loop")
-
-
-class NoTimer(NotAsyncio):
-    """asyncio for a `_finish` that must not set up a timeout at all."""
-
-    @staticmethod
-    def current_task() -> asyncio.Task[Any] | None:
-        raise AssertionError("_finish set up a timeout for a connection already closed")
+def no_bound() -> Any:
+    raise AssertionError("_finish set up a timeout for a connection already closed")
 
 
 @pytest.fixture(params=["asyncio", "other event loops"])
 def close_timer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Which bound of the final close runs: asyncio's timer, or anyio's cancel scope."""
-    if request.param != "asyncio":
-        monkeypatch.setattr(bocws._lifecycle, "asyncio", NotAsyncio())
+    if request.param != "asyncio":  # the choice another event loop gets
+        monkeypatch.setattr(bocws._lifecycle, "_bounded_close", lambda: bocws._lifecycle._DEADLINE)
     return str(request.param)
 
 
@@ -1087,7 +1072,7 @@ async def test_finish_sends_nothing_and_sets_no_timeout_once_either_side_has_clo
         await ws.close(4000)
     sent = list(server.sent)
     server.fail_sends_with = AssertionError("_finish sent a message")
-    monkeypatch.setattr(bocws._lifecycle, "asyncio", NoTimer())
+    monkeypatch.setattr(bocws._lifecycle, "_bounded_close", no_bound)
     await _finish(ws, 1000)
     assert server.sent == sent
 
@@ -1106,6 +1091,19 @@ async def test_a_final_close_the_client_never_takes_is_given_up_after_close_time
     with anyio.fail_after(5):
         task = asyncio.create_task(serve())
         assert await task == 0
+    assert server.sent == [ACCEPT, sent_text("bye"), close(1000)]
+    assert log.messages(logging.INFO) == [GAVE_UP]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_under_trio_the_final_close_is_bounded_by_a_deadline_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, log: Log
+) -> None:
+    assert bocws._lifecycle._bounded_close() is bocws._lifecycle._DEADLINE
+    monkeypatch.setattr(bocws._lifecycle, "CLOSE_TIMEOUT", 0.05)
+    server = BlockedClose()
+    with anyio.fail_after(5):
+        await run(websocket_view(says_goodbye), server)  # returns: no error
     assert server.sent == [ACCEPT, sent_text("bye"), close(1000)]
     assert log.messages(logging.INFO) == [GAVE_UP]
 

@@ -1301,3 +1301,140 @@ def test_the_memory_backend_works_under_trio_too() -> None:
     got, queued = anyio.run(main, backend="trio")
     assert got == ["a", b"b", {"c": [1]}]
     assert queued == [0, 1]
+
+
+# Joining and leaving a channel at the backend: one call at a time a channel, and a
+# subscriber is never told it is subscribed while the backend is not.
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until `condition()` holds; fail after `TIMEOUT`."""
+    with anyio.fail_after(TIMEOUT):
+        while not condition():
+            await anyio.lowlevel.checkpoint()
+
+
+class SlowMemoryBackend(MemoryBackend):
+    """The memory backend with a subscribe and an unsubscribe that wait to be let go
+    (`gates`), or fail (`failures`), and a log of the backend calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+        self.gates: dict[str, anyio.Event] = {}
+        self.failures: list[BaseException] = []
+
+    async def _call(self, name: str, channel: str) -> None:
+        self.calls.append((name, channel))
+        gate = self.gates.pop(name, None)
+        if gate is not None:
+            await gate.wait()
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def subscribe(self, channel: str) -> None:
+        await self._call("subscribe", channel)
+        await super().subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        await self._call("unsubscribe", channel)
+        await super().unsubscribe(channel)
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_waiting_on_a_join_that_failed_joins_itself() -> None:
+    backend = SlowMemoryBackend()
+    backend.gates["subscribe"] = gate = anyio.Event()
+    backend.failures.append(BroadcastUnavailable("redis is down"))
+    got: list[Any] = []
+    async with Broadcast(backend=backend) as broadcast, anyio.create_task_group() as group:
+
+        async def first() -> None:
+            with pytest.raises(BroadcastUnavailable):
+                async with broadcast.subscribe("news"):
+                    raise AssertionError("the failed join gave a subscription")
+
+        async def second(ready: anyio.Event) -> None:
+            async with broadcast.subscribe("news") as news:
+                ready.set()
+                got.append(await anext(news))
+
+        group.start_soon(first)
+        await wait_until(lambda: backend.calls == [("subscribe", "news")])
+        ready = anyio.Event()
+        group.start_soon(second, ready)
+        await anyio.lowlevel.checkpoint()
+        gate.set()  # the first join fails; the second subscriber joins by itself
+        with anyio.fail_after(TIMEOUT):
+            await ready.wait()
+        await broadcast.publish("news", "hello")
+    assert got == ["hello"]
+    assert backend.calls == [("subscribe", "news"), ("subscribe", "news"), ("unsubscribe", "news")]
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_waiting_on_a_cancelled_join_joins_itself() -> None:
+    backend = SlowMemoryBackend()
+    backend.gates["subscribe"] = anyio.Event()  # never set: only a cancellation ends it
+    got: list[Any] = []
+    async with Broadcast(backend=backend) as broadcast, anyio.create_task_group() as group:
+        with anyio.CancelScope() as first:
+
+            async def second(ready: anyio.Event) -> None:
+                async with broadcast.subscribe("news") as news:
+                    ready.set()
+                    got.append(await anext(news))
+
+            async def cancel_first() -> None:
+                await wait_until(lambda: len(backend.calls) == 1)
+                group.start_soon(second, ready)
+                await anyio.lowlevel.checkpoint()
+                first.cancel()
+
+            ready = anyio.Event()
+            group.start_soon(cancel_first)
+            async with broadcast.subscribe("news"):
+                raise AssertionError("the cancelled join gave a subscription")
+        with anyio.fail_after(TIMEOUT):
+            await ready.wait()
+        await broadcast.publish("news", "hello")
+    assert got == ["hello"]
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_coming_while_the_last_one_leaves_is_subscribed_after_it() -> None:
+    backend = SlowMemoryBackend()
+    got: list[Any] = []
+    async with Broadcast(backend=backend) as broadcast, anyio.create_task_group() as group:
+
+        async def first() -> None:
+            async with broadcast.subscribe("news"):
+                backend.gates["unsubscribe"] = gate
+            # Left: the unsubscribe waits at the backend until the gate opens.
+
+        async def later(ready: anyio.Event) -> None:
+            async with broadcast.subscribe("news") as news:
+                ready.set()
+                got.append(await anext(news))
+
+        gate = anyio.Event()
+        group.start_soon(first)
+        await wait_until(lambda: backend.calls[-1:] == [("unsubscribe", "news")])
+        ready = anyio.Event()
+        group.start_soon(later, ready)
+        try:
+            for _ in range(10):
+                await anyio.lowlevel.checkpoint()
+            assert not ready.is_set()  # not before the backend has left the channel
+        finally:
+            gate.set()  # else a failure would leave the shielded unsubscribe waiting
+        with anyio.fail_after(TIMEOUT):
+            await ready.wait()
+        await broadcast.publish("news", "still here")
+    assert got == ["still here"]
+    assert backend.calls == [
+        ("subscribe", "news"),
+        ("unsubscribe", "news"),
+        ("subscribe", "news"),
+        ("unsubscribe", "news"),
+    ]

@@ -58,8 +58,10 @@ class Backend(Protocol):
     `connect()` that returned; it may connect the same backend again afterwards. In
     between it calls the other three from any of its tasks, concurrently: `publish()`
     for each message; `subscribe(channel)` when a channel gets its first subscriber
-    in this process, `unsubscribe(channel)` when it has none left. All of them run in
-    the event loop's thread.
+    in this process, `unsubscribe(channel)` when it has none left. For one channel,
+    one `subscribe()` or `unsubscribe()` at a time: the next waits for the last to
+    return, and a `subscribe()` that raised or was cancelled is made again for the
+    subscribers still waiting. All of them run in the event loop's thread.
 
     What every backend guarantees (and `Broadcast`, to its users):
 

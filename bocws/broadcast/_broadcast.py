@@ -120,7 +120,10 @@ class Broadcast:
         self.overflow = overflow
         self._backend = backend
         self._subscribers: dict[str, set[Subscription]] = {}
-        self._subscribing: dict[str, anyio.Event] = {}  # channels the backend is joining
+        # The channels the backend is subscribed to, and those it is joining or leaving
+        # now (with the event set when it is done): one backend call at a time a channel.
+        self._joined: set[str] = set()
+        self._changing: dict[str, anyio.Event] = {}
         self._connected = False
 
     def __repr__(self) -> str:
@@ -150,6 +153,7 @@ class Broadcast:
             for subscription in subscribers:
                 subscription.end()
         self._subscribers.clear()
+        self._joined.clear()
         await self._backend.disconnect()
 
     async def __aenter__(self: _Broadcast) -> _Broadcast:
@@ -210,16 +214,17 @@ class Broadcast:
             subscribers = self._subscribers[channel] = set()
         subscribers.add(subscription)
         try:
-            ready = self._subscribing.get(channel)
-            if ready is not None:
-                await ready.wait()  # another subscriber is making the backend's subscription
-            elif len(subscribers) == 1:
-                ready = self._subscribing[channel] = anyio.Event()
-                try:
+            # Another subscriber may be joining the channel (or the last one leaving
+            # it): wait for that, then join if it is not joined, which the first
+            # subscriber's join may have failed to do, or been cancelled before.
+            while channel not in self._joined:
+                changing = self._changing.get(channel)
+                if changing is not None:
+                    await changing.wait()
+                    continue
+                async with self._change(channel):
                     await self._backend.subscribe(channel)
-                finally:
-                    del self._subscribing[channel]
-                    ready.set()
+                    self._joined.add(channel)
             yield subscription
         finally:
             subscription.end()
@@ -230,10 +235,25 @@ class Broadcast:
         if subscribers is None:
             return  # the broadcast disconnected
         subscribers.discard(subscription)
-        if not subscribers:
-            del self._subscribers[channel]
-            with anyio.CancelScope(shield=True):
+        if subscribers:
+            return
+        del self._subscribers[channel]
+        if channel not in self._joined:
+            return  # the last subscriber left before any join succeeded
+        self._joined.discard(channel)
+        with anyio.CancelScope(shield=True):
+            async with self._change(channel):
                 await self._backend.unsubscribe(channel)
+
+    @asynccontextmanager
+    async def _change(self, channel: str) -> AsyncIterator[None]:
+        """A backend call on `channel` under way: subscribers who come meanwhile wait."""
+        done = self._changing[channel] = anyio.Event()
+        try:
+            yield
+        finally:
+            del self._changing[channel]
+            done.set()
 
     def _deliver(self, channel: str, payload: bytes) -> None:
         """Queue a message that arrived on `channel` for each of its subscribers here."""

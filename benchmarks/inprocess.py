@@ -34,9 +34,12 @@ KINDS = ["text", "bytes", "json"]
 # The variants: each echoes every message back, then lets the connection end.
 
 
-def bocws(kind: str) -> Variant:
+def bocws(kind: str, websocket: type[WebSocket] = WebSocket) -> Variant:
+    """bocws's echo: `async with ws`, `async for`, `send()`; `websocket` is the class
+    (another version's, in `versions.py`)."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        ws = WebSocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
+        ws = websocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
         async with ws:
             async for message in ws:
                 await ws.send(message)
@@ -44,12 +47,12 @@ def bocws(kind: str) -> Variant:
     return app
 
 
-def bocws_receive(kind: str) -> Variant:
+def bocws_receive(kind: str, websocket: type[WebSocket] = WebSocket) -> Variant:
     """bocws with `receive()`/`send()` in a loop, Bocadillo's other idiom: the
     disconnect ends it, silenced by `async with`."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        ws = WebSocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
+        ws = websocket(scope, receive, send, value_type=kind)  # type: ignore[arg-type]
         async with ws:
             while True:
                 await ws.send(await ws.receive())

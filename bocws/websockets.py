@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar, cast
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from . import _json
 from ._codecs import BYTES, EVENT, JSON, TEXT, Codec, MessageKind, codec_for, payload_of
 from ._codes import CloseCode
 from ._connection import Connection
@@ -249,7 +250,7 @@ class WebSocket(Connection):
         """
         if mode is not None and mode != "text" and mode != "binary":
             raise ValueError(f"unknown JSON mode {mode!r}: use None, 'text' or 'binary'")
-        if mode != "binary" and timeout is None and self._core.open:
+        if (mode is None or mode == "text") and timeout is None and self._core.open:
             # receive_text()'s hot path, for text frames.
             self._receiving += 1
             try:
@@ -263,24 +264,20 @@ class WebSocket(Connection):
                 and message.get("type") == RECEIVE
                 and message.get("bytes") is None
             ):
-                return self._decode_json(text)
+                try:
+                    return _json.loads(text)  # the JSON codec's decode(), inlined
+                except (ValueError, RecursionError):
+                    return self._decode(JSON, message)  # which says why, as InvalidJSON
             message = await self._judge(message, True)
         else:
             message = await self._next_message(True, timeout)
-        if mode is not None:
+        if mode is not None:  # a frame of one kind only
+            expected = "text" if mode == "text" else "bytes"
             received = "bytes" if message.get("text") is None else "text"
-            if received != mode.replace("binary", "bytes"):
-                expected = "text" if mode == "text" else "bytes"
+            if received != expected:
                 call = f"receive_json(mode={mode!r})"
                 raise self._bad_input(MessageTypeError(expected, received, call))
         return self._decode(JSON, message)
-
-    def _decode_json(self, text: str) -> Any:
-        try:
-            return JSON.parse(text)
-        except InvalidMessage as error:
-            self._bad_input(error)
-            raise
 
     async def send_text(self, data: str) -> None:
         """Send a text message.
@@ -327,11 +324,18 @@ class WebSocket(Connection):
             WebSocketDisconnect: the client has gone.
         """
         if mode == "text":
-            await self._send_message({"type": SEND, "text": JSON.encode(data)})
+            # The JSON codec's encode(), inlined.
+            message: Message = {"type": SEND, "text": _json.dumps(data)}
         elif mode == "binary":
-            await self._send_message({"type": SEND, "bytes": JSON.encode(data).encode()})
+            message = {"type": SEND, "bytes": _json.dumps_bytes(data)}
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
+        if not self._core.open:
+            await self._before_send()
+        try:
+            await self._send(message)
+        except OSError as error:
+            raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def _send_encoded(self, value: Any) -> None:
         """Send `value` as a `Codec` (not one of the built-in ones) encodes it."""

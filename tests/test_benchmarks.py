@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,30 @@ def test_the_in_process_benchmark_runs_every_variant_and_kind(tmp_path: Path) ->
         if BOCADILLO_READY:
             assert by_variant["bocadillo"]["baseline"] == "raw@bocadillo"
             assert by_variant["raw@bocadillo"]["baseline"] == "raw"
+
+
+@pytest.mark.skipif(
+    not (environments.ROOT / ".git").exists(),
+    reason="benchmarks.versions compares commits: it needs the git checkout, absent here",
+)
+def test_the_versions_benchmark_measures_an_earlier_commit_beside_this_tree(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "versions.json"
+    argv = ["HEAD", "--messages", "50", "--rounds", "2", "--kinds", "text,json"]
+    # In a process of its own: it must import the earlier bocws before this one.
+    command = [sys.executable, "-m", "benchmarks.versions", *argv, "--variants", "bocws"]
+    subprocess.run([*command, "--json", str(output)], cwd=environments.ROOT, check=True)
+    document = json.loads(output.read_text())
+    before, after = document["bocws_files"]
+    assert before.endswith("bocws_before/__init__.py")
+    assert "bocws-before-" in before
+    assert after == str(environments.ROOT / "bocws" / "__init__.py")
+    assert set(document["results"]) == {"bocws/text", "bocws/json"}
+    for figures in document["results"].values():
+        assert figures["before"]["baseline"] == "raw"
+        assert len(figures["after"]["ratios"]["before"]["ratios"]) == 2
+    assert document["after_over_before_median"] > 0
 
 
 def assert_echoes(sent: list[dict[str, Any]], kind: str, count: int) -> None:

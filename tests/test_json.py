@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 
 import bocws._codecs
 import bocws._json
+import bocws.websockets
 from bocws import InvalidJSON, MessageTypeError, WebSocket
 from bocws._endings import Ending
 
@@ -663,6 +664,7 @@ def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     """`WebSocket` serialising and parsing through one backend."""
     backend: ModuleType = request.param
     monkeypatch.setattr(bocws._codecs, "_json", backend)
+    monkeypatch.setattr(bocws.websockets, "_json", backend)  # its inlined JSON
     return backend
 
 

@@ -47,7 +47,15 @@ from ._state import (
     oversize,
 )
 
-__all__ = ["Connection", "ending_of", "ends_quietly", "gone_code", "how_it_ended", "log_close"]
+__all__ = [
+    "Connection",
+    "ended_with",
+    "ending_of",
+    "ends_quietly",
+    "gone_code",
+    "how_it_ended",
+    "log_close",
+]
 
 logger = logging.getLogger("bocws")
 
@@ -566,6 +574,13 @@ def how_it_ended(ws: Connection) -> str:
 def log_close(ws: Connection, detail: str) -> None:
     """Log, at INFO, what the client of `ws` received, and why (`detail`)."""
     ws._log_close(detail)
+
+
+def ended_with(ws: Connection) -> int | None:
+    """The close code `ws` ended with: the application's close, else the client's
+    disconnect; `None` while it is open, or when the handshake was refused."""
+    core = ws._core
+    return core.close_code if core.close_code is not None else core.disconnect_code
 
 
 def gone_code(ws: Connection) -> int:

@@ -26,6 +26,7 @@ from bocws import (
     WebSocketStateError,
 )
 from bocws._broken import DISCONNECT_GRACE
+from bocws._connection import ended_with
 
 from .fake import CONNECT, FakeServer, LiveServer, binary, connected, disconnect, text
 
@@ -1445,3 +1446,21 @@ async def test_async_for_uses_a_subclass_receive_text() -> None:
     ws = Shouting(server.scope, server.receive, server.send)
     received = [message async for message in ws]
     assert received == ["HI", "THERE"]
+
+
+async def test_ended_with_is_the_applications_close_code_else_the_clients() -> None:
+    server = connected(disconnect(4001))
+    ws = server.websocket()
+    await ws.accept()
+    assert ended_with(ws) is None  # open
+    with pytest.raises(WebSocketDisconnect):
+        await ws.receive_text()
+    assert ended_with(ws) == 4001
+    server = connected(disconnect(1000))
+    ws = server.websocket()
+    await ws.close(4002)
+    await ws.receive_event()  # the client's answer to the close
+    assert ended_with(ws) == 4002
+    refused = connected().websocket()
+    await refused.reject()
+    assert ended_with(refused) is None

@@ -10,6 +10,7 @@ from enum import IntEnum
 from typing import TypeGuard
 
 __all__ = [
+    "ASGI2_CLOSE_NOTE",
     "ERROR_CLOSE_CODES",
     "MAX_REASON_BYTES",
     "REASONS",
@@ -20,6 +21,7 @@ __all__ = [
     "is_error_code",
     "is_int",
     "is_valid_close_code",
+    "sendable_by_asgi2",
 ]
 
 # The close code ASGI servers turn into an HTTP 403 when it closes a pending handshake.
@@ -129,3 +131,23 @@ def check_close(code: object, reason: object, *, handshake_pending: bool) -> Non
         raise ValueError(
             f"close reason is {size} bytes in UTF-8; the limit is {MAX_REASON_BYTES}: shorten it"
         )
+
+
+#: Why a close code is replaced on an ASGI 2.0 server, for the log.
+ASGI2_CLOSE_NOTE = (
+    "this server speaks ASGI 2.0 (no spec_version in its scope, as daphne), which sends "
+    "only close codes 1000 and 3000-4999"
+)
+
+
+def sendable_by_asgi2(code: int) -> int:
+    """`code`, or the one to send instead on an ASGI 2.0 server (daphne's WebSocket layer
+    raises for any code but 1000 and 3000-4999): 1001 (going away) becomes 1000, and the
+    other codes of RFC 6455 become their private-use twin, the same last three digits
+    in the 4000s (1011 is sent as 4011, 1009 as 4009), so that a client can still tell
+    them apart."""
+    if code == CloseCode.NORMAL_CLOSURE or 3000 <= code <= 4999:
+        return code
+    if code == CloseCode.GOING_AWAY:
+        return int(CloseCode.NORMAL_CLOSURE)
+    return 4000 + code % 1000

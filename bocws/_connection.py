@@ -8,6 +8,7 @@ adds message kinds on top (see the class docstring for the members it uses).
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -21,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from . import _endings
 from ._broken import DisconnectSearch
-from ._codes import CloseCode, check_close
+from ._codes import ASGI2_CLOSE_NOTE, CloseCode, check_close, close_code_name, sendable_by_asgi2
 from ._endings import Ending, what_the_client_got
 from ._exceptions import (
     DenialResponseUnsupported,
@@ -65,6 +66,15 @@ DENIAL_EXTENSION = "websocket.http.response"
 _UNMEASURED = 2**30 - 1
 
 
+@functools.lru_cache(maxsize=16)
+def _spec_version(spec: object) -> tuple[int, ...]:
+    """A server's `scope["asgi"]["spec_version"]` as numbers; (2, 0) if unreadable."""
+    try:
+        return tuple(int(part) for part in str(spec).split("."))
+    except ValueError:
+        return (2, 0)
+
+
 class Connection(HTTPConnection):
     """A WebSocket connection's messages, through the state core; `WebSocket`'s base.
 
@@ -91,6 +101,10 @@ class Connection(HTTPConnection):
     # From the first send that found the connection broken: the search for the
     # client's disconnect, and the messages read on the way (see `_broken.py`).
     _search: DisconnectSearch | None = None
+    # What the server's ASGI version says of it (see `_adapt_to`): which exceptions of
+    # its send() mean the connection is broken, and whether it speaks ASGI 2.0.
+    _broken_send_errors: tuple[type[Exception], ...] = (OSError,)
+    _asgi2 = False
 
     def __init__(
         self,
@@ -114,6 +128,29 @@ class Connection(HTTPConnection):
         )
         # Lazy auto-accept: cleared by the first accept, close or rejection.
         self._accept_pending = auto_accept
+        spec = (scope.get("asgi") or {}).get("spec_version")
+        # A server that names no version but offers extensions (Starlette's TestClient)
+        # is taken at its word for those and left alone; one that says nothing is 2.0.
+        if spec is not None and spec != "2.4":
+            self._adapt_to(_spec_version(spec))
+        elif spec is None and not scope.get("extensions"):
+            self._adapt_to((2, 0))
+
+    def _adapt_to(self, spec: tuple[int, ...]) -> None:
+        """Adapt to what a server of ASGI version `spec` does and does not promise.
+
+        Before 2.4, a send on a closed connection need not raise `OSError`: daphne's
+        raises a `RuntimeError` (autobahn's `Disconnected`) during the closing
+        handshake, which is the client leaving too. A server of ASGI 2.0 (daphne, the
+        one that declares no version) sends only close codes 1000 and 3000-4999, and
+        drops empty messages without a word: such codes are replaced (see
+        `sendable_by_asgi2`), and an empty message is refused with `ValueError`.
+        """
+        if spec < (2, 4):
+            self._broken_send_errors = (OSError, RuntimeError)
+        if spec < (2, 1):
+            self._asgi2 = True
+            self._send = _refusing_empty(self._send)
 
     def _release(self) -> None:
         """Drop the shortcuts `WebSocket` bound at construction (`receive`, `send`),
@@ -417,6 +454,30 @@ class Connection(HTTPConnection):
         error.source = weakref.ref(self)
         return error
 
+    async def wait_closed(self) -> int:
+        """Wait until the client has left; return its close code.
+
+        For views that only send (feeds): run it beside the sends, and it returns the
+        moment the client leaves, on every server (only some make a send raise once
+        the client has gone). What the client sends meanwhile is read and dropped.
+        A message over `max_message_size` closes the connection with 1009, which is
+        returned.
+
+        Raises:
+            WebSocketStateError: before accept with `auto_accept=False`.
+        """
+        while True:
+            try:
+                message = await self._next_message(False, None)
+            except WebSocketDisconnect as departure:  # MessageTooBig: closed with 1009
+                return departure.code
+            except WebSocketStateError:
+                if self._core.client_state is not DISCONNECTED:
+                    raise
+                return self._client_gone().code  # it had left already
+            if message["type"] == DISCONNECT:
+                return self._client_gone().code
+
     async def receive_event(self, *, timeout: float | None = None) -> Message:
         """Receive a raw ASGI event, validated by the state core.
 
@@ -477,14 +538,14 @@ class Connection(HTTPConnection):
         if not self._core.send_data():
             raise self._client_gone()
 
-    async def _send_failed(self, error: OSError | UnicodeEncodeError) -> Exception:
+    async def _send_failed(self, error: Exception) -> Exception:
         """The error to raise after the server's send raised `error`."""
         if isinstance(error, UnicodeEncodeError):  # a lone surrogate: the server cannot encode it
             invalid = InvalidUnicode(f"text is not valid Unicode and cannot be sent: {error}")
             invalid.__cause__ = error
             return invalid
-        if isinstance(error, TimeoutError):
-            return error  # an OSError too, but a slow send, not a broken connection
+        if isinstance(error, TimeoutError) or not isinstance(error, self._broken_send_errors):
+            return error  # a slow send (an OSError too), or not the connection's failure
         disconnect = await self._connection_broken()
         disconnect.__suppress_context__ = True  # the server's own error tells nothing more
         return disconnect
@@ -501,12 +562,28 @@ class Connection(HTTPConnection):
             if message["type"] in (SEND, ACCEPT):
                 raise self._client_gone()
             return  # a close or denial response for a client that is gone: done
+        if self._asgi2 and message["type"] == CLOSE and core.close_code is not None:
+            message = self._asgi2_close(message)
         try:
             await self._send(message)
-        except TimeoutError:
-            raise  # an OSError too, but a slow send, not a broken connection
-        except OSError:
-            raise await self._connection_broken() from None
+        except Exception as error:
+            raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
+
+    def _asgi2_close(self, message: Message) -> Message:
+        """The close `message` as an ASGI 2.0 server can send it (see `_adapt_to`)."""
+        code = message["code"]
+        sent = sendable_by_asgi2(code)
+        if sent == code:
+            return message
+        self._core.close_code = sent  # what the client gets
+        logger.info(
+            "%r: closing with %s instead of %s: %s",
+            self.scope.get("path", ""),
+            close_code_name(sent),
+            close_code_name(code),
+            ASGI2_CLOSE_NOTE,
+        )
+        return {**message, "code": sent}
 
     def _client_gone(self) -> WebSocketDisconnect:
         """The error for a client the core knows has disconnected, with its code."""
@@ -586,3 +663,18 @@ def ended_with(ws: Connection) -> int | None:
 def gone_code(ws: Connection) -> int:
     """The close code of a client known to have left `ws`."""
     return ws._client_gone().code
+
+
+def _refusing_empty(send: Send) -> Send:
+    """`send`, refusing the empty messages an ASGI 2.0 server would drop unsaid."""
+
+    async def send_unless_empty(message: Message) -> None:
+        if message["type"] == SEND and not (message.get("text") or message.get("bytes")):
+            raise ValueError(
+                "cannot send an empty message: this server speaks ASGI 2.0 (no "
+                "spec_version in its scope, as daphne) and drops empty messages; "
+                "nothing was sent"
+            )
+        await send(message)
+
+    return send_unless_empty

@@ -293,7 +293,7 @@ class WebSocket(Connection):
             await self._before_send()
         try:
             await self._send({"type": SEND, "text": data})
-        except (OSError, UnicodeEncodeError) as error:
+        except Exception as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def send_bytes(self, data: bytes) -> None:
@@ -309,7 +309,7 @@ class WebSocket(Connection):
             await self._before_send()
         try:
             await self._send({"type": SEND, "bytes": data})
-        except OSError as error:
+        except Exception as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def send_json(self, data: Any, mode: JSONMode = "text") -> None:
@@ -334,7 +334,7 @@ class WebSocket(Connection):
             await self._before_send()
         try:
             await self._send(message)
-        except OSError as error:
+        except Exception as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     async def _send_encoded(self, value: Any) -> None:
@@ -358,7 +358,7 @@ class WebSocket(Connection):
             await self._before_send()
         try:
             await self._send(message)
-        except (OSError, UnicodeEncodeError) as error:
+        except Exception as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     # Lifecycle helpers.

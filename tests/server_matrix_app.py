@@ -280,6 +280,26 @@ async def feed(ws: WebSocket) -> None:
     note(ws, {"sent": sent, "seconds": FEED_FOR})
 
 
+@route("/feed/watched")
+async def watched_feed(ws: WebSocket) -> None:
+    """The feed beside `wait_closed()`: note the code it returned and the sends made."""
+    sent = 0
+
+    async def tick() -> None:
+        nonlocal sent
+        while True:
+            await ws.send(f"tick {sent}")
+            sent += 1
+            await anyio.sleep(FEED_EVERY)
+
+    with anyio.move_on_after(FEED_FOR) as waited:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(tick)
+            code = await ws.wait_closed()
+            tasks.cancel_scope.cancel()
+    note(ws, {"sent": sent} if waited.cancelled_caught else {"code": code, "sent": sent})
+
+
 # Bad input, errors and limits.
 
 

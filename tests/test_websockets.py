@@ -1464,3 +1464,26 @@ async def test_ended_with_is_the_applications_close_code_else_the_clients() -> N
     refused = connected().websocket()
     await refused.reject()
     assert ended_with(refused) is None
+
+
+async def test_wait_closed_returns_the_clients_code_and_drops_its_messages() -> None:
+    server = connected(text("ignored"), binary(b"ignored"), disconnect(4001, "bye"))
+    ws = server.websocket()
+    assert await ws.wait_closed() == 4001  # accepting first, lazily
+    assert server.types() == ["websocket.accept"]
+    assert await ws.wait_closed() == 4001  # it had left already
+    await ws.ensure_closed()  # nothing to send: the client is gone
+    assert server.types() == ["websocket.accept"]
+
+
+async def test_wait_closed_returns_1009_for_a_message_over_the_limit() -> None:
+    server = connected(text("x" * 100))
+    ws = server.websocket(max_message_size=10)
+    assert await ws.wait_closed() == 1009
+    assert server.sent[-1] == {"type": "websocket.close", "code": 1009, "reason": "message too big"}
+
+
+async def test_wait_closed_before_accept_without_auto_accept_is_a_state_error() -> None:
+    ws = connected().websocket(auto_accept=False)
+    with pytest.raises(WebSocketStateError):
+        await ws.wait_closed()

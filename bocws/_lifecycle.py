@@ -37,16 +37,19 @@ async def serve(
     name: str,
     activity: Activity | None = None,
     idle_timeout: float | None = None,
+    on_error: Callable[[], None] | None = None,
 ) -> None:
     """Run the view (`run(ws)`, named `name` in the log) and end the connection,
-    whatever happens; with an `activity` watch, cancel it after `idle_timeout`."""
+    whatever happens; with an `activity` watch, cancel it after `idle_timeout`.
+    `on_error()` is called if the view fails with an application error (the one
+    logged at ERROR)."""
     try:
         if activity is None or idle_timeout is None:
             await run(ws)
         else:
             await _run_watched(ws, run, activity, idle_timeout)
     except Exception as error:
-        if await end_with_error(ws, error, name):
+        if await end_with_error(ws, error, name, on_error):
             # A bare raise: a frame in the error's traceback that held it (a
             # variable, an argument) would keep it, its frames and `ws` in a cycle.
             raise
@@ -90,13 +93,16 @@ async def _run_watched(
             del error  # this frame, in the error's traceback, must not hold it: a cycle
 
 
-async def end_with_error(ws: WebSocket, error: Exception, name: str) -> bool:
+async def end_with_error(
+    ws: WebSocket, error: Exception, name: str, on_error: Callable[[], None] | None = None
+) -> bool:
     """End the connection after the view raised `error`; whether to re-raise it.
 
     The client's departure, its bad data and Starlette's `WebSocketException` end
     the connection with one log line (see `websockets.ending_of`, the rule shared
     with `async with`); anything else, even inside an exception group from a task
-    group, is the application's: 1011, an ERROR line, and the error to the server.
+    group, is the application's: 1011, an ERROR line (and `on_error()`), and the
+    error to the server.
     """
     ending = ending_of(ws, error)
     if ending.kind == "closed":
@@ -122,6 +128,8 @@ async def end_with_error(ws: WebSocket, error: Exception, name: str) -> bool:
     handled = has_starlette_handler(ws.scope, error)
     if handled and ws.application_state is CONNECTING:
         return True  # Starlette's (or FastAPI's) handler answers the handshake
+    if on_error is not None:
+        on_error()
     await finish(ws, CloseCode.INTERNAL_ERROR, ending.reason)
     # One line: the exception goes on to the server, which logs its traceback.
     logger.error(

@@ -1,7 +1,7 @@
 """The options of a WebSocket and of a route: one table, its checks, and how options merge.
 
 `WebSocket(...)` takes the first six; routes (`websocket_view()`, `App.websocket_route()`,
-a `WebSocketView`'s class attributes) take all eight. `tests/test_options.py` checks
+a `WebSocketView`'s class attributes) take all nine. `tests/test_options.py` checks
 every one of those signatures against `OPTIONS`, so that none drifts from the table.
 """
 
@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from ._codecs import codec_for
 from ._codes import CloseCode, is_int
+from ._metrics import registry_for
 from ._origins import OriginPolicy
 
 __all__ = [
@@ -106,6 +107,11 @@ def _check_origins(value: Any) -> Any:
     return value
 
 
+def _check_metrics(value: Any) -> Any:
+    registry_for(value)  # raises for what is not a bool or a registry, or without the extra
+    return value
+
+
 def _message_kind(name: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         if value is not None:
@@ -141,6 +147,7 @@ OPTIONS = (
     Option("max_message_size", None, True, _size_limit),
     Option("idle_timeout", None, False, _check_idle_timeout),
     Option("allowed_origins", None, False, _check_origins),
+    Option("metrics", False, False, _check_metrics),
 )
 #: The options `WebSocket` takes, with their defaults.
 WEBSOCKET_OPTIONS: dict[str, Any] = {

@@ -15,6 +15,7 @@ from starlette.types import Lifespan, Receive, Scope, Send
 
 from ._codecs import MessageKind
 from ._lifecycle import refuse_origin
+from ._metrics import NO_ROUTE, CollectorRegistry, ConnectionMetrics, registry_for
 from ._options import DEFAULT, check_options
 from ._origins import OriginPolicy
 from ._servers import server_message_limit
@@ -62,6 +63,12 @@ class App(Starlette):
             the application, mounted apps included; another origin's handshake is
             refused with 403 before routing. A route's own `allowed_origins` applies on
             top (a handshake must pass both). `None` (the default) checks nothing.
+        metrics: Prometheus metrics for every route registered here, as for
+            `websocket_view()` (`True` for prometheus-client's default registry, or a
+            `CollectorRegistry`); handshakes refused before routing (no WebSocket
+            route, or `allowed_origins`) are counted with the `route` label `""`.
+            Serve them with prometheus-client's ASGI app: `app.mount("/metrics",
+            prometheus_client.make_asgi_app())`.
 
     Example:
         >>> app = App()
@@ -82,8 +89,13 @@ class App(Starlette):
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         idle_timeout: float | None = None,
         allowed_origins: str | Iterable[str] | None = None,
+        metrics: bool | CollectorRegistry = False,
     ) -> None:
-        self._route_defaults = {"max_message_size": max_message_size, "idle_timeout": idle_timeout}
+        self._route_defaults = {
+            "max_message_size": max_message_size,
+            "idle_timeout": idle_timeout,
+            "metrics": metrics,
+        }
         check_options(self._route_defaults)  # a wrong default fails here, not at the first route
         routes = [self._with_defaults(route) for route in routes or ()]
         super().__init__(
@@ -99,11 +111,16 @@ class App(Starlette):
         self.router.lifespan_context = self._lifespan
         self.router.default = self._not_found
         self._origins = OriginPolicy(allowed_origins) if allowed_origins is not None else None
+        registry = registry_for(metrics)
+        # Where handshakes refused before routing are counted, with metrics on.
+        self._metrics = None if registry is None else ConnectionMetrics.of(registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         origins = self._origins
         if origins is not None and scope["type"] == "websocket" and not origins.allows(scope):
             refuse_origin(scope, "application's allowed_origins")
+            if self._metrics is not None:
+                self._metrics.refuse(NO_ROUTE, "origin")
             await WebSocket(scope, receive, send, auto_accept=False).reject()
             return
         await super().__call__(scope, receive, send)
@@ -132,6 +149,7 @@ class App(Starlette):
         max_message_size: int | None = DEFAULT,
         idle_timeout: float | None = DEFAULT,
         allowed_origins: str | Iterable[str] | None = DEFAULT,
+        metrics: bool | CollectorRegistry = DEFAULT,
         name: str | None = None,
     ) -> Callable[[_View], _View]:
         """Register a WebSocket view (function or `WebSocketView` class) at `pattern`.
@@ -140,8 +158,8 @@ class App(Starlette):
         path parameters arrive as keyword arguments. Options are those of
         `websocket_view()`; those left out keep the view's own (a `WebSocketView`'s
         class attributes, the options of `websocket_view()`), else the application's
-        (`max_message_size`, `idle_timeout`), else `WebSocket`'s defaults. The decorator
-        returns the view unchanged.
+        (`max_message_size`, `idle_timeout`, `metrics`), else `WebSocket`'s defaults. The
+        decorator returns the view unchanged.
 
         Raises:
             TypeError: the view is not async, or does not take a path parameter.
@@ -159,6 +177,7 @@ class App(Starlette):
             "max_message_size": max_message_size,
             "idle_timeout": idle_timeout,
             "allowed_origins": allowed_origins,
+            "metrics": metrics,
         }
 
         def register(view: _View) -> _View:
@@ -207,6 +226,8 @@ class App(Starlette):
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             logger.info("%r: no WebSocket route matches; refusing with 403", scope.get("path"))
+            if self._metrics is not None:
+                self._metrics.refuse(NO_ROUTE, "no_route")
             await WebSocket(scope, receive, send, auto_accept=False).reject()
             return
         await self.router.not_found(scope, receive, send)

@@ -9,6 +9,7 @@ logging, errors).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -19,9 +20,10 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._codecs import MessageKind
 from ._codes import CloseCode
-from ._connection import ending_of, ends_quietly, gone_code
+from ._connection import ended_with, ending_of, ends_quietly, gone_code
 from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
 from ._lifecycle import Activity, refuse_origin, serve
+from ._metrics import CollectorRegistry, ConnectionMetrics, RouteMetrics, Tally, registry_for
 from ._options import WEBSOCKET_OPTIONS, check_options, class_options, merge_options
 from ._origins import OriginPolicy
 from ._parameters import ViewParameters, view_name
@@ -40,7 +42,7 @@ class WebSocketView:
 
     Route options are class attributes (`auto_accept`, `value_type`, `receive_type`,
     `send_type`, `caught_close_codes`, `max_message_size`, `idle_timeout`,
-    `allowed_origins`); options given to `websocket_view()` or `App.websocket_route()`
+    `allowed_origins`, `metrics`); options given to `websocket_view()` or `App.websocket_route()`
     override them.
 
     Example:
@@ -60,6 +62,7 @@ class WebSocketView:
     max_message_size: int | None = None
     idle_timeout: float | None = None
     allowed_origins: str | Iterable[str] | None = None
+    metrics: bool | CollectorRegistry = False
 
     async def on_connect(self, ws: WebSocket) -> None:
         """Called first. The default accepts; override to check the client and `reject()`."""
@@ -82,7 +85,7 @@ class ViewEndpoint:
     Parameters:
         view: an `async def view(ws, **params)` function or a `WebSocketView` subclass.
         defaults: options for those neither given here nor set by the view itself (an
-            `App`'s `max_message_size` and `idle_timeout`).
+            `App`'s `max_message_size`, `idle_timeout` and `metrics`).
         options: route options, as for `websocket_view()`.
 
     Attributes:
@@ -124,6 +127,10 @@ class ViewEndpoint:
         self._idle_timeout: float | None = self.options["idle_timeout"]
         origins = self.options["allowed_origins"]
         self._origins = OriginPolicy(origins) if origins is not None else None
+        registry = registry_for(self.options["metrics"])
+        self._metrics = None if registry is None else ConnectionMetrics.of(registry)
+        # The route the last connection came through (Starlette's), and its metrics.
+        self._last_route: tuple[object, RouteMetrics] | None = None
         self.__name__ = getattr(view, "__name__", type(view).__name__)
         self.__qualname__ = name
         self.__doc__ = view.__doc__
@@ -162,6 +169,9 @@ class ViewEndpoint:
         if scope is None or receive is None or send is None:
             raise TypeError("a view endpoint is called with (scope, receive, send)")
         name = self.__qualname__
+        if self._metrics is not None:
+            await self._serve_counted(self._metrics, scope, receive, send)
+            return
         if self._idle_timeout is None:
             ws = WebSocket(scope, receive, send, **self._websocket_options)
             await serve(ws, self._run, name)
@@ -170,10 +180,39 @@ class ViewEndpoint:
         ws = WebSocket(scope, activity.receive, activity.send, **self._websocket_options)
         await serve(ws, self._run, name, activity, self._idle_timeout)
 
-    async def _run(self, ws: WebSocket) -> None:
-        """Check the handshake's origin and parameters, then run the view."""
+    async def _serve_counted(
+        self, metrics: ConnectionMetrics, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve a connection with metrics on: its messages counted on the way (`Tally`),
+        the counts written to the route's metrics once it has ended."""
+        tally = Tally(receive, send, self._route_metrics(metrics, scope))
+        activity = None if self._idle_timeout is None else Activity(tally.receive, tally.send)
+        asgi = tally if activity is None else activity
+        ws = WebSocket(scope, asgi.receive, asgi.send, **self._websocket_options)
+        run = functools.partial(self._run, tally=tally)
+        try:
+            await serve(ws, run, self.__qualname__, activity, self._idle_timeout, tally.fail)
+        finally:
+            tally.flush(ended_with(ws))
+
+    def _route_metrics(self, metrics: ConnectionMetrics, scope: Scope) -> RouteMetrics:
+        """The metrics of the route serving `scope`: labelled with its path pattern."""
+        route = scope.get("route")
+        last = self._last_route
+        if last is not None and last[0] is route:
+            return last[1]
+        found = metrics.route(route_pattern(self, scope))
+        if route is not None:
+            self._last_route = (route, found)
+        return found
+
+    async def _run(self, ws: WebSocket, tally: Tally | None = None) -> None:
+        """Check the handshake's origin and parameters (a refusal noted on `tally`, with
+        metrics on), then run the view."""
         if self._origins is not None and not self._origins.allows(ws.scope):
             refuse_origin(ws.scope, "allowed_origins of view " + self.__qualname__)
+            if tally is not None:
+                tally.refuse("origin")
             await ws.reject()
             return
         view = self.view
@@ -185,6 +224,8 @@ class ViewEndpoint:
             kwargs = self._parameters.bind(ws)
         except ParameterError as error:
             logger.info("%r: rejecting the handshake: %s", ws.scope.get("path"), str(error))
+            if tally is not None:
+                tally.refuse("parameters")
             await ws.reject()
             return
         await view(ws, **kwargs)
@@ -216,6 +257,30 @@ class ViewEndpoint:
         await view.on_disconnect(ws, code)
 
 
+def route_pattern(endpoint: ViewEndpoint, scope: Scope) -> str:
+    """The path pattern (`/chat/{room}`) of the route serving `endpoint` for `scope`.
+
+    Starlette (and FastAPI) put the route matched in the scope; else the route of the
+    scope's router whose endpoint it is; else, outside any router, the view's qualified
+    name. Never the path itself: a metric label per path would have no bound. Inside a
+    `Mount`, the pattern after the mount's prefix.
+    """
+    pattern = _pattern_of(scope.get("route"), endpoint)
+    for candidate in getattr(scope.get("router"), "routes", None) or ():
+        if pattern is not None:
+            break
+        pattern = _pattern_of(candidate, endpoint)
+    return endpoint.__qualname__ if pattern is None else pattern
+
+
+def _pattern_of(route: object, endpoint: ViewEndpoint) -> str | None:
+    """The path pattern of `route` if it serves `endpoint`."""
+    path = getattr(route, "path", None)
+    if getattr(route, "endpoint", None) is endpoint and isinstance(path, str):
+        return path
+    return None
+
+
 # FastAPI reads this to call the endpoint as endpoint(websocket=<Starlette WebSocket>).
 _FASTAPI_SIGNATURE = inspect.Signature(
     [inspect.Parameter("websocket", inspect.Parameter.KEYWORD_ONLY, annotation=StarletteWebSocket)]
@@ -239,6 +304,7 @@ def websocket_view(
     max_message_size: int | None = ...,
     idle_timeout: float | None = ...,
     allowed_origins: str | Iterable[str] | None = ...,
+    metrics: bool | CollectorRegistry = ...,
 ) -> Callable[[_View], ViewEndpoint]: ...
 
 
@@ -255,12 +321,16 @@ def websocket_view(
       view is cancelled and the connection closed with 1000 "idle timeout";
     - `allowed_origins`: the browser origins that may connect (exact, `*.example.com`
       patterns, or `"*"`); another origin's handshake is refused with 403 before the
-      view runs. Handshakes without an `Origin` header, and same-origin ones, pass.
+      view runs. Handshakes without an `Origin` header, and same-origin ones, pass;
+    - `metrics`: count the route's connections, messages and refusals as Prometheus
+      metrics (`True` in prometheus-client's default registry, or a `CollectorRegistry`;
+      see the metrics guide); needs the `bocws[prometheus]` extra.
 
     Raises:
         TypeError: the view is not an async function or a `WebSocketView` subclass, an
             option is unknown, or a parameter's annotation cannot be converted.
         ValueError: an unknown message type.
+        ImportError: `metrics` without prometheus-client installed.
 
     Example:
         >>> @websocket_view(value_type="json")

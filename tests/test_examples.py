@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from websockets.asyncio.client import ClientConnection
 
@@ -73,6 +74,50 @@ def test_chat_relays_a_message_to_the_sender(chat_client: TestClient) -> None:
         assert isinstance(message.pop("time"), int)
         assert message == {"type": "message", "user": "ana", "text": "hi"}
     assert "solo" not in chat.rooms.rooms  # the last member left: the room is gone
+
+
+def scraped(test_client: TestClient) -> dict[str, float]:
+    """The chat's bocws metrics, scraped from /metrics and parsed with prometheus-client's
+    parser: `name{labels}` -> value (the default registry: other tests count there too)."""
+    response = test_client.get("/metrics")  # Starlette redirects to /metrics/
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name.startswith("bocws_") and not sample.name.endswith("_created"):
+                labels = ",".join(f"{key}={value}" for key, value in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def test_chat_serves_its_metrics(chat_client: TestClient) -> None:
+    assert chat.METRICS  # prometheus-client is a dev dependency
+    before = scraped(chat_client)
+    with chat_client.websocket_connect("/chat/metered?name=ana") as session:
+        events = [session.receive_text()]  # its own join
+        session.send_text('{"text": "hi"}')
+        events.append(session.receive_text())
+        assert json.loads(events[1])["text"] == "hi"
+        assert scraped(chat_client)["bocws_connections_open{route=/chat/{room}}"] == 1
+        assert scraped(chat_client)["bocws_broadcast_subscriptions{}"] >= 1
+    after = scraped(chat_client)
+    changed = {
+        name: after[name] - before.get(name, 0)
+        for name in after
+        if after[name] != before.get(name, 0) and "_bucket" not in name and "_sum" not in name
+    }
+    # Broadcast: the join (a roster) and the message at least; the leave may be in flight.
+    assert changed.pop("bocws_broadcast_published_total{}") >= 2
+    assert changed.pop("bocws_broadcast_delivered_total{}") >= 2
+    assert changed == {
+        "bocws_connections_total{code=1000,route=/chat/{room}}": 1,
+        "bocws_connection_duration_seconds_count{route=/chat/{room}}": 1,
+        "bocws_messages_received_total{route=/chat/{room}}": 1,
+        "bocws_received_bytes_total{route=/chat/{room}}": len('{"text": "hi"}'),
+        "bocws_messages_sent_total{route=/chat/{room}}": 2,
+        "bocws_sent_bytes_total{route=/chat/{room}}": sum(len(event.encode()) for event in events),
+    }
 
 
 def test_chat_negotiates_its_subprotocol_when_offered(chat_client: TestClient) -> None:

@@ -84,6 +84,14 @@ class Backend(Protocol):
       and take effect once the connection is back. Other errors reach the caller of
       `Broadcast.connect()`, `publish()` or `subscribe()` as they are.
 
+    Optionally, a backend that reconnects by itself may report it, for the
+    `bocws_broadcast_reconnects_total` metric: give it a method
+    `report_reconnects(callback)`. A `Broadcast` with metrics on calls it before each
+    `connect()`, with a plain function; call `callback()`, from the event loop's
+    thread, each time the connection to the server is made again after it was lost
+    (not for the first connection). `RedisBackend` has it; a backend without it is
+    counted as never reconnecting.
+
     Example, a backend for one process, as `memory://` is:
 
         import anyio.lowlevel
@@ -278,6 +286,12 @@ class RedisBackend:
         self._pending: dict[str, tuple[int, anyio.Event]] = {}  # unconfirmed subscribes
         self._reader: asyncio.Task[None] | None = None
         self._up = anyio.Event()
+        self._reconnected: Callable[[], None] | None = None
+
+    def report_reconnects(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` each time the subscribing connection is made again after
+        it was lost (see `Backend`)."""
+        self._reconnected = callback
 
     async def connect(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -372,6 +386,8 @@ class RedisBackend:
                         self._safe_url,
                         len(self._channels),
                     )
+                    if self._reconnected is not None:
+                        self._reconnected()
                 lost = False
                 delay = RETRY_FIRST
                 self._up.set()

@@ -14,6 +14,7 @@ import anyio
 from .._codes import CloseCode
 from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._json import dumps_bytes, loads
+from .._metrics import BroadcastMetrics, CollectorRegistry, registry_for
 from ..websockets import WebSocket
 from ._backends import Backend, backend_for_url, safe_url
 from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
@@ -75,6 +76,10 @@ class Broadcast:
         overflow: what happens to a subscriber `queue_size` messages behind:
             `"close"` (the default) unsubscribes it, and `room()` closes its socket
             with 1013; `"drop_oldest"` drops its oldest queued message.
+        metrics: count subscriptions, publishes, deliveries, drops, overflows and
+            the backend's reconnections as Prometheus metrics (`True` in
+            prometheus-client's default registry, or a `CollectorRegistry`; see the
+            metrics guide); needs the `bocws[prometheus]` extra.
         **options: for the URL's backend; for Redis, options of
             `redis.asyncio.Redis.from_url()` (but `decode_responses`: the payloads
             are bytes).
@@ -82,7 +87,9 @@ class Broadcast:
     Raises:
         ValueError: an unsupported URL, `queue_size` or `overflow`.
         TypeError: both a URL and a backend, options with a backend, a backend
-            without `Backend`'s methods, or Redis's `decode_responses`.
+            without `Backend`'s methods, Redis's `decode_responses`, or `metrics`
+            neither a bool nor a registry.
+        ImportError: `metrics` without prometheus-client installed.
 
     Connect before use and disconnect after: `async with broadcast:`, or in an
     app, `app.on_startup(broadcast.connect)` and `app.on_shutdown(broadcast.disconnect)`.
@@ -106,9 +113,12 @@ class Broadcast:
         backend: Backend | None = None,
         queue_size: int = 1000,
         overflow: Overflow = "close",
+        metrics: bool | CollectorRegistry = False,
         **options: Any,
     ) -> None:
         _check_queue(queue_size, overflow)
+        registry = registry_for(metrics)
+        self._metrics = None if registry is None else BroadcastMetrics.of(registry)
         if backend is None:
             url = "memory://" if url is None else url
             backend = backend_for_url(url, options)
@@ -141,6 +151,9 @@ class Broadcast:
         """
         if self._connected:
             raise RuntimeError("this Broadcast is already connected")
+        report_reconnects = getattr(self._backend, "report_reconnects", None)
+        if self._metrics is not None and callable(report_reconnects):
+            report_reconnects(self._metrics.reconnects.inc)  # optional: see `Backend`
         await self._backend.connect(self._deliver)
         self._connected = True
 
@@ -190,7 +203,17 @@ class Broadcast:
         """
         self._check_connected("publish()")
         _check_channel(channel)
-        await self._backend.publish(channel, encode(message))
+        payload = encode(message)
+        metrics = self._metrics
+        if metrics is None:
+            await self._backend.publish(channel, payload)
+            return
+        try:
+            await self._backend.publish(channel, payload)
+        except Exception:
+            metrics.publish_failures.inc()
+            raise
+        metrics.published.inc()
 
     @asynccontextmanager
     async def subscribe(
@@ -213,6 +236,8 @@ class Broadcast:
         if subscribers is None:
             subscribers = self._subscribers[channel] = set()
         subscribers.add(subscription)
+        metrics = self._metrics
+        counted = False
         try:
             # Another subscriber may be joining the channel (or the last one leaving
             # it): wait for that, then join if it is not joined, which the first
@@ -225,8 +250,13 @@ class Broadcast:
                 async with self._change(channel):
                     await self._backend.subscribe(channel)
                     self._joined.add(channel)
+            if metrics is not None:
+                metrics.subscriptions.inc()
+                counted = True
             yield subscription
         finally:
+            if counted and metrics is not None:
+                metrics.subscriptions.dec()
             subscription.end()
             await self._leave(channel, subscription)
 
@@ -264,8 +294,13 @@ class Broadcast:
             message = decode(payload)
         except (ValueError, RecursionError) as error:  # nesting too deep for `json`
             logger.warning("dropped a message on channel %r: %s", channel, error)
+            if self._metrics is not None:
+                self._metrics.dropped.inc()
             return
-        overflowed = [each for each in subscribers if not each.put(message)]
+        if self._metrics is None:
+            overflowed = [each for each in subscribers if not each.put(message)]
+        else:
+            overflowed = _put_counted(self._metrics, subscribers, message)
         for subscription in overflowed:
             logger.info(
                 "channel %r: unsubscribed a subscriber %d messages behind (queue_size)",
@@ -318,6 +353,29 @@ class Broadcast:
                 finally:
                     error.__context__, error.__cause__ = context, cause
                     error.__suppress_context__ = suppress
+
+
+def _put_counted(
+    metrics: BroadcastMetrics, subscribers: set[Subscription], message: Any
+) -> list[Subscription]:
+    """Queue `message` for each of `subscribers`, counting deliveries, drops and
+    overflows; return the subscribers that overflowed."""
+    overflowed = []
+    delivered = dropped = 0
+    for subscription in subscribers:
+        before = subscription.dropped
+        if subscription.put(message):
+            delivered += 1
+            dropped += subscription.dropped - before
+        else:
+            overflowed.append(subscription)
+    if delivered:
+        metrics.delivered.inc(delivered)
+    if dropped:
+        metrics.dropped.inc(dropped)
+    if overflowed:
+        metrics.overflows.inc(len(overflowed))
+    return overflowed
 
 
 async def _relay(ws: WebSocket, subscription: Subscription) -> None:

@@ -24,6 +24,10 @@ for one process; with `BROADCAST_URL=redis://127.0.0.1:6379/0`, every worker and
 machine connected to that Redis shares them:
 
     BROADCAST_URL=redis://127.0.0.1:6379/0 uvicorn examples.chat:app --ws-max-size 16384 --workers 2
+
+With prometheus-client installed (`pip install 'bocws[prometheus]'`), the chat counts
+its connections, messages and broadcast traffic, and serves them to Prometheus at
+`/metrics/` (see the metrics guide).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ from bocws import (
 
 from .rooms import BURST, MAX_LAG, OUTBOX_SIZE, RATE, Member, Room, Rooms
 
+try:
+    from prometheus_client import make_asgi_app
+except ImportError:  # without the bocws[prometheus] extra: no metrics, the chat works alike
+    make_asgi_app = None  # type: ignore[assignment]
+
 SUBPROTOCOL = "bocws-chat.v1"
 MAX_NAME = 32
 MAX_ROOM = 64
@@ -62,10 +71,12 @@ MALFORMED = f'expected {{"text": str}} of 1 to {MAX_TEXT} characters'
 BROADCAST_URL = os.environ.get("BROADCAST_URL", "memory://")
 """Where rooms meet: `memory://` for one process, `redis://host:port/db` for several."""
 
+METRICS = make_asgi_app is not None
+"""Whether the chat counts and serves Prometheus metrics (prometheus-client is installed)."""
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("examples.chat")
 
-broadcast = Broadcast(BROADCAST_URL)
+broadcast = Broadcast(BROADCAST_URL, metrics=METRICS)
 rooms = Rooms(broadcast)
 
 
@@ -83,10 +94,23 @@ async def lifespan(app: object) -> AsyncIterator[None]:
 
 
 # Sockets from this page's origin (and non-browsers) only.
-app = App(allowed_origins=[], lifespan=lifespan)
+app = App(allowed_origins=[], lifespan=lifespan, metrics=METRICS)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
+if make_asgi_app is not None:
+    # prometheus-client's own app, for the default registry: scrape /metrics/.
+    app.mount("/metrics", make_asgi_app(), name="metrics")
 
-__all__ = ["BURST", "MAX_LAG", "OUTBOX_SIZE", "RATE", "app", "broadcast", "lifespan", "rooms"]
+__all__ = [
+    "BURST",
+    "MAX_LAG",
+    "METRICS",
+    "OUTBOX_SIZE",
+    "RATE",
+    "app",
+    "broadcast",
+    "lifespan",
+    "rooms",
+]
 
 
 def names_problem(room: str, name: str) -> str | None:

@@ -18,11 +18,12 @@ from typing import Any, Literal, cast
 
 from litestar import Litestar, websocket, websocket_listener
 from litestar import WebSocket as LitestarWebSocket
+from prometheus_client import CollectorRegistry
 from starlette.endpoints import WebSocketEndpoint
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket as StarletteWebSocket
 
-from bocws import WebSocket
+from bocws import WebSocket, websocket_view
 
 from .harness import WORKER_INTERPRETERS, comma_separated, measure_and_report, suite_options
 from .worker import App, raw
@@ -58,6 +59,29 @@ def bocws_receive(kind: str, websocket: type[WebSocket] = WebSocket) -> Variant:
                 await ws.send(await ws.receive())
 
     return app
+
+
+def bocws_view(
+    kind: str,
+    metrics: bool | CollectorRegistry = False,
+    view: Callable[..., Any] = websocket_view,
+) -> Variant:
+    """bocws's echo as a view (`websocket_view()`): the same loop inside the view
+    lifecycle, as `App` routes run it; with `metrics`, counted for Prometheus. `view`
+    is `websocket_view` (another version's, in `versions.py`)."""
+    options: dict[str, Any] = {"metrics": metrics} if metrics is not False else {}
+
+    @view(value_type=kind, **options)
+    async def echo(ws: WebSocket) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    return cast(Variant, echo)
+
+
+def bocws_metrics(kind: str) -> Variant:
+    """`bocws_view` with metrics on, in a registry of its own: what counting costs."""
+    return bocws_view(kind, CollectorRegistry())
 
 
 def starlette(kind: str) -> Variant:
@@ -146,6 +170,8 @@ VARIANTS: dict[str, Callable[[str], Variant]] = {
     "raw": raw,
     "bocws": bocws,
     "bocws-receive": bocws_receive,
+    "bocws-view": bocws_view,
+    "bocws-metrics": bocws_metrics,
     "starlette": starlette,
     "starlette-endpoint": starlette_endpoint,
     "litestar": litestar,
@@ -163,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", type=comma_separated, default=KINDS, help="comma-separated")
     defaults = {"messages": (100_000, 20_000), "repeats": (7, 5)}
     options, names = suite_options(parser, argv, ALL_VARIANTS, defaults)
+    # With the view measured, every figure is given against it too: bocws-metrics's is
+    # what metrics add per message, side by side in the same rounds.
+    second_baseline = "bocws-view" if "bocws-view" in names else None
     return measure_and_report(
         "echo",
         VARIANTS,
@@ -172,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         options.repeats,
         document={"suite": "inprocess", "messages": options.messages, "repeats": options.repeats},
         json_path=options.json,
+        second_baseline=second_baseline,
     )
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from .harness import RESULTS
 
 PAGE = RESULTS.parent / "benchmarks.md"
-IN_PROCESS_ORDER = ["bocws", "bocws-receive", "starlette", "starlette-endpoint", "litestar"]
+IN_PROCESS_ORDER = ["bocws", "bocws-receive", "bocws-view", "bocws-metrics", "starlette"]
+IN_PROCESS_ORDER += ["starlette-endpoint", "litestar"]
 IN_PROCESS_ORDER += ["litestar-listener", "bocadillo"]
 
 
@@ -62,7 +63,9 @@ def routing() -> str:
     targets = list(results)
     header = ["Variant", *[f"{target} route: µs, x Starlette's Router" for target in targets]]
     rows = []
-    for name in ["bocws", "starlette", "starlette-app", "bocadillo"]:
+    for name in ["bocws", "bocws-metrics", "starlette", "starlette-app", "bocadillo"]:
+        if all(name not in results[target] for target in targets):
+            continue  # not measured in this run
         cells = [name]
         for target in targets:
             figures = results[target].get(name)

@@ -19,6 +19,7 @@ import pstats
 import sys
 from collections.abc import Callable
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.routing import Router, WebSocketRoute
 from starlette.websockets import WebSocket as StarletteWebSocket
@@ -29,10 +30,10 @@ from .harness import WORKER_INTERPRETERS, comma_separated, measure_and_report, s
 from .worker import ROUTES, TARGETS, App, idle_view, raw_connect, run_connections
 
 
-def bocws() -> App:
+def bocws(metrics: bool | CollectorRegistry = False) -> App:
     """`bocws.App` with the routes, each view doing nothing: the lifecycle accepts
-    (lazily, at its close) and closes."""
-    app = BocwsApp()
+    (lazily, at its close) and closes; with `metrics`, counted for Prometheus."""
+    app = BocwsApp(metrics=metrics)
     for pattern, parameters in ROUTES:
         app.websocket_route(pattern)(idle_view(parameters))
     return app
@@ -63,6 +64,7 @@ def starlette_app() -> App:
 VARIANTS: dict[str, Callable[[], App]] = {
     "raw": lambda: raw_connect,
     "bocws": bocws,
+    "bocws-metrics": lambda: bocws(CollectorRegistry()),
     "starlette": starlette,
     "starlette-app": starlette_app,
 }

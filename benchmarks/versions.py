@@ -1,8 +1,8 @@
 """bocws against an earlier commit of itself, side by side in one run: the hot path's
 cost before and after a change.
 
-The in-process echo of `inprocess.py` (`bocws`, `bocws-receive`: the same fake
-server, messages and raw baseline) runs with two bocws in one interpreter: the one of
+The in-process echo of `inprocess.py` (`bocws`, `bocws-receive`, `bocws-view`: the
+same fake server, messages and raw baseline) runs with two bocws in one interpreter: the one of
 this tree, and the one of `REF`, extracted with `git archive` and imported under
 another name (`bocws_before`; its modules import one another relatively, and the run
 stops if importing it brought in any other bocws). Every round runs raw, before and
@@ -30,7 +30,7 @@ from .harness import Entry, alternate, comma_separated, write_json
 from .worker import raw, time_run
 
 KINDS = ["text", "bytes", "json"]
-VARIANTS = ["bocws", "bocws-receive"]
+VARIANTS = ["bocws", "bocws-receive", "bocws-view"]
 BEFORE = "bocws_before"
 
 
@@ -64,10 +64,11 @@ def load_before(ref: str, into: Path) -> tuple[str, ModuleType]:
 
 
 def compare(
-    variant: Any, before: type[Any], after: type[Any], kind: str, count: int, repeats: int
+    variant: Any, before: ModuleType, after: ModuleType, kind: str, count: int, repeats: int
 ) -> dict[str, Any]:
-    """The figures of `variant` (a factory of `inprocess.py`) on `kind`, before and
-    after, against raw and each other."""
+    """The figures of `variant` (`variant(kind, bocws)` makes the echo of `inprocess.py`
+    with the `bocws` module given) on `kind`, before and after, against raw and each
+    other."""
     apps = {"raw": raw(kind), "before": variant(kind, before), "after": variant(kind, after)}
     baselines = {"raw": (), "before": ("raw",), "after": ("raw", "before")}
     entries = [
@@ -90,12 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         commit, before = load_before(options.ref, Path(tree))
         from . import inprocess  # imports this tree's bocws, after the earlier one
 
-        factories = {"bocws": inprocess.bocws, "bocws-receive": inprocess.bocws_receive}
+        factories = {
+            "bocws": lambda kind, bocws: inprocess.bocws(kind, bocws.WebSocket),
+            "bocws-receive": lambda kind, bocws: inprocess.bocws_receive(kind, bocws.WebSocket),
+            # Metrics off: the view lifecycle as every route without them runs it.
+            "bocws-view": lambda kind, bocws: inprocess.bocws_view(kind, view=bocws.websocket_view),
+        }
         results = {
             f"{variant}/{kind}": compare(
                 factories[variant],
-                before.WebSocket,
-                inprocess.WebSocket,
+                before,
+                sys.modules["bocws"],
                 kind,
                 options.messages,
                 options.rounds,

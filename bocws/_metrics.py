@@ -299,7 +299,8 @@ class Tally:
             if text.__class__ is str:
                 self.received_bytes += len(text) if text.isascii() else _utf8_size(text)
             else:
-                self.received_bytes += _size(message.get("bytes"))
+                data = message.get("bytes")
+                self.received_bytes += len(data) if data.__class__ is bytes else _size(data)
         return message
 
     def send(self, message: Message) -> Awaitable[None]:
@@ -310,7 +311,8 @@ class Tally:
             if text.__class__ is str:
                 self.sent_bytes += len(text) if text.isascii() else _utf8_size(text)
             else:
-                self.sent_bytes += _size(message.get("bytes"))
+                data = message.get("bytes")
+                self.sent_bytes += len(data) if data.__class__ is bytes else _size(data)
         elif message_type == ACCEPT:
             self.accepted_at = time.monotonic()
             self.route.open.inc()

@@ -42,8 +42,8 @@ class WebSocketView:
 
     Route options are class attributes (`auto_accept`, `value_type`, `receive_type`,
     `send_type`, `caught_close_codes`, `max_message_size`, `idle_timeout`,
-    `allowed_origins`, `metrics`); options given to `websocket_view()` or `App.websocket_route()`
-    override them.
+    `allowed_origins`, `metrics`); options given to `websocket_view()` or
+    `App.websocket_route()` override them.
 
     Example:
         >>> @app.websocket_route("/echo")

@@ -738,3 +738,17 @@ def test_a_scrape_counts_the_messages_of_connections_still_open() -> None:
         registry.get_sample_value("bocws_messages_received_total", {"route": "/text/{room}"}) == 3
     )
     assert registry.get_sample_value("bocws_sent_bytes_total", {"route": "/text/{room}"}) == 15
+
+
+def test_the_guides_example_serves_its_metrics_at_slash_metrics() -> None:
+    from tests.test_docs import example
+
+    app = example("metrics.md", "app = App(metrics=True)\napp.mount")["app"]
+    received = ("bocws_messages_received_total", (("route", "/chat/{room}"),))
+    with TestClient(app) as test_client:
+        before = parse(test_client.get("/metrics/").text).get(received, 0)
+        with test_client.websocket_connect("/chat/lobby") as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
+        after = parse(test_client.get("/metrics/").text)[received]
+    assert after - before == 1  # the default registry: other tests count there too

@@ -1,13 +1,14 @@
-"""End-to-end benchmark: echo round trips through uvicorn, per variant.
+"""End-to-end benchmark: echo round trips through uvicorn and granian, per variant.
 
 Every variant (`benchmarks/apps.py`, `benchmarks/bocadillo_app.py`) runs in its own
-uvicorn process, all started at once; a picows load client in another process
+server process (uvicorn with one of its WebSocket implementations, or granian), all
+started at once; a picows load client in another process
 (`benchmarks/loadclient.py`) drives them in turn, the order rotated each round, so
 that idle servers cost nothing and every round compares the variants under the same
-conditions. Per (uvicorn implementation, message size, variant, round) it measures
-round trips per second, the server's CPU time per round trip over the measured
-window only (connection set-up excluded), and the client's CPU share, which shows
-whether the client kept up. Every echo is checked, count and content.
+conditions. Per (server, message size, variant, round) it measures round trips per
+second, the server's CPU time per round trip over the measured window only
+(connection set-up excluded), and the client's CPU share, which shows whether the
+client kept up. Every echo is checked, count and content.
 
 Run: `python -m benchmarks.endtoend` (see `--help`), `--quick` for a short look.
 """
@@ -56,7 +57,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--implementations",
         type=comma_separated,
         default=list(IMPLEMENTATIONS),
-        help="uvicorn --ws implementations, comma-separated",
+        help="uvicorn --ws implementations, or granian, comma-separated",
     )
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--round-trips", type=int, help="per measurement (100,000; quick 20,000)")
@@ -75,7 +76,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def measure_implementation(
     implementation: str, names: list[str], sizes: list[int], options: argparse.Namespace
 ) -> dict[int, dict[str, list[dict[str, Any]]]]:
-    """Per size and variant, each round's figures under one uvicorn implementation."""
+    """Per size and variant, each round's figures under one server (implementation)."""
     per_round: dict[int, dict[str, list[dict[str, Any]]]] = {
         size: {name: [] for name in names} for size in sizes
     }

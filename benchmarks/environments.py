@@ -36,7 +36,7 @@ BOCADILLO_PACKAGES = [
 #: Not Bocadillo's: the server stack and the raw baseline's JSON library, at the very
 #: versions of the project's interpreter, so that every variant runs on the same
 #: uvicorn, WebSocket implementations, event loop and JSON (see worker.py).
-SHARED_PACKAGES = ["uvicorn", "websockets", "wsproto", "uvloop", "httptools", "orjson"]
+SHARED_PACKAGES = ["uvicorn", "websockets", "wsproto", "uvloop", "httptools", "orjson", "granian"]
 
 
 def _shared_pins() -> list[str]:

@@ -1,9 +1,10 @@
-"""What the server benchmarks share: the variants, uvicorn servers, the load client, figures.
+"""What the server benchmarks share: the variants, the servers, the load client, figures.
 
-`benchmarks.endtoend` (round trips through uvicorn) and `benchmarks.memory` (memory per
-idle connection) both start one uvicorn process per variant on 127.0.0.1, drive them
-from a load client in a process of its own (`benchmarks.loadclient`), and summarise
-each variant's rounds against raw ASGI measured in the same round.
+`benchmarks.endtoend` (round trips through a server) and `benchmarks.memory` (memory
+per idle connection) both start one server process per variant on 127.0.0.1 (uvicorn
+with one of its WebSocket implementations, or granian), drive them from a load client
+in a process of its own (`benchmarks.loadclient`), and summarise each variant's
+rounds against raw ASGI measured in the same round.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ from typing import IO, Any, NoReturn
 from .environments import ROOT, bocadillo_python, project_python
 from .harness import SetupError, interpreter, rounds
 
-#: uvicorn's WebSocket implementations the benchmarks can run under.
-IMPLEMENTATIONS = ("websockets-sansio", "wsproto")
-#: The module each uvicorn implementation and event loop needs in the serving interpreter.
-MODULES = {"websockets-sansio": "websockets", "wsproto": "wsproto", "uvloop": "uvloop"}
+#: What the benchmarks can serve under: uvicorn's WebSocket implementations, and granian
+#: (its own, in Rust).
+IMPLEMENTATIONS = ("websockets-sansio", "wsproto", "granian")
+#: The module each server, implementation and event loop needs in the serving interpreter.
+MODULES = {
+    "websockets-sansio": "websockets",
+    "wsproto": "wsproto",
+    "granian": "granian",
+    "uvloop": "uvloop",
+}
 #: Bound on a server's start, from spawning to accepting TCP connections.
 READY_TIMEOUT = 60.0
 #: Bound on a server's graceful stop before it is killed.
@@ -93,13 +100,53 @@ def check_modules(python: Path, implementation: str, loop: str) -> None:
     probe += f"for m in {modules!r}))"
     if subprocess.run([str(python), "-c", probe], timeout=60, check=False).returncode:
         raise SetupError(
-            f"{python} lacks one of {modules}, which uvicorn needs for --ws={implementation} "
-            f"--loop={loop}: {python} -m pip install {' '.join(modules)}"
+            f"{python} lacks one of {modules}, which serving with {implementation} and "
+            f"--loop={loop} needs: {python} -m pip install {' '.join(modules)}"
         )
 
 
+def server_command(
+    python: Path, variant: Variant, implementation: str, loop: str, port: int
+) -> list[str]:
+    """The command line serving `variant` on 127.0.0.1:`port` with one worker, quietly."""
+    if implementation == "granian":
+        # "asginl": ASGI without the lifespan protocol, for the bare apps.
+        interface = "asgi" if variant.lifespan == "on" else "asginl"
+        return [
+            str(python),
+            "-m",
+            "granian",
+            f"--interface={interface}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--workers=1",
+            f"--loop={loop}",
+            "--no-access-log",
+            "--log-level=warning",
+            variant.app,
+        ]
+    return [
+        str(python),
+        "-m",
+        "uvicorn",
+        variant.app,
+        "--host=127.0.0.1",
+        f"--port={port}",
+        "--workers=1",
+        f"--loop={loop}",
+        "--http=h11",  # uvicorn's own dependency: present in every interpreter
+        f"--ws={implementation}",
+        "--ws-per-message-deflate=false",
+        f"--lifespan={variant.lifespan}",
+        "--no-access-log",
+        "--log-level=warning",
+        "--timeout-graceful-shutdown=2",
+    ]
+
+
 class Server:
-    """One uvicorn process serving one variant on 127.0.0.1, one worker."""
+    """One server process (uvicorn or granian) serving one variant on 127.0.0.1, one
+    worker."""
 
     def __init__(self, variant: Variant, implementation: str, loop: str) -> None:
         self.variant = variant
@@ -108,31 +155,25 @@ class Server:
         python = interpreter(variant.name, variant.python)
         # A file rather than a pipe: a server that logs a lot can never block on it.
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
-        command = [
-            str(python),
-            "-m",
-            "uvicorn",
-            variant.app,
-            "--host=127.0.0.1",
-            f"--port={self.port}",
-            "--workers=1",
-            f"--loop={loop}",
-            "--http=h11",  # uvicorn's own dependency: present in every interpreter
-            f"--ws={implementation}",
-            "--ws-per-message-deflate=false",
-            f"--lifespan={variant.lifespan}",
-            "--no-access-log",
-            "--log-level=warning",
-            "--timeout-graceful-shutdown=2",
-        ]
+        command = server_command(python, variant, implementation, loop, self.port)
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
         )
 
     @property
     def pid(self) -> int:
-        """The server's process id, whose CPU time and memory the benchmarks read."""
-        return self.process.pid
+        """The id of the process that serves, whose CPU time and memory the benchmarks
+        read: uvicorn's own; granian's one worker, a child of a process that only
+        supervises (read once the server listens)."""
+        if self.implementation != "granian":
+            return self.process.pid
+        import psutil  # type: ignore[import-untyped,unused-ignore] # in the bench extra
+
+        workers = psutil.Process(self.process.pid).children()
+        if len(workers) != 1:
+            raise RuntimeError(f"{self}: expected one granian worker, found {len(workers)}")
+        worker_pid: int = workers[0].pid
+        return worker_pid
 
     @property
     def url(self) -> str:
@@ -162,7 +203,7 @@ class Server:
         return self._log.read().decode(errors="replace")[-limit:]
 
     def terminate(self) -> None:
-        """Ask the server to stop (SIGTERM: uvicorn's graceful shutdown)."""
+        """Ask the server to stop (SIGTERM: a graceful shutdown)."""
         if self.process.poll() is None:
             self.process.terminate()
 

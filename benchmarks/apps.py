@@ -2,9 +2,11 @@
 
 Each one echoes every text message back as text until the client closes:
 `uvicorn benchmarks.apps:raw`, `benchmarks.apps:bocws`, `benchmarks.apps:starlette`,
-`benchmarks.apps:litestar`. Bocadillo has its own interpreter and module
-(`benchmarks/bocadillo_app.py`). The echo of `raw` is also the in-process suites'
-baseline (`worker.raw`, in both their interpreters).
+`benchmarks.apps:litestar`; `benchmarks.apps:bocws_view` and
+`benchmarks.apps:bocws_metrics` are bocws's echo as a view, without and with Prometheus
+metrics. Bocadillo has its own interpreter and module (`benchmarks/bocadillo_app.py`).
+The echo of `raw` is also the in-process suites' baseline (`worker.raw`, in both their
+interpreters).
 
 Only `raw` is built at import time; the others are built on first access (PEP 562
 `__getattr__`), so that each server process imports its own framework and nothing
@@ -74,6 +76,25 @@ def _bocws() -> ASGIApp:
     return app
 
 
+def _bocws_view(metrics: bool = False) -> ASGIApp:
+    from bocws import websocket_view
+
+    options = {"metrics": True} if metrics else {}
+
+    @websocket_view(value_type="text", **options)
+    async def echo(ws: Any) -> None:
+        """bocws as a view (the lifecycle `App` routes run), with or without metrics."""
+        async for message in ws:
+            await ws.send(message)
+
+    # A function around it: uvicorn calls its app once without arguments to detect a
+    # factory, which a view endpoint (its arguments optional, for FastAPI) would pass.
+    async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        await echo(scope, receive, send)
+
+    return app
+
+
 def _starlette() -> ASGIApp:
     from starlette.websockets import WebSocket
 
@@ -107,6 +128,8 @@ def _litestar() -> ASGIApp:
 
 _FACTORIES: dict[str, Callable[[], ASGIApp]] = {
     "bocws": _bocws,
+    "bocws_view": _bocws_view,
+    "bocws_metrics": lambda: _bocws_view(metrics=True),
     "starlette": _starlette,
     "litestar": _litestar,
 }

@@ -61,6 +61,8 @@ VARIANTS: dict[str, Variant] = {
     for variant in (
         Variant("raw", "benchmarks.apps:raw", "off", project_python),
         Variant("bocws", "benchmarks.apps:bocws", "off", project_python),
+        Variant("bocws-view", "benchmarks.apps:bocws_view", "off", project_python),
+        Variant("bocws-metrics", "benchmarks.apps:bocws_metrics", "off", project_python),
         Variant("starlette", "benchmarks.apps:starlette", "off", project_python),
         Variant("litestar", "benchmarks.apps:litestar", "on", project_python),
         Variant("bocadillo", "benchmarks.bocadillo_app:app", "on", bocadillo_python),

@@ -58,7 +58,7 @@ INVALID_INPUT_CODES = frozenset(
 DURATION_BUCKETS = (0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
 
 
-def registry_for(value: object, name: str = "metrics") -> CollectorRegistry | None:
+def registry_for(value: object) -> CollectorRegistry | None:
     """The registry `metrics=value` stands for: `None` for `False`, prometheus-client's
     default registry for `True`, else `value`, which must be a `CollectorRegistry`.
 
@@ -72,17 +72,17 @@ def registry_for(value: object, name: str = "metrics") -> CollectorRegistry | No
         import prometheus_client
     except ImportError as error:
         if value is not True:
-            raise TypeError(_not_a_registry(name, value)) from None
-        raise ImportError(f"{name}=True needs prometheus-client: {EXTRA}") from error
+            raise TypeError(_not_a_registry(value)) from None
+        raise ImportError(f"metrics=True needs prometheus-client: {EXTRA}") from error
     if value is True:
         return prometheus_client.REGISTRY
     if not isinstance(value, prometheus_client.CollectorRegistry):
-        raise TypeError(_not_a_registry(name, value))
+        raise TypeError(_not_a_registry(value))
     return value
 
 
-def _not_a_registry(name: str, value: object) -> str:
-    return f"{name} must be True, False or a prometheus_client.CollectorRegistry, got {value!r}"
+def _not_a_registry(value: object) -> str:
+    return f"metrics must be True, False or a prometheus_client.CollectorRegistry, got {value!r}"
 
 
 _Families = TypeVar("_Families", "ConnectionMetrics", "BroadcastMetrics")
@@ -293,26 +293,28 @@ class Tally:
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if message.get("type") == RECEIVE:
+        text = message.get("text")
+        if text.__class__ is str:  # only a websocket.receive carries text
             self.received += 1
-            text = message.get("text")
-            if text.__class__ is str:
-                self.received_bytes += len(text) if text.isascii() else _utf8_size(text)
-            else:
-                data = message.get("bytes")
-                self.received_bytes += len(data) if data.__class__ is bytes else _size(data)
+            self.received_bytes += len(text) if text.isascii() else _utf8_size(text)
+        elif message.get("type") == RECEIVE:
+            self.received += 1
+            data = message.get("bytes")
+            self.received_bytes += len(data) if data.__class__ is bytes else _size(data)
         return message
 
     def send(self, message: Message) -> Awaitable[None]:
-        message_type = message["type"]  # the state core checked the message
+        # The state core checked the message; only a websocket.send carries text.
+        text = message.get("text")
+        if text.__class__ is str:
+            self.sent += 1
+            self.sent_bytes += len(text) if text.isascii() else _utf8_size(text)
+            return self._send(message)
+        message_type = message["type"]
         if message_type == SEND:
             self.sent += 1
-            text = message.get("text")
-            if text.__class__ is str:
-                self.sent_bytes += len(text) if text.isascii() else _utf8_size(text)
-            else:
-                data = message.get("bytes")
-                self.sent_bytes += len(data) if data.__class__ is bytes else _size(data)
+            data = message.get("bytes")
+            self.sent_bytes += len(data) if data.__class__ is bytes else _size(data)
         elif message_type == ACCEPT:
             self.accepted_at = time.monotonic()
             self.route.open.inc()

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.types import Message, Receive, Send
 
 from ._codes import CloseCode
-from ._state import ACCEPT, CLOSE, RECEIVE, RESPONSE_START, SEND
+from ._state import ACCEPT, CLOSE, RESPONSE_START
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -293,29 +293,32 @@ class Tally:
 
     async def receive(self) -> Message:
         message = await self._receive()
+        # Only a websocket.receive carries text or bytes.
         text = message.get("text")
-        if text.__class__ is str:  # only a websocket.receive carries text
+        if text.__class__ is str:
             self.received += 1
             self.received_bytes += len(text) if text.isascii() else _utf8_size(text)
-        elif message.get("type") == RECEIVE:
+            return message
+        data = message.get("bytes")
+        if data is not None:
             self.received += 1
-            data = message.get("bytes")
             self.received_bytes += len(data) if data.__class__ is bytes else _size(data)
         return message
 
     def send(self, message: Message) -> Awaitable[None]:
-        # The state core checked the message; only a websocket.send carries text.
+        # The state core checked the message; only a websocket.send carries text or bytes.
         text = message.get("text")
         if text.__class__ is str:
             self.sent += 1
             self.sent_bytes += len(text) if text.isascii() else _utf8_size(text)
             return self._send(message)
-        message_type = message["type"]
-        if message_type == SEND:
+        data = message.get("bytes")
+        if data is not None:
             self.sent += 1
-            data = message.get("bytes")
             self.sent_bytes += len(data) if data.__class__ is bytes else _size(data)
-        elif message_type == ACCEPT:
+            return self._send(message)
+        message_type = message["type"]
+        if message_type == ACCEPT:
             self.accepted_at = time.monotonic()
             self.route.open.inc()
             self.route.live.add(self)

@@ -87,12 +87,7 @@ def _bocws_view(metrics: bool = False) -> ASGIApp:
         async for message in ws:
             await ws.send(message)
 
-    # A function around it: uvicorn calls its app once without arguments to detect a
-    # factory, which a view endpoint (its arguments optional, for FastAPI) would pass.
-    async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        await echo(scope, receive, send)
-
-    return app
+    return echo
 
 
 def _starlette() -> ASGIApp:

@@ -157,16 +157,19 @@ class ViewEndpoint:
 
     async def __call__(
         self,
-        scope: Scope | None = None,
+        websocket: Scope | StarletteWebSocket,
         receive: Receive | None = None,
         send: Send | None = None,
-        *,
-        websocket: Any = None,
     ) -> None:
-        if websocket is not None:
-            # FastAPI's add_api_websocket_route: take over its untouched Starlette WebSocket.
+        # An ASGI app, called with (scope, receive, send); FastAPI calls it with its
+        # Starlette WebSocket alone, as `websocket=` (see _FASTAPI_SIGNATURE). A call
+        # without arguments fails at once: uvicorn makes one to detect app factories.
+        if isinstance(websocket, StarletteWebSocket):
+            # Take over FastAPI's untouched Starlette WebSocket.
             scope, receive, send = websocket.scope, websocket._receive, websocket._send
-        if scope is None or receive is None or send is None:
+        else:
+            scope = websocket
+        if receive is None or send is None:
             raise TypeError("a view endpoint is called with (scope, receive, send)")
         name = self.__qualname__
         if self._metrics is not None:

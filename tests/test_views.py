@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import WebSocketException
 from starlette.routing import WebSocketRoute
 from starlette.testclient import TestClient
+from websockets.asyncio.client import connect
 
 import bocws._lifecycle
 from bocws import (
@@ -40,7 +41,8 @@ from bocws import (
 )
 from bocws._lifecycle import finish as _finish
 
-from .fake import CONNECT, FakeServer, binary, connected, disconnect, text
+from .fake import CONNECT, FakeServer, binary, connected, disconnect, text, websocket_scope
+from .processes import Uvicorn
 
 if TYPE_CHECKING:
     from bocws import WebSocket as TypeCheckingOnlyWebSocket
@@ -1183,8 +1185,10 @@ async def test_websocket_exception_that_cannot_be_sent_is_raised_even_once_close
 
 async def test_an_endpoint_called_without_scope_receive_and_send_is_a_type_error() -> None:
     endpoint = websocket_view(boom)
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        endpoint()  # type: ignore[call-arg]  # at the call, not when awaited
     with pytest.raises(TypeError, match=r"called with \(scope, receive, send\)"):
-        await endpoint()
+        await endpoint(websocket_scope())
 
 
 # Class-based views.
@@ -1744,3 +1748,22 @@ async def test_a_timed_out_close_in_a_task_that_swallowed_a_cancellation_is_give
     with anyio.fail_after(5):
         assert await asyncio.create_task(serve()) == 1  # the view's own, still there
     assert log.messages(logging.INFO) == [GAVE_UP]
+
+
+def test_uvicorn_serves_a_bare_view_endpoint_as_an_asgi_app() -> None:
+    """uvicorn calls an app once without arguments to detect a factory: that call must
+    fail (a view endpoint served the coroutine it returned, and every handshake got
+    HTTP 500)."""
+    server = Uvicorn("tests.bare_view:echo", "--lifespan", "off")
+    server.start()
+    try:
+
+        async def talk() -> Any:
+            async with connect(server.url.replace("http", "ws") + "/") as client:
+                await client.send("hi")
+                return await asyncio.wait_for(client.recv(), 5)
+
+        assert asyncio.run(talk()) == "hi"
+    finally:
+        server.stop()
+    assert [line for line in server.lines if "factory" in line or "ERROR" in line] == []

@@ -22,7 +22,15 @@ from starlette.websockets import WebSocketDisconnect
 
 from . import _endings
 from ._broken import DisconnectSearch
-from ._codes import ASGI2_CLOSE_NOTE, CloseCode, check_close, close_code_name, sendable_by_asgi2
+from ._codes import (
+    ASGI2_CLOSE_NOTE,
+    CloseCode,
+    check_close,
+    close_code_name,
+    is_int,
+    is_valid_close_code,
+    sendable_by_asgi2,
+)
 from ._endings import Ending, what_the_client_got
 from ._exceptions import (
     DenialResponseUnsupported,
@@ -131,7 +139,7 @@ class Connection(HTTPConnection):
         spec = (scope.get("asgi") or {}).get("spec_version")
         # A server that names no version but offers extensions (Starlette's TestClient)
         # is taken at its word for those and left alone; one that says nothing is 2.0.
-        if spec is not None and spec != "2.4":
+        if spec is not None:
             self._adapt_to(_spec_version(spec))
         elif spec is None and not scope.get("extensions"):
             self._adapt_to((2, 0))
@@ -553,6 +561,8 @@ class Connection(HTTPConnection):
     async def _forward(self, message: Message) -> None:
         """Send `message` after the core validated it; map a broken connection to 1006."""
         core = self._core
+        if self._asgi2 and message.get("type") == CLOSE:
+            message = self._asgi2_close(message)  # before the core records its code
         forward = core.send(message)
         if core.application_state is not CONNECTING:
             self._accept_pending = False
@@ -562,20 +572,26 @@ class Connection(HTTPConnection):
             if message["type"] in (SEND, ACCEPT):
                 raise self._client_gone()
             return  # a close or denial response for a client that is gone: done
-        if self._asgi2 and message["type"] == CLOSE and core.close_code is not None:
-            message = self._asgi2_close(message)
         try:
             await self._send(message)
         except Exception as error:
             raise await self._send_failed(error)  # noqa: B904 - it sets the cause itself
 
     def _asgi2_close(self, message: Message) -> Message:
-        """The close `message` as an ASGI 2.0 server can send it (see `_adapt_to`)."""
-        code = message["code"]
+        """The close `message` as an ASGI 2.0 server can send it (see `_adapt_to`); one
+        that ends an open connection, with a valid code (the core refuses the others)."""
+        core = self._core
+        code = message.get("code", CloseCode.NORMAL_CLOSURE)
+        if (
+            core.application_state is not CONNECTED
+            or core.client_state is not CONNECTED
+            or not is_int(code)
+            or not is_valid_close_code(code)
+        ):
+            return message  # a refused handshake's 403, or for the core to judge
         sent = sendable_by_asgi2(code)
         if sent == code:
             return message
-        self._core.close_code = sent  # what the client gets
         logger.info(
             "%r: closing with %s instead of %s: %s",
             self.scope.get("path", ""),

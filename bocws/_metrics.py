@@ -113,7 +113,7 @@ class ConnectionMetrics:
         from prometheus_client import Counter, Gauge, Histogram
 
         self._routes: dict[str, RouteMetrics] = {}
-        self._refusals: dict[tuple[str, str], Any] = {}
+        self._refusals: dict[tuple[str, ...], Any] = {}
         # Held while a tally writes its messages (a scrape may run in another thread).
         self.writing = threading.Lock()
         # First, so that a scrape writes the open connections' counts before the
@@ -190,10 +190,15 @@ class ConnectionMetrics:
 
     def refuse(self, route: str, reason: RefusalReason) -> None:
         """Count a handshake refused for `reason` at `route` (`NO_ROUTE` before routing)."""
-        child = self._refusals.get((route, reason))
-        if child is None:
-            child = self._refusals[route, reason] = self.refused.labels(route, reason)
-        child.inc()
+        _child(self._refusals, self.refused, (route, reason)).inc()
+
+
+def _child(children: dict[Any, Any], family: Any, labels: tuple[str, ...]) -> Any:
+    """The child of `family` with `labels`, from `children` where it was made once."""
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = family.labels(*labels)
+    return child
 
 
 class RouteMetrics:
@@ -229,8 +234,8 @@ class RouteMetrics:
         #: The connections open now, whose counts a scrape writes.
         self.live: set[Tally] = set()
         # Labelled by code too: made as they come.
-        self._codes: dict[int, Any] = {}
-        self._invalid: dict[int, Any] = {}
+        self._codes: dict[tuple[str, ...], Any] = {}
+        self._invalid: dict[tuple[str, ...], Any] = {}
 
     def refuse(self, reason: RefusalReason) -> None:
         """Count a handshake refused for `reason`."""
@@ -239,17 +244,12 @@ class RouteMetrics:
     def end(self, code: int, application_closed: bool, failed: bool) -> None:
         """Count an accepted connection ended with `code` (the application's close if
         `application_closed`); `failed`: the view raised an application error."""
-        child = self._codes.get(code)
-        if child is None:
-            child = self._codes[code] = self._families.connections.labels(self.route, str(code))
-        child.inc()
+        labels = (self.route, str(code))
+        _child(self._codes, self._families.connections, labels).inc()
         if failed or (application_closed and code == CloseCode.INTERNAL_ERROR):
             self.errors.inc()
         elif application_closed and code in INVALID_INPUT_CODES:
-            invalid = self._invalid.get(code)
-            if invalid is None:
-                invalid = self._invalid[code] = self._families.invalid.labels(self.route, str(code))
-            invalid.inc()
+            _child(self._invalid, self._families.invalid, labels).inc()
 
 
 class Tally:

@@ -12,7 +12,7 @@ import functools
 import logging
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from starlette.requests import HTTPConnection
@@ -56,8 +56,12 @@ from ._state import (
     oversize,
 )
 
+if TYPE_CHECKING:
+    from ._metrics import Tally
+
 __all__ = [
     "Connection",
+    "count_with",
     "ended_with",
     "ending_of",
     "ends_quietly",
@@ -131,6 +135,9 @@ class Connection(HTTPConnection):
         self.caught_close_codes: Container[int] = normalize_caught(caught_close_codes)
         self._set_size_limit(max_message_size)
         self._receive, self._send = asgi
+        # With metrics on, what counts this connection's messages (see `count_with`);
+        # an attribute of the instance: the hot paths read it for every message.
+        self._tally: Tally | None = None
         self._core = ConnectionState(
             denial_response=DENIAL_EXTENSION in (scope.get("extensions") or {})
         )
@@ -431,6 +438,8 @@ class Connection(HTTPConnection):
         """Have the core validate a message the server delivered; raise for a disconnect
         (with `data`) and for a message over `max_message_size`."""
         self._core.receive(message)
+        if self._tally is not None and message["type"] == RECEIVE:
+            self._tally.took(message)
         if message["type"] == DISCONNECT:
             self._release()
             if self._search is not None:
@@ -572,6 +581,8 @@ class Connection(HTTPConnection):
             if message["type"] in (SEND, ACCEPT):
                 raise self._client_gone()
             return  # a close or denial response for a client that is gone: done
+        if self._tally is not None:
+            self._tally.sending(message)
         try:
             await self._send(message)
         except Exception as error:
@@ -674,6 +685,11 @@ def ended_with(ws: Connection) -> int | None:
     disconnect; `None` while it is open, or when the handshake was refused."""
     core = ws._core
     return core.close_code if core.close_code is not None else core.disconnect_code
+
+
+def count_with(ws: Connection, tally: Tally) -> None:
+    """Have `ws` count its messages on `tally` (metrics on), from the first."""
+    ws._tally = tally
 
 
 def gone_code(ws: Connection) -> int:

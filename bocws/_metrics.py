@@ -6,12 +6,14 @@
 once per registry (`ConnectionMetrics.of()`, `BroadcastMetrics.of()`), and their
 children once per route (`ConnectionMetrics.route()`).
 
-A connection is counted by a `Tally`: the ASGI callables of one connection, counting
-its data messages in plain attributes and noting how its handshake went. It writes to
-the metric objects when the connection ends (`Tally.flush()`), and, while it is open,
-when the registry is scraped (`_OpenConnections`, which writes what every open
-connection counted since), never per message. Without metrics, none of this is in
-the way: the view builds its `WebSocket` on the server's own callables.
+A connection is counted by a `Tally`: the connection itself counts its data messages
+and their bytes there, in plain attributes (`Connection._tally`, set by `count_with()`;
+on `WebSocket`'s hot paths inline, elsewhere as the state core passes them), and the
+tally notes how the handshake went. It writes to the metric objects when the
+connection ends (`Tally.flush()`), and, while it is open, when the registry is
+scraped (`_OpenConnections`, which writes what every open connection counted since),
+never per message. Without metrics, a connection's tally is `None`: one test on each
+hot path.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from starlette.types import Message, Receive, Send
+from starlette.types import Message
 
 from ._codes import CloseCode
-from ._state import ACCEPT, CLOSE, RESPONSE_START
+from ._state import ACCEPT, CLOSE, RESPONSE_START, SEND
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -253,16 +255,17 @@ class RouteMetrics:
 
 
 class Tally:
-    """The ASGI callables of one connection, counting its data messages and their
-    bytes, and noting how the handshake went; `flush()` writes it all at the end, and
-    a scrape what was counted until then (`write()`).
+    """What one connection counted, and how its handshake went; `flush()` writes it
+    all at the end, and a scrape what was counted until then (`write()`).
 
-    A message sent is counted as it is handed to the server.
+    The connection counts its data messages here itself (`Connection._tally`): on its
+    hot paths in plain attributes (`received`, `received_bytes`, `sent`,
+    `sent_bytes`), elsewhere through `took()` and `sending()`. A message sent is
+    counted as it is handed to the server, one received as the server delivers it to
+    the application.
     """
 
     __slots__ = (
-        "_receive",
-        "_send",
         "_written",
         "accepted_at",
         "application_closed",
@@ -275,9 +278,7 @@ class Tally:
         "sent_bytes",
     )
 
-    def __init__(self, receive: Receive, send: Send, route: RouteMetrics) -> None:
-        self._receive = receive
-        self._send = send
+    def __init__(self, route: RouteMetrics) -> None:
         self.route = route
         self.received = self.received_bytes = self.sent = self.sent_bytes = 0
         #: `time.monotonic()` when the handshake was accepted; `None` until then.
@@ -291,34 +292,20 @@ class Tally:
         # What the metric objects have of the four counts already.
         self._written = (0, 0, 0, 0)
 
-    async def receive(self) -> Message:
-        message = await self._receive()
-        # Only a websocket.receive carries text or bytes.
+    def took(self, message: Message) -> None:
+        """Count a `websocket.receive` message the state core passed."""
         text = message.get("text")
-        if text.__class__ is str:
-            self.received += 1
-            self.received_bytes += len(text) if text.isascii() else _utf8_size(text)
-            return message
-        data = message.get("bytes")
-        if data is not None:
-            self.received += 1
-            self.received_bytes += len(data) if data.__class__ is bytes else _size(data)
-        return message
+        self.received += 1
+        self.received_bytes += size_of(message["bytes"] if text is None else text)
 
-    def send(self, message: Message) -> Awaitable[None]:
-        # The state core checked the message; only a websocket.send carries text or bytes.
-        text = message.get("text")
-        if text.__class__ is str:
-            self.sent += 1
-            self.sent_bytes += len(text) if text.isascii() else _utf8_size(text)
-            return self._send(message)
-        data = message.get("bytes")
-        if data is not None:
-            self.sent += 1
-            self.sent_bytes += len(data) if data.__class__ is bytes else _size(data)
-            return self._send(message)
+    def sending(self, message: Message) -> None:
+        """Note a message (checked by the state core) about to be handed to the server."""
         message_type = message["type"]
-        if message_type == ACCEPT:
+        if message_type == SEND:
+            text = message.get("text")
+            self.sent += 1
+            self.sent_bytes += size_of(message["bytes"] if text is None else text)
+        elif message_type == ACCEPT:
             self.accepted_at = time.monotonic()
             self.route.open.inc()
             self.route.live.add(self)
@@ -329,7 +316,6 @@ class Tally:
                 self.application_closed = True
         elif message_type == RESPONSE_START:
             self.refusal = "denied"
-        return self._send(message)
 
     def refuse(self, reason: RefusalReason) -> None:
         """Note why bocws is about to refuse the handshake (before the view ran)."""
@@ -391,16 +377,18 @@ class _OpenConnections:
         return []
 
 
-def _utf8_size(text: str) -> int:
+def utf8_size(text: str) -> int:
+    """The size in bytes of `text` encoded as UTF-8 (a lone surrogate as 3 bytes)."""
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _size(data: object) -> int:
-    if isinstance(data, (bytes, bytearray)):
-        return len(data)
-    if isinstance(data, memoryview):
-        return data.nbytes
-    return 0  # malformed: the state core reports it
+def size_of(payload: str | bytes | bytearray | memoryview) -> int:
+    """The size in bytes of a message's payload (UTF-8 for text)."""
+    if isinstance(payload, str):
+        return len(payload) if payload.isascii() else utf8_size(payload)
+    if isinstance(payload, memoryview):
+        return payload.nbytes
+    return len(payload)
 
 
 class BroadcastMetrics:

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from ._codecs import MessageKind
 from ._codes import CloseCode
-from ._connection import ended_with, ending_of, ends_quietly, gone_code
+from ._connection import count_with, ended_with, ending_of, ends_quietly, gone_code
 from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
 from ._lifecycle import Activity, refuse_origin, serve
 from ._metrics import CollectorRegistry, ConnectionMetrics, RouteMetrics, Tally, registry_for
@@ -188,10 +188,12 @@ class ViewEndpoint:
     ) -> None:
         """Serve a connection with metrics on: its messages counted on the way (`Tally`),
         the counts written to the route's metrics once it has ended."""
-        tally = Tally(receive, send, self._route_metrics(metrics, scope))
-        activity = None if self._idle_timeout is None else Activity(tally.receive, tally.send)
-        asgi = tally if activity is None else activity
-        ws = WebSocket(scope, asgi.receive, asgi.send, **self._websocket_options)
+        tally = Tally(self._route_metrics(metrics, scope))
+        activity = None if self._idle_timeout is None else Activity(receive, send)
+        if activity is not None:
+            receive, send = activity.receive, activity.send
+        ws = WebSocket(scope, receive, send, **self._websocket_options)
+        count_with(ws, tally)
         run = functools.partial(self._run, tally=tally)
         try:
             await serve(ws, run, self.__qualname__, activity, self._idle_timeout, tally.fail)

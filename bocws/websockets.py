@@ -20,6 +20,7 @@ from ._codecs import BYTES, EVENT, JSON, TEXT, Codec, MessageKind, codec_for, pa
 from ._codes import CloseCode
 from ._connection import Connection
 from ._exceptions import InvalidMessage, MessageTypeError, WebSocketStateError
+from ._metrics import size_of, utf8_size
 from ._state import CONNECTING, DISCONNECTED, RECEIVE, SEND
 
 __all__ = ["WebSocket"]
@@ -188,6 +189,10 @@ class WebSocket(Connection):
                 and message.get("type") == RECEIVE
                 and message.get("bytes") is None
             ):
+                tally = self._tally
+                if tally is not None:  # metrics on: count it (inlined, as the rest)
+                    tally.received += 1
+                    tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
                 return text
             return await self._text_after(message)
         decoded: str = self._decode(TEXT, await self._next_message(True, timeout))
@@ -223,6 +228,10 @@ class WebSocket(Connection):
                 and message.get("type") == RECEIVE
                 and message.get("text") is None
             ):
+                tally = self._tally
+                if tally is not None:
+                    tally.received += 1
+                    tally.received_bytes += len(data)
                 return data
             message = await self._judge(message, True)
         else:
@@ -264,6 +273,10 @@ class WebSocket(Connection):
                 and message.get("type") == RECEIVE
                 and message.get("bytes") is None
             ):
+                tally = self._tally
+                if tally is not None:
+                    tally.received += 1
+                    tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
                 try:
                     return _json.loads(text)  # the JSON codec's decode(), inlined
                 except (ValueError, RecursionError):
@@ -291,6 +304,10 @@ class WebSocket(Connection):
             data = cast(str, TEXT.encode(data))  # raises for what is not a str
         if not self._core.open:
             await self._before_send()
+        tally = self._tally
+        if tally is not None:
+            tally.sent += 1
+            tally.sent_bytes += len(data) if data.isascii() else utf8_size(data)
         try:
             await self._send({"type": SEND, "text": data})
         except Exception as error:
@@ -307,6 +324,10 @@ class WebSocket(Connection):
             data = cast(bytes, BYTES.encode(data))  # bytes-like data as bytes, or raises
         if not self._core.open:
             await self._before_send()
+        tally = self._tally
+        if tally is not None:
+            tally.sent += 1
+            tally.sent_bytes += len(data)
         try:
             await self._send({"type": SEND, "bytes": data})
         except Exception as error:
@@ -323,15 +344,22 @@ class WebSocket(Connection):
                 stays usable).
             WebSocketDisconnect: the client has gone.
         """
+        payload: str | bytes
         if mode == "text":
             # The JSON codec's encode(), inlined.
-            message: Message = {"type": SEND, "text": _json.dumps(data)}
+            payload = _json.dumps(data)
+            message: Message = {"type": SEND, "text": payload}
         elif mode == "binary":
-            message = {"type": SEND, "bytes": _json.dumps_bytes(data)}
+            payload = _json.dumps_bytes(data)
+            message = {"type": SEND, "bytes": payload}
         else:
             raise ValueError(f"unknown JSON mode {mode!r}: use 'text' or 'binary'")
         if not self._core.open:
             await self._before_send()
+        tally = self._tally
+        if tally is not None:
+            tally.sent += 1
+            tally.sent_bytes += len(payload) if payload.isascii() else size_of(payload)
         try:
             await self._send(message)
         except Exception as error:
@@ -356,6 +384,8 @@ class WebSocket(Connection):
         """Send a `websocket.send` message built here (so legal): the typed sends' way."""
         if not self._core.open:
             await self._before_send()
+        if self._tally is not None:
+            self._tally.sending(message)
         try:
             await self._send(message)
         except Exception as error:
@@ -433,6 +463,10 @@ class WebSocket(Connection):
                 and message.get("type") == RECEIVE
                 and message.get("bytes") is None
             ):
+                tally = self._tally
+                if tally is not None:  # metrics on: count it (inlined, as the rest)
+                    tally.received += 1
+                    tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
                 return text
             received: Awaitable[Any] = self._text_after(message)
         else:

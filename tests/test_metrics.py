@@ -25,6 +25,7 @@ from bocws import (
     App,
     Broadcast,
     BroadcastUnavailable,
+    Codec,
     WebSocket,
     WebSocketDisconnect,
     WebSocketView,
@@ -32,6 +33,7 @@ from bocws import (
 )
 from bocws import _metrics as metrics_module
 from bocws._metrics import ConnectionMetrics
+from bocws._state import ACCEPT, SEND
 
 from .fake import connected, disconnect, text
 from .live_server import TIMEOUT, client, close_frame, recv, refused, running_server
@@ -713,10 +715,11 @@ def test_a_wrong_metrics_value_says_so_without_prometheus_client_too() -> None:
         App(metrics="yes")  # type: ignore[arg-type]
 
 
-def test_bytes_are_measured_in_bytes_whatever_holds_them() -> None:
-    assert [metrics_module._size(data) for data in (b"ab", bytearray(b"abc"))] == [2, 3]
-    assert metrics_module._size(memoryview(b"abcd").cast("I")) == 4  # one item of 4 bytes
-    assert metrics_module._size("not bytes") == 0  # malformed: the state core says so
+def test_payloads_are_measured_in_bytes_whatever_holds_them() -> None:
+    assert [metrics_module.size_of(data) for data in (b"ab", bytearray(b"abc"))] == [2, 3]
+    assert metrics_module.size_of(memoryview(b"abcd").cast("I")) == 4  # one item of 4 bytes
+    # Text in UTF-8: a lone surrogate (legal in a message sent) as the 3 bytes it is.
+    assert [metrics_module.size_of(text) for text in ("ab", "\u00e9", "\ud800")] == [2, 2, 3]
 
 
 def test_a_scrape_counts_the_messages_of_connections_still_open() -> None:
@@ -752,3 +755,72 @@ def test_the_guides_example_serves_its_metrics_at_slash_metrics() -> None:
             assert ws.receive_text() == "hi"
         after = parse(test_client.get("/metrics/").text)[received]
     assert after - before == 1  # the default registry: other tests count there too
+
+
+class Shout(Codec):
+    """A kind of message of the test's own: text, upper-cased on the way out."""
+
+    name = "shout"
+
+    def decode(self, data: str | bytes) -> str:
+        return data if isinstance(data, str) else data.decode()
+
+    def encode(self, value: str) -> str:
+        return value.upper()
+
+
+def test_every_way_of_receiving_and_sending_counts_each_message_once() -> None:
+    """The hot paths count inline, the others through the state core: each message
+    once, whichever method moved it (`é` is 2 bytes, `€` 3)."""
+    registry = CollectorRegistry()
+    finished: list[bool] = []
+
+    @websocket_view(metrics=registry, value_type=Shout())
+    async def view(ws: WebSocket) -> None:
+        assert await ws.receive() == "é"  # a codec's receive
+        await ws.send("é")  # É: 2 bytes
+        assert await ws.receive_text() == "ab"  # the hot path
+        await ws.send_text("€")
+        assert await ws.receive_text(timeout=5) == "abc"  # the core's way
+        await ws.send_bytes(b"\xff")
+        assert await ws.receive_bytes() == b"abcd"
+        await ws.send_json(["€"], mode="binary")  # ["€"]: 7 bytes
+        assert await ws.receive_bytes(timeout=5) == b"abcde"
+        await ws.send_json({})
+        assert await ws.receive_json() == [1]
+        await ws.send_event({"type": "websocket.send", "text": "€€"})
+        assert await ws.receive_json(mode="binary") == [2]
+        event = await ws.receive_event()
+        assert event["text"] == "x" * 100  # longer than the text hot path takes: the core
+        await ws.wait_closed()  # reads and drops the rest: each counted
+        finished.append(True)
+
+    sizes_in = [2, 2, 3, 4, 5, 3, 3, 100, 1]
+    server = connected(
+        text("é"),
+        text("ab"),
+        text("abc"),
+        {"type": "websocket.receive", "bytes": b"abcd"},
+        {"type": "websocket.receive", "bytes": b"abcde"},
+        text("[1]"),
+        {"type": "websocket.receive", "bytes": b"[2]"},
+        text("x" * 100),
+        text("z"),  # dropped by wait_closed()
+        disconnect(1000),
+    )
+    anyio.run(view, server.scope, server.receive, server.send)
+    assert finished == [True]  # the view went to its end (its asserts held)
+    assert [message["type"] for message in server.sent] == [ACCEPT] + [SEND] * 6
+    sizes_out = [2, 3, 1, 7, 2, 6]
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name, {"route": view.__qualname__})
+
+    assert (value("bocws_messages_received_total"), value("bocws_received_bytes_total")) == (
+        len(sizes_in),
+        sum(sizes_in),
+    )
+    assert (value("bocws_messages_sent_total"), value("bocws_sent_bytes_total")) == (
+        len(sizes_out),
+        sum(sizes_out),
+    )

@@ -4,6 +4,11 @@
 connection fills them from the path parameters, then the query string, converted by
 their annotations. A value that is missing or does not convert refuses the handshake
 (`ParameterError`, HTTP 403) before the view runs.
+
+A parameter marked for FastAPI (`user=Depends(get_user)`, `Annotated[str, Header()]`,
+`Security`, `Query`, `Path`, `Cookie`) is FastAPI's to fill: the view endpoint shows it
+to FastAPI's dependency solver in its signature, and keeps the values FastAPI solved
+in the scope (`FASTAPI_VALUES`), where `bind()` takes them from.
 """
 
 from __future__ import annotations
@@ -21,21 +26,34 @@ from starlette.requests import HTTPConnection
 
 from ._exceptions import ParameterError
 
-__all__ = ["MAX_NUMBER_LENGTH", "ViewParameters", "view_name"]
+__all__ = [
+    "FASTAPI_VALUES",
+    "MAX_NUMBER_LENGTH",
+    "ViewParameters",
+    "connect_parameters",
+    "view_name",
+]
+
+FASTAPI_VALUES = "bocws.fastapi_values"
+"""The scope key of the values FastAPI solved for a view's FastAPI parameters."""
 
 
 class ViewParameters:
     """The keyword parameters of a function view after its first (the WebSocket).
 
+    `parameters` are bocws's to fill; `fastapi` are those FastAPI fills, as the
+    parameters of the endpoint's signature.
+
     Raises:
         TypeError: the view does not take the WebSocket first, a parameter cannot be
-            passed by name, defaults to a FastAPI dependency, or is annotated with a
+            passed by name, is marked with a FastAPI object other than `Depends`,
+            `Security`, `Query`, `Path`, `Header` or `Cookie`, or is annotated with a
             type bocws cannot convert to.
     """
 
     def __init__(self, name: str, view: Callable[..., Any]) -> None:
         self.view_name = name
-        self.parameters, self.var_keyword = _read_signature(name, view)
+        self.parameters, self.fastapi, self.var_keyword = _read_signature(name, view)
 
     def check_path(self, names: Iterable[str], path: str) -> None:
         """Raise `TypeError` if the view cannot take the path parameters `names`."""
@@ -50,7 +68,8 @@ class ViewParameters:
             )
 
     def bind(self, connection: HTTPConnection) -> dict[str, Any]:
-        """The view's keyword arguments, from the path and the query string.
+        """The view's keyword arguments, from the path and the query string, and those
+        FastAPI solved.
 
         Raises:
             ParameterError: a required parameter is missing or a value does not convert.
@@ -69,23 +88,42 @@ class ViewParameters:
                 kwargs[name] = parameter.value(query[name], "query")
             elif parameter.required:
                 raise ParameterError(f"missing query parameter {name!r}")
+        if self.fastapi:
+            kwargs.update(connection.scope[FASTAPI_VALUES])
         if self.var_keyword:
             for name, value in path_params.items():
                 kwargs.setdefault(name, value)
         return kwargs
 
 
+def connect_parameters(name: str, on_connect: Callable[..., Any]) -> list[inspect.Parameter]:
+    """The parameters FastAPI fills of a class view's `on_connect(self, ws, ...)`.
+
+    Raises:
+        TypeError: as `ViewParameters`, for a parameter marked for FastAPI.
+    """
+    signature = inspect.signature(on_connect)
+    _, marked = _annotations(on_connect, signature)
+    found = []
+    for parameter in list(signature.parameters.values())[2:]:
+        annotation = marked.get(parameter.name, parameter.annotation)
+        fastapi = _fastapi_parameter(name, parameter, annotation)
+        if fastapi is not None:
+            found.append(fastapi)
+    return found
+
+
 def view_name(view: object) -> str:
     return getattr(view, "__qualname__", None) or repr(view)
 
 
-def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Parameter], bool]:
-    """The keyword parameters of a function view after its first (the WebSocket)."""
+def _read_signature(
+    name: str, view: Callable[..., Any]
+) -> tuple[list[_Parameter], list[inspect.Parameter], bool]:
+    """The keyword parameters of a function view after its first (the WebSocket): those
+    bocws fills, those FastAPI fills, and whether it takes `**params`."""
     signature = inspect.signature(view)
-    try:
-        hints = typing.get_type_hints(view)
-    except Exception:  # e.g. `ws: WebSocket` imported only under TYPE_CHECKING
-        hints = _resolve_each(view, signature)
+    hints, marked = _annotations(view, signature)
     parameters = list(signature.parameters.values())
     if not parameters or parameters[0].kind not in (
         inspect.Parameter.POSITIONAL_ONLY,
@@ -94,9 +132,14 @@ def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Paramete
     ):
         raise TypeError(f"view {name!r} must take the WebSocket as its first argument")
     filled: list[_Parameter] = []
+    fastapi: list[inspect.Parameter] = []
     var_keyword = False
     for parameter in parameters[1:]:
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        annotation = marked.get(parameter.name, parameter.annotation)
+        solved = _fastapi_parameter(name, parameter, annotation)
+        if solved is not None:
+            fastapi.append(solved)
+        elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
             var_keyword = True
         elif parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             if parameter.default is inspect.Parameter.empty:
@@ -105,16 +148,54 @@ def _read_signature(name: str, view: Callable[..., Any]) -> tuple[list[_Paramete
                     "cannot be passed by name; make it a keyword parameter"
                 )
         elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-            if type(parameter.default).__module__.startswith("fastapi."):
-                raise TypeError(
-                    f"view {name!r}: parameter {parameter.name!r} defaults to a FastAPI "
-                    f"{type(parameter.default).__name__}, which bocws does not resolve (the "
-                    "client could fill it from the query string); declare dependencies on the "
-                    "route instead: add_api_websocket_route(path, view, dependencies=[...])"
-                )
             annotation = hints.get(parameter.name, parameter.annotation)
             filled.append(_Parameter(name, parameter, annotation))
-    return filled, var_keyword
+    return filled, fastapi, var_keyword
+
+
+def _annotations(
+    function: Callable[..., Any], signature: inspect.Signature
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The resolved annotations of `function`: without `Annotated`'s extras (the types
+    bocws converts to), and with them (where FastAPI's markers may be)."""
+    try:
+        return typing.get_type_hints(function), typing.get_type_hints(function, include_extras=True)
+    except Exception:  # e.g. `ws: WebSocket` imported only under TYPE_CHECKING
+        hints = _resolve_each(function, signature)
+        return hints, hints
+
+
+def _fastapi_parameter(
+    view_name: str, parameter: inspect.Parameter, annotation: Any
+) -> inspect.Parameter | None:
+    """`parameter` as FastAPI's solver is to read it, if it is marked for FastAPI: by
+    its default (`Depends(get_user)`) or in `Annotated[..., Header()]`.
+
+    Raises:
+        TypeError: it cannot be passed by name, or is marked with a FastAPI object
+            that says nothing a handshake carries (a `Body`, a security scheme).
+    """
+    markers = [parameter.default]
+    if typing.get_origin(annotation) is typing.Annotated:
+        markers.extend(typing.get_args(annotation)[1:])
+    marker = next((m for m in markers if type(m).__module__.startswith("fastapi.")), None)
+    if marker is None:
+        return None
+    from fastapi import params  # only once a FastAPI object is seen: FastAPI is installed
+
+    what = f"view {view_name!r}: parameter {parameter.name!r}"
+    if not isinstance(marker, (params.Depends, params.Param)):  # a Body, Form, File ...
+        raise TypeError(
+            f"{what} is marked with a FastAPI {type(marker).__name__}, which a WebSocket "
+            "handshake cannot fill: declare it with Depends, Security, Query, Path, Header "
+            "or Cookie"
+        )
+    if parameter.kind not in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    ):
+        raise TypeError(f"{what} is FastAPI's and must be passed by name; make it a keyword one")
+    return parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
 
 
 def _resolve_each(view: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from ._lifecycle import Activity, refuse_origin, serve
 from ._metrics import CollectorRegistry, ConnectionMetrics, RouteMetrics, Tally, registry_for
 from ._options import WEBSOCKET_OPTIONS, check_options, class_options, merge_options
 from ._origins import OriginPolicy
-from ._parameters import ViewParameters, view_name
+from ._parameters import FASTAPI_VALUES, ViewParameters, connect_parameters, view_name
 from ._state import DISCONNECT, DISCONNECTED, RESPONSE
 from .websockets import WebSocket
 
@@ -80,7 +80,9 @@ class ViewEndpoint:
 
     Use it wherever Starlette takes an ASGI endpoint: `bocws.App`, Starlette's
     `WebSocketRoute(path, endpoint)`, or FastAPI's `add_api_websocket_route(path,
-    endpoint)` (FastAPI calls it with its `websocket` argument).
+    endpoint)` (FastAPI calls it with its `websocket` argument, and the values it solved
+    for the view's FastAPI parameters: `Depends`, `Query` ...). A view with FastAPI
+    parameters is served by FastAPI's routing only.
 
     Parameters:
         view: an `async def view(ws, **params)` function or a `WebSocketView` subclass.
@@ -114,6 +116,7 @@ class ViewEndpoint:
                     raise TypeError(f"{name}.{hook} must be an async method (async def)")
             options = merge_options(class_options(view, WebSocketView), options)
             self._parameters: ViewParameters | None = None
+            fastapi = connect_parameters(name + ".on_connect", view.on_connect)
         else:
             if not inspect.iscoroutinefunction(view):
                 raise TypeError(
@@ -121,6 +124,7 @@ class ViewEndpoint:
                     f"got {type(view).__name__}"
                 )
             self._parameters = ViewParameters(name, view)
+            fastapi = self._parameters.fastapi
         self.view = view
         self.options = check_options(merge_options(self._defaults, options))
         self._websocket_options = {key: self.options[key] for key in WEBSOCKET_OPTIONS}
@@ -135,8 +139,8 @@ class ViewEndpoint:
         self.__qualname__ = name
         self.__doc__ = view.__doc__
         self.__module__ = getattr(view, "__module__", __name__)
-        # What FastAPI's dependency analysis sees: one argument, the Starlette WebSocket.
-        self.__signature__ = _FASTAPI_SIGNATURE
+        self._fastapi_names = tuple(parameter.name for parameter in fastapi)
+        self.__signature__ = _fastapi_signature(name, fastapi)
 
     def __repr__(self) -> str:
         return f"<ViewEndpoint {self.__qualname__}>"
@@ -151,19 +155,34 @@ class ViewEndpoint:
         return ViewEndpoint(self.view, defaults=defaults, **merge_options(self._given, options))
 
     def check_path_parameters(self, names: Iterable[str], path: str) -> None:
-        """Raise `TypeError` if the view cannot take the path parameters `names`."""
+        """Raise `TypeError` if the view cannot take the path parameters `names`, or has
+        FastAPI parameters (`bocws.App`, which calls this, does not fill them)."""
+        if self._fastapi_names:
+            raise self._outside_fastapi()
         if self._parameters is not None:
             self._parameters.check_path(names, path)
+
+    def _outside_fastapi(self) -> TypeError:
+        """The error for a view with FastAPI parameters served without FastAPI's solver."""
+        return TypeError(
+            f"view {self.__qualname__!r} has FastAPI parameters "
+            f"({', '.join(self._fastapi_names)}), which only FastAPI's routing fills: "
+            "register it on a FastAPI app or APIRouter (@app.websocket(path) or "
+            "add_api_websocket_route(path, view)), not on a bocws App, a Starlette "
+            "WebSocketRoute or as an ASGI app of its own"
+        )
 
     async def __call__(
         self,
         websocket: Scope | StarletteWebSocket,
         receive: Receive | None = None,
         send: Send | None = None,
+        **solved: Any,
     ) -> None:
         # An ASGI app, called with (scope, receive, send); FastAPI calls it with its
-        # Starlette WebSocket alone, as `websocket=` (see _FASTAPI_SIGNATURE). A call
-        # without arguments fails at once: uvicorn makes one to detect app factories.
+        # Starlette WebSocket as `websocket=`, and what it solved for the view's FastAPI
+        # parameters (see _fastapi_signature). A call without arguments fails at once:
+        # uvicorn makes one to detect app factories.
         if isinstance(websocket, StarletteWebSocket):
             # Take over FastAPI's untouched Starlette WebSocket.
             scope, receive, send = websocket.scope, websocket._receive, websocket._send
@@ -171,6 +190,10 @@ class ViewEndpoint:
             scope = websocket
         if receive is None or send is None:
             raise TypeError("a view endpoint is called with (scope, receive, send)")
+        if self._fastapi_names:
+            if not solved:  # not called by FastAPI
+                raise self._outside_fastapi()
+            scope[FASTAPI_VALUES] = solved
         name = self.__qualname__
         if self._metrics is not None:
             await self._serve_counted(self._metrics, scope, receive, send)
@@ -236,7 +259,10 @@ class ViewEndpoint:
         await view(ws, **kwargs)
 
     async def _run_class(self, ws: WebSocket, view: WebSocketView) -> None:
-        await view.on_connect(ws)
+        if self._fastapi_names:
+            await view.on_connect(ws, **ws.scope[FASTAPI_VALUES])
+        else:
+            await view.on_connect(ws)
         if ws.application_state is DISCONNECTED or ws.application_state is RESPONSE:
             return  # on_connect rejected or closed the connection
         event_mode = ws.receive_type == "event"
@@ -286,10 +312,28 @@ def _pattern_of(route: object, endpoint: ViewEndpoint) -> str | None:
     return None
 
 
-# FastAPI reads this to call the endpoint as endpoint(websocket=<Starlette WebSocket>).
-_FASTAPI_SIGNATURE = inspect.Signature(
-    [inspect.Parameter("websocket", inspect.Parameter.KEYWORD_ONLY, annotation=StarletteWebSocket)]
-)
+def _fastapi_signature(name: str, fastapi: list[inspect.Parameter]) -> inspect.Signature:
+    """The signature FastAPI's dependency solver reads from the endpoint of a view with
+    the FastAPI parameters `fastapi`: FastAPI calls it as `endpoint(websocket=<Starlette
+    WebSocket>, **<what it solved for them>)`.
+
+    Raises:
+        TypeError: a FastAPI parameter is named as an argument of `ViewEndpoint.__call__`.
+    """
+    taken = [parameter.name for parameter in fastapi if parameter.name in _CALL_ARGUMENTS]
+    if taken:
+        raise TypeError(
+            f"view {name!r}: FastAPI parameter {taken[0]!r} has the name of an argument of "
+            f"the view endpoint ({', '.join(_CALL_ARGUMENTS)}): rename it (a Query, Header "
+            f"or Cookie keeps its name on the wire with alias={taken[0]!r})"
+        )
+    websocket = inspect.Parameter(
+        "websocket", inspect.Parameter.KEYWORD_ONLY, annotation=StarletteWebSocket
+    )
+    return inspect.Signature([websocket, *fastapi])
+
+
+_CALL_ARGUMENTS = ("websocket", "receive", "send")
 
 
 @overload
@@ -333,7 +377,8 @@ def websocket_view(
 
     Raises:
         TypeError: the view is not an async function or a `WebSocketView` subclass, an
-            option is unknown, or a parameter's annotation cannot be converted.
+            option is unknown, a parameter's annotation cannot be converted, or a
+            FastAPI parameter is one a handshake cannot fill (`Body`) or is misnamed.
         ValueError: an unknown message type.
         ImportError: `metrics` without prometheus-client installed.
 

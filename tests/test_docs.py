@@ -858,18 +858,23 @@ def test_integration_fastapi_app_serves_both_registrations() -> None:
         assert session.receive_text() == "pong"
 
 
-def test_integration_fastapi_route_dependencies_run_and_depends_parameters_are_refused() -> None:
+def test_integration_fastapi_dependency_returns_the_user_to_the_view() -> None:
+    app = example("integration.md", "async def current_user(")["app"]
+    test_client = TestClient(app)
+    with test_client.websocket_connect("/chat/lobby?token=s3cret") as session:
+        session.send_json("hi")
+        assert session.receive_json() == {"room": "lobby", "from": "ada", "text": "hi"}
+    cookie = {"cookie": "session=s3cret"}
+    with test_client.websocket_connect("/chat/lobby", headers=cookie) as session:
+        session.send_json("hi")
+        assert session.receive_json()["from"] == "ada"
+    assert refusal(app, "/chat/lobby?token=wrong") == 1008
+
+
+def test_integration_fastapi_route_dependencies_run_first_and_may_refuse() -> None:
     async def check(websocket: FastAPIWebSocket) -> None:
         if websocket.query_params.get("token") != "t":
             raise WebSocketException(code=1008)
-
-    def get_user() -> str:
-        return "ada"  # pragma: no cover - never resolved for a view parameter
-
-    async def injected(ws: Any, user: Any = Depends(get_user)) -> None: ...  # noqa: B008
-
-    with pytest.raises(TypeError, match="Depends"):
-        websocket_view(injected)
 
     @websocket_view
     async def view(ws: Any) -> None:

@@ -468,6 +468,20 @@ def test_fastapi_app_serves_a_class_based_view() -> None:
             assert session.receive_json() == {"count": count, "message": ["ping", count]}
 
 
+def test_fastapi_app_gets_the_user_from_a_dependency() -> None:
+    test_client = TestClient(fastapi_app.app)
+    cookie = {"cookie": "token=bob-token"}
+    with test_client.websocket_connect("/ws/me?room=attic", headers=cookie) as session:
+        assert session.receive_json() == {"user": "bob", "room": "attic"}
+    for headers in ({}, {"cookie": "token=wrong"}, {**cookie, "origin": "https://evil.example"}):
+        with (
+            pytest.raises(WebSocketDisconnect) as info,
+            test_client.websocket_connect("/ws/me", headers=headers),
+        ):
+            pass  # pragma: no cover - the handshake is refused
+        assert info.value.code == (403 if "origin" in headers else 1008)
+
+
 def test_fastapi_app_mounts_the_chat() -> None:
     with TestClient(fastapi_app.app) as test_client:
         check_mounted_chat(test_client)

@@ -1634,14 +1634,6 @@ async def test_a_class_view_with_a_sync_hook_is_refused_when_declared() -> None:
         websocket_view(Sync)
 
 
-async def test_a_fastapi_dependency_default_is_refused_when_declared() -> None:
-    async def view(ws: WebSocket, user: str = Depends(lambda: "ada")) -> None:
-        pass
-
-    with pytest.raises(TypeError, match="defaults to a FastAPI Depends"):
-        websocket_view(view)
-
-
 async def test_a_mistyped_option_fails_when_websocket_view_is_called() -> None:
     with pytest.raises(TypeError, match="unknown view option"):
         websocket_view(func=boom)  # type: ignore[call-overload]

@@ -4,8 +4,9 @@ A codec is one kind of message. `decode()` turns a frame's payload (a `str` for 
 text frame, `bytes` for a binary one) into a value; `encode()` turns a value into a
 payload. The built-in kinds are in `CODECS`, under the names `value_type`,
 `receive_type` and `send_type` take; those options take any object that follows
-`Codec`'s contract too. Adding a built-in kind is a change here only: its codec, its
-entry in `MessageType` (a test checks both agree).
+`Codec`'s contract too, and a type (a pydantic model, a `msgspec.Struct`, a dataclass,
+`list[int]` ...), whose codec `bocws._typed` makes. Adding a built-in kind is a change
+here only: its codec, its entry in `MessageType` (a test checks both agree).
 
 `WebSocket`'s methods for the built-in kinds (`receive_text()`, `send_json()` ...)
 inline the common case of their codec's `decode()` or `encode()` on the hot path (a
@@ -16,7 +17,7 @@ always go through the codec.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from . import _json
 from ._exceptions import InvalidJSON, MessageTypeError
@@ -86,8 +87,10 @@ class Codec:
         return f"<codec {self.name!r}>"
 
 
-#: What `value_type`, `receive_type` and `send_type` take: a built-in kind's name or a codec.
-MessageKind = MessageType | Codec
+#: What `value_type`, `receive_type` and `send_type` take: a built-in kind's name, a
+#: codec, or a type to validate messages with (`list[int]` and other typing constructs
+#: too, which type checkers do not all count as types).
+MessageKind = MessageType | Codec | type[Any]
 
 
 class _Text(Codec):
@@ -190,23 +193,35 @@ CODECS: dict[str, Codec] = {codec.name: codec for codec in (TEXT, BYTES, JSON, E
 def codec_for(option: str, kind: object) -> Codec:
     """The codec a `value_type`, `receive_type` or `send_type` (`option`) stands for.
 
+    A type is typed JSON, read and written by pydantic or msgspec (see
+    `bocws._typed.typed_codec`).
+
     Raises:
         ValueError: an unknown kind name.
-        TypeError: neither a name nor a codec.
+        TypeError: neither a name, a codec nor a type; a `Codec` class instead of an
+            instance; a type its library cannot read, or whose library is not installed.
     """
     if isinstance(kind, str):
         try:
             return CODECS[kind]
         except KeyError:
             raise ValueError(
-                f"unknown {option} {kind!r}: use one of {', '.join(CODECS)}, or a Codec"
+                f"unknown {option} {kind!r}: use one of {', '.join(CODECS)}, a Codec or a type"
             ) from None
-    if isinstance(kind, Codec) or all(
-        callable(getattr(kind, method, None)) for method in ("decode", "encode")
-    ):
+    if isinstance(kind, Codec):
+        return kind
+    from ._typed import is_type_form, typed_codec  # which builds on Codec: imported here
+
+    if is_type_form(kind):
+        # (list[int] passes for a class on Python 3.10, where issubclass() refuses it.)
+        if isinstance(kind, type) and get_origin(kind) is None and issubclass(kind, Codec):
+            raise TypeError(f"{option} takes a Codec instance: {kind.__name__}(), not the class")
+        return typed_codec(kind)
+    if all(callable(getattr(kind, method, None)) for method in ("decode", "encode")):
         return kind  # type: ignore[return-value]  # follows the contract
     raise TypeError(
-        f"{option} must be one of {', '.join(map(repr, CODECS))} or a Codec, got {kind!r}"
+        f"{option} must be one of {', '.join(map(repr, CODECS))}, a Codec or a type "
+        f"(a pydantic model, a msgspec.Struct, a dataclass ...), got {kind!r}"
     )
 
 

@@ -3,14 +3,14 @@
     Exception
     ├── WebSocketDisconnect (Starlette's)   the client left; re-exported as is
     │   └── MessageTooBig                   over max_message_size: closed with 1009
-    ├── InvalidMessage                      the client sent what cannot be taken: 1007
-    │   ├── MessageTypeError (TypeError)    a frame of the other kind: 1003 if let out
-    │   └── InvalidJSON (json.JSONDecodeError, a ValueError): not JSON: 1007 if let out
+    ├── ValueError
+    │   ├── InvalidMessage                  the client sent what cannot be taken: 1007
+    │   │   ├── MessageTypeError (TypeError) a frame of the other kind: 1003 if let out
+    │   │   └── InvalidJSON (json.JSONDecodeError): not JSON: 1007 if let out
+    │   └── ParameterError                  a view parameter missing or invalid: 403
     ├── RuntimeError
     │   ├── WebSocketStateError             a call or message illegal in this state
     │   └── DenialResponseUnsupported       the server has no websocket.http.response
-    ├── ValueError
-    │   └── ParameterError                  a view parameter missing or invalid: 403
     ├── BroadcastUnavailable                (bocws.broadcast) the broadcast's server is
     │                                       out of reach
     └── SubscriptionOverflow                (bocws.broadcast) a subscriber fell behind
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from starlette.websockets import WebSocketDisconnect
 
@@ -62,27 +62,46 @@ class WebSocketStateError(RuntimeError):
     """
 
 
-class InvalidMessage(Exception):
+class InvalidMessage(ValueError):
     """The client sent a message that cannot be taken: the base of `MessageTypeError`
-    and `InvalidJSON`, and what a `Codec` raises for a payload it cannot decode.
+    and `InvalidJSON`, and what a `Codec` raises for a payload it cannot decode (a
+    typed message that does not validate, say).
 
     Caught, it leaves the connection open. Left to escape `async with ws` or a view,
     it closes the connection with `close_code` and `reason` (the client's fault, so
     without an error in the log), as it would whatever the shape of the code.
 
+    Parameters:
+        *args: the message, as for any exception.
+        errors: what is wrong, as the decoding library lists it (see `errors`).
+        reason: the close reason, instead of the class's (at most 123 UTF-8 bytes).
+
     Attributes:
         close_code: the close code it calls for: 1007 (invalid payload data), 1003
             for a `MessageTypeError`.
-        reason: the close reason sent with it.
+        reason: the close reason sent with it: the class's (`"invalid message"`),
+            or one naming the first bad field for a typed message.
+        errors: the decoding library's own list of what is wrong, for a typed
+            message (pydantic's `ValidationError.errors()`, or its equivalent for
+            msgspec): dicts with at least `type`, `loc` and `msg`, never the input
+            itself; empty when the codec gave none.
 
     Example:
         >>> raise InvalidMessage("not a msgpack document")  # in a Codec's decode()
     """
 
     close_code: ClassVar[CloseCode] = CloseCode.INVALID_PAYLOAD
-    reason: ClassVar[str] = "invalid message"
+    reason: str = "invalid message"
     #: The connection that raised it (weakly): only its own connection closes for it.
     source: Callable[[], object] = _nobody
+
+    def __init__(
+        self, *args: object, errors: list[dict[str, Any]] | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(*args)
+        self.errors: list[dict[str, Any]] = [] if errors is None else errors
+        if reason is not None:
+            self.reason = reason
 
 
 class MessageTypeError(InvalidMessage, TypeError):

@@ -7,7 +7,13 @@ faster road to the same result: wherever it would answer differently (a float it
 writes as `null` or spells otherwise, an integer over 64 bits it reads as a float, a
 type it does not take), the standard library answers instead. Both also serialise
 `uuid.UUID` (as its string) and `enum.Enum` members (as their value), as orjson does
-natively.
+natively, and what pydantic and msgspec write in their own JSON: a pydantic model as
+`model.model_dump(mode="json")`, a `msgspec.Struct` as `msgspec.to_builtins()`, a
+dataclass as an object of its fields, `datetime`, `date` and `time` in ISO 8601 (`Z`
+for UTC) and `Decimal` as its string. These go through the standard library's
+`default` hook only (`_default`), so plain documents take the same road as ever;
+pydantic and msgspec are never imported here (a model exists only once its library
+is).
 
 What is read can be written back: `loads` refuses what `dumps` could not write,
 whichever library does the work. `NaN` and `Infinity` literals, numbers too large
@@ -19,9 +25,13 @@ would refuse them if it could. One difference remains, documented: an
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
 import enum
 import json
 import math
+import sys
 import uuid
 from typing import Any
 
@@ -95,12 +105,46 @@ _LONG_NUMBER = b"0" * 19
 
 
 def _default(value: Any) -> Any:
+    """The JSON-ready stand-in for a value neither encoder takes as it is (the same
+    for both, so that their outputs agree)."""
     # What orjson serialises natively and the standard library does not.
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, enum.Enum):
         return value.value
+    # What pydantic's and msgspec's JSON write.
+    if isinstance(value, (datetime.datetime, datetime.time)):
+        return _iso_time(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    # Pydantic models and dataclasses: their own serialiser, as model_dump(mode="json").
+    serializer = getattr(type(value), "__pydantic_serializer__", None)
+    if serializer is not None:
+        return serializer.to_python(value, mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    msgspec = sys.modules.get("msgspec")  # a Struct exists only once msgspec is imported
+    if msgspec is not None and isinstance(value, msgspec.Struct):
+        return msgspec.to_builtins(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _iso_time(value: datetime.datetime | datetime.time) -> str:
+    """`value` in ISO 8601 as pydantic writes it: `Z` for UTC, an offset in minutes."""
+    offset = value.utcoffset()
+    if offset is None:
+        return value.isoformat()
+    text = value.replace(tzinfo=None).isoformat()
+    # Pydantic rounds the offset to the second (half away from zero), then drops the
+    # seconds: -00:00 for -30 s, +00:01 for 59.5 s.
+    microseconds = offset // datetime.timedelta(microseconds=1)
+    seconds = (abs(microseconds) + 500_000) // 1_000_000
+    if not seconds:
+        return text + "Z"
+    sign = "-" if microseconds < 0 else "+"
+    return f"{text}{sign}{seconds // 3600:02}:{seconds // 60 % 60:02}"
 
 
 def _standard(data: Any, ascii: bool) -> str:
@@ -141,7 +185,9 @@ if orjson is None:
 
 else:
     # Subclasses of str, int, dict and list, dataclasses and datetimes go to the standard
-    # library, which takes the first (as it always did) and refuses the last two.
+    # library, which takes the first (as it always did) and the others through
+    # `_default`, as it does models and Structs, which orjson refuses. (Giving orjson
+    # `_default` too would cost every plain document a few nanoseconds.)
     _OPTIONS = (
         orjson.OPT_PASSTHROUGH_SUBCLASS
         | orjson.OPT_PASSTHROUGH_DATACLASS

@@ -63,6 +63,21 @@ PAYLOADS: dict[str, Message] = {
     "bytes": {"type": "websocket.receive", "bytes": b"x" * 32},
     "json": {"type": "websocket.receive", "text": json.dumps({"user": "ada", "text": "x" * 8})},
 }
+# A typed message (`typed.py`): five fields, one of them nested; one payload for each
+# library that reads it.
+TYPED_PAYLOAD: Message = {
+    "type": "websocket.receive",
+    "text": json.dumps(
+        {
+            "id": 42,
+            "user": "ada",
+            "text": "hello there",
+            "score": 0.5,
+            "place": {"room": "lobby", "seat": 7},
+        }
+    ),
+}
+PAYLOADS.update(pydantic=TYPED_PAYLOAD, msgspec=TYPED_PAYLOAD)
 
 CONNECT: Message = {"type": "websocket.connect"}
 DISCONNECT: Message = {"type": "websocket.disconnect", "code": 1000}

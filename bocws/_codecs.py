@@ -190,11 +190,11 @@ EVENT: Codec = _Event()
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (TEXT, BYTES, JSON, EVENT)}
 
 
-def codec_for(option: str, kind: object) -> Codec:
+def codec_for(option: str, kind: object, library: str | None = None) -> Codec:
     """The codec a `value_type`, `receive_type` or `send_type` (`option`) stands for.
 
-    A type is typed JSON, read and written by pydantic or msgspec (see
-    `bocws._typed.typed_codec`).
+    A type is typed JSON, read and written by pydantic or msgspec, or by `library`
+    when given (the `codec` option; see `bocws._typed.typed_codec`).
 
     Raises:
         ValueError: an unknown kind name.
@@ -216,7 +216,7 @@ def codec_for(option: str, kind: object) -> Codec:
         # (list[int] passes for a class on Python 3.10, where issubclass() refuses it.)
         if isinstance(kind, type) and get_origin(kind) is None and issubclass(kind, Codec):
             raise TypeError(f"{option} takes a Codec instance: {kind.__name__}(), not the class")
-        return typed_codec(kind)
+        return typed_codec(kind, library)  # type: ignore[arg-type]  # checked there
     if all(callable(getattr(kind, method, None)) for method in ("decode", "encode")):
         return kind  # type: ignore[return-value]  # follows the contract
     raise TypeError(

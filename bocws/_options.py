@@ -13,14 +13,17 @@ from typing import Any, NamedTuple
 
 from ._codecs import codec_for
 from ._codes import CloseCode, is_int
+from ._invalid import ON_INVALID
 from ._metrics import registry_for
 from ._origins import OriginPolicy
+from ._typed import LIBRARIES, is_type_form
 
 __all__ = [
     "DEFAULT",
     "OPTIONS",
     "OPTION_DEFAULTS",
     "WEBSOCKET_OPTIONS",
+    "check_on_invalid",
     "check_options",
     "check_seconds",
     "check_size_limit",
@@ -114,11 +117,34 @@ def _check_metrics(value: Any) -> Any:
 
 def _message_kind(name: str) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
-        if value is not None:
+        if value is not None and not is_type_form(value):
             codec_for(name, value)  # raises for what is neither a kind's name nor a codec
-        return value
+        return value  # a type: checked with the `codec` option (see check_options)
 
     return check
+
+
+def _check_codec(value: Any) -> Any:
+    if value is not None and value not in LIBRARIES:
+        raise ValueError(f"codec must be None, 'pydantic' or 'msgspec', got {value!r}")
+    return value
+
+
+def check_on_invalid(value: Any) -> Any:
+    """Raise unless `value` is an `on_invalid` policy: a name of `ON_INVALID`, or a
+    callable `(ws, error)`."""
+    if isinstance(value, str):
+        if value not in ON_INVALID:
+            raise ValueError(
+                f"unknown on_invalid {value!r}: use {', '.join(map(repr, ON_INVALID))}, "
+                "or an async function (ws, error)"
+            )
+    elif not callable(value):
+        raise TypeError(
+            f"on_invalid must be one of {', '.join(map(repr, ON_INVALID))} or a callable "
+            f"(ws, error), got {value!r}"
+        )
+    return value
 
 
 def _size_limit(value: Any) -> Any:
@@ -145,6 +171,8 @@ OPTIONS = (
     Option("send_type", None, True, _message_kind("send_type")),
     Option("caught_close_codes", None, True, normalize_caught),
     Option("max_message_size", None, True, _size_limit),
+    Option("codec", None, True, _check_codec),
+    Option("on_invalid", "close", True, check_on_invalid),
     Option("idle_timeout", None, False, _check_idle_timeout),
     Option("allowed_origins", None, False, _check_origins),
     Option("metrics", False, False, _check_metrics),
@@ -195,7 +223,14 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
             f"unknown view option(s) {', '.join(sorted(unknown))}: use {', '.join(OPTION_DEFAULTS)}"
         )
     merged = {**OPTION_DEFAULTS, **options}
-    return {option.name: option.check(merged[option.name]) for option in OPTIONS}
+    checked = {option.name: option.check(merged[option.name]) for option in OPTIONS}
+    for name in ("value_type", "receive_type", "send_type"):
+        kind = checked[name]
+        if kind is not None and is_type_form(kind):
+            # Made once here, with the library the route names: a type it cannot read,
+            # or the extra missing, fails when the view is declared.
+            codec_for(name, kind, checked["codec"])
+    return checked
 
 
 def class_options(view: type[Any], base: type[Any]) -> dict[str, Any]:

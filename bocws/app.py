@@ -14,11 +14,13 @@ from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
 from ._codecs import MessageKind
+from ._invalid import OnInvalid
 from ._lifecycle import refuse_origin
 from ._metrics import NO_ROUTE, CollectorRegistry, ConnectionMetrics, registry_for
 from ._options import DEFAULT, check_options
 from ._origins import OriginPolicy
 from ._servers import server_message_limit
+from ._typed import Library
 from .views import ViewEndpoint, WebSocketView
 from .websockets import WebSocket
 
@@ -58,6 +60,8 @@ class App(Starlette):
             limit but the server's. Mounted apps keep their own. At start-up, an
             `App` whose routes all take far smaller messages than the server assembles
             (uvicorn's `--ws-max-size`, where it can be read) logs one WARNING.
+        on_invalid: likewise: what the routes do with a message that is not of their
+            kind (see `WebSocket`); `"close"` unless given.
         idle_timeout: likewise (see `websocket_view()`).
         allowed_origins: the browser origins that may open a WebSocket to any route of
             the application, mounted apps included; another origin's handshake is
@@ -87,12 +91,14 @@ class App(Starlette):
         lifespan: Lifespan[Any] | None = None,
         debug: bool = False,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        on_invalid: OnInvalid = "close",
         idle_timeout: float | None = None,
         allowed_origins: str | Iterable[str] | None = None,
         metrics: bool | CollectorRegistry = False,
     ) -> None:
         self._route_defaults = {
             "max_message_size": max_message_size,
+            "on_invalid": on_invalid,
             "idle_timeout": idle_timeout,
             "metrics": metrics,
         }
@@ -147,6 +153,8 @@ class App(Starlette):
         send_type: MessageKind | None = DEFAULT,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = DEFAULT,
         max_message_size: int | None = DEFAULT,
+        codec: Library | None = DEFAULT,
+        on_invalid: OnInvalid = DEFAULT,
         idle_timeout: float | None = DEFAULT,
         allowed_origins: str | Iterable[str] | None = DEFAULT,
         metrics: bool | CollectorRegistry = DEFAULT,
@@ -158,7 +166,8 @@ class App(Starlette):
         path parameters arrive as keyword arguments. Options are those of
         `websocket_view()`; those left out keep the view's own (a `WebSocketView`'s
         class attributes, the options of `websocket_view()`), else the application's
-        (`max_message_size`, `idle_timeout`, `metrics`), else `WebSocket`'s defaults. The
+        (`max_message_size`, `on_invalid`, `idle_timeout`, `metrics`), else `WebSocket`'s
+        defaults. The
         decorator returns the view unchanged.
 
         Raises:
@@ -175,6 +184,8 @@ class App(Starlette):
             "send_type": send_type,
             "caught_close_codes": caught_close_codes,
             "max_message_size": max_message_size,
+            "codec": codec,
+            "on_invalid": on_invalid,
             "idle_timeout": idle_timeout,
             "allowed_origins": allowed_origins,
             "metrics": metrics,

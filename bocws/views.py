@@ -22,12 +22,14 @@ from ._codecs import MessageKind
 from ._codes import CloseCode
 from ._connection import count_with, ended_with, ending_of, ends_quietly, gone_code
 from ._exceptions import InvalidMessage, ParameterError, WebSocketDisconnect
+from ._invalid import OnInvalid
 from ._lifecycle import Activity, refuse_origin, serve
 from ._metrics import CollectorRegistry, ConnectionMetrics, RouteMetrics, Tally, registry_for
 from ._options import WEBSOCKET_OPTIONS, check_options, class_options, merge_options
 from ._origins import OriginPolicy
 from ._parameters import FASTAPI_VALUES, ViewParameters, connect_parameters, view_name
 from ._state import DISCONNECT, DISCONNECTED, RESPONSE
+from ._typed import Library
 from .websockets import WebSocket
 
 __all__ = ["ViewEndpoint", "WebSocketView", "websocket_view"]
@@ -41,8 +43,8 @@ class WebSocketView:
     """A class-based view: one instance per connection, with hooks for its events.
 
     Route options are class attributes (`auto_accept`, `value_type`, `receive_type`,
-    `send_type`, `caught_close_codes`, `max_message_size`, `idle_timeout`,
-    `allowed_origins`, `metrics`); options given to `websocket_view()` or
+    `send_type`, `caught_close_codes`, `max_message_size`, `codec`, `on_invalid`,
+    `idle_timeout`, `allowed_origins`, `metrics`); options given to `websocket_view()` or
     `App.websocket_route()` override them.
 
     Example:
@@ -60,6 +62,8 @@ class WebSocketView:
     send_type: MessageKind | None = None
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = None
     max_message_size: int | None = None
+    codec: Library | None = None
+    on_invalid: OnInvalid = "close"
     idle_timeout: float | None = None
     allowed_origins: str | Iterable[str] | None = None
     metrics: bool | CollectorRegistry = False
@@ -351,6 +355,8 @@ def websocket_view(
     send_type: MessageKind | None = ...,
     caught_close_codes: Iterable[int] | Callable[..., Any] | None = ...,
     max_message_size: int | None = ...,
+    codec: Library | None = ...,
+    on_invalid: OnInvalid = ...,
     idle_timeout: float | None = ...,
     allowed_origins: str | Iterable[str] | None = ...,
     metrics: bool | CollectorRegistry = ...,
@@ -364,7 +370,8 @@ def websocket_view(
 
     Use it bare (`@websocket_view`) or with route options (`@websocket_view(value_type=
     "json")`): `auto_accept`, `value_type`, `receive_type`, `send_type`,
-    `caught_close_codes` and `max_message_size`, as for `WebSocket`, and:
+    `caught_close_codes`, `max_message_size`, `codec` and `on_invalid`, as for
+    `WebSocket`, and:
 
     - `idle_timeout`: seconds without a message, in either direction, after which the
       view is cancelled and the connection closed with 1000 "idle timeout";

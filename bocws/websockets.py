@@ -8,6 +8,7 @@ every message, in both directions, judged by the state core (`_state.py`).
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
@@ -18,10 +19,13 @@ from starlette.websockets import WebSocketDisconnect
 from . import _json
 from ._codecs import BYTES, EVENT, JSON, TEXT, Codec, MessageKind, codec_for, payload_of
 from ._codes import CloseCode
-from ._connection import Connection
+from ._connection import Connection, logger
 from ._exceptions import InvalidMessage, MessageTypeError, WebSocketStateError
+from ._invalid import OnInvalid, invalid_reply
 from ._metrics import size_of, utf8_size
+from ._options import check_on_invalid
 from ._state import CONNECTING, DISCONNECTED, RECEIVE, SEND
+from ._typed import Library, TypedJSON
 
 __all__ = ["WebSocket"]
 
@@ -46,7 +50,9 @@ class WebSocket(Connection):
             open connection (a send or receive, `close()`, `async for`, `async with`).
             With `False`, call `accept()` (or enter `async with`) yourself.
         value_type: the kind of messages in both directions: `"text"`, `"bytes"`,
-            `"json"`, `"event"`, or a `Codec`. Overrides `receive_type` and `send_type`.
+            `"json"`, `"event"`, a `Codec`, or a type: JSON messages read and written
+            as that type by pydantic (a model, a dataclass, `list[int]` ...) or by
+            msgspec (a `msgspec.Struct`). Overrides `receive_type` and `send_type`.
         receive_type: the kind `receive()` returns. Defaults to `"text"`.
         send_type: the kind `send()` takes. Defaults to `"text"`.
         caught_close_codes: close codes of `WebSocketDisconnect` silenced by
@@ -56,6 +62,18 @@ class WebSocket(Connection):
             (UTF-8 bytes for text). A larger one closes the connection with 1009 and
             raises `MessageTooBig`. `None` (the default) leaves the limit to the
             server (uvicorn's `--ws-max-size`, 16 MiB by default).
+        codec: the library that reads and writes a type given as a kind: `"pydantic"`
+            or `"msgspec"`; `None` (the default) takes msgspec for a `msgspec.Struct`
+            (or a type holding one) and pydantic for anything else.
+        on_invalid: what `receive()`, `async for` and class views do with a message
+            that is not of `receive_type` (a frame of the other kind, invalid JSON, a
+            typed message that does not validate): `"close"` (the default) closes
+            with 1007 (1003 for the frame kind) and a reason naming the first bad
+            field, then raises the `InvalidMessage`; `"reply"` sends the client
+            `{"type": "error", "error": "invalid message", "detail": [...]}` and skips
+            the message; `"raise"` raises the `InvalidMessage` and leaves the
+            connection open; a callable `(ws, error)`, awaited, skips the message
+            when it returns. `receive_text()`, `receive_json()` ... always raise.
 
     Raises:
         ValueError: for an unknown message kind or a scope that is not a WebSocket's.
@@ -80,13 +98,15 @@ class WebSocket(Connection):
         send_type: MessageKind | None = None,
         caught_close_codes: Iterable[int] | Callable[..., Any] | None = None,
         max_message_size: int | None = None,
+        codec: Library | None = None,
+        on_invalid: OnInvalid = "close",
     ) -> None:
         super().__init__(scope, (receive, send), auto_accept, caught_close_codes, max_message_size)
         self._receive_codec = self._send_codec = TEXT
         if value_type is not None or receive_type is not None or send_type is not None:
-            value_codec = codec_for("value_type", value_type or "text")
-            self._receive_codec = codec_for("receive_type", receive_type or "text")
-            self._send_codec = codec_for("send_type", send_type or "text")
+            value_codec = codec_for("value_type", value_type or "text", codec)
+            self._receive_codec = codec_for("receive_type", receive_type or "text", codec)
+            self._send_codec = codec_for("send_type", send_type or "text", codec)
             if value_type is not None:
                 receive_type = send_type = value_type
                 self._receive_codec = self._send_codec = value_codec
@@ -95,8 +115,19 @@ class WebSocket(Connection):
         # The shortcuts, bound once here so that receive()/send() cost no lookup per
         # message (unless a subclass overrides them); dropped once the connection ends,
         # which leaves no reference cycle through the instance (see _release).
+        if on_invalid != "close":
+            self._on_invalid = check_on_invalid(on_invalid)
+        # What receive() and `async for` call for one message: a plain function (a
+        # bound method kept here would be a reference cycle).
+        self._receive_next = self._receive_function()
+        # Whether `async for` may inline _receive_decoded() (a type's or a codec's).
+        self._inline_codec = self._receive_next is WebSocket._receive_decoded
         if type(self).receive is WebSocket.receive:
-            self.__dict__["receive"] = self._receiver()
+            # receive() itself raises for an invalid message under "close" and "raise":
+            # then it is the kind's own receive, without the layer that skips messages.
+            skips = self._on_invalid != "close" and self._on_invalid != "raise"
+            shortcut = self._receive_value if skips else self._receive_next.__get__(self)
+            self.__dict__["receive"] = shortcut
         # Whether `async for` may inline receive_text(): not if a subclass overrides it.
         self._inline_text = (
             self._receive_codec is TEXT and type(self).receive_text is WebSocket.receive_text
@@ -106,26 +137,76 @@ class WebSocket(Connection):
 
     async def receive(self, *, timeout: float | None = None) -> Any:
         """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
-        `receive_json()`, `receive_event()`, or the decoded value of a `Codec`."""
-        return await self._receiver()(timeout=timeout)
+        `receive_json()`, `receive_event()`, or the value a `Codec` or a type decodes.
+
+        A message that is not of that kind gets what `on_invalid` says: by default,
+        the connection is closed (1007, or 1003 for a frame of the other kind) and the
+        `InvalidMessage` raised. `timeout` applies to each message awaited.
+        """
+        return await self._receive_value(timeout=timeout)
+
+    async def _receive_value(self, *, timeout: float | None = None) -> Any:
+        # `receive()`, bound to the instance by __init__ (a lookup less per message).
+        while True:
+            try:
+                return await self._receive_next(self, timeout=timeout)
+            except InvalidMessage as error:
+                await self._invalid(error)  # raises, or skips the message
+
+    # Invalid messages: see `_invalid.py`.
+    _on_invalid: OnInvalid = "close"
+    _invalid_logged = False
+
+    async def _invalid(self, error: InvalidMessage, iterating: bool = False) -> None:
+        """Do what `on_invalid` says for `error`, raised for a message the client sent
+        (to `async for` if `iterating`): raise, or return to skip the message."""
+        policy = self._on_invalid
+        try:
+            if error.source() is not self or policy == "raise":
+                raise error  # not this connection's (a codec's own bug, say): as it is
+            if policy == "close":
+                if iterating:  # `async for` cannot go on: close now (logged as the view ends)
+                    await self.ensure_closed(error.close_code, error.reason)
+                raise error  # from receive(): closes as it leaves the view, if it does
+            if not self._invalid_logged:  # once a connection: a client may send thousands
+                self._invalid_logged = True
+                logger.info(
+                    "%r: invalid message from the client (%s); on_invalid=%r",
+                    self.scope.get("path"),
+                    error.reason,
+                    policy,
+                )
+            if policy == "reply":
+                await self.send_json(invalid_reply(error))
+                return
+            assert callable(policy)
+            outcome = policy(self, error)
+            if inspect.isawaitable(outcome):
+                await outcome
+        finally:
+            del error  # this frame, in the error's traceback, must not hold it: a cycle
 
     async def send(self, data: Any) -> None:
         """Send a message of `send_type`: `send_text()`, `send_bytes()`, `send_json()`,
-        `send_event()`, or a value a `Codec` encodes."""
+        `send_event()`, or a value a `Codec` or a type encodes."""
         await self._sender()(data)
 
-    def _receiver(self) -> Callable[..., Awaitable[Any]]:
-        # The built-in kinds have receives of their own, with the hot path inlined.
+    def _receive_function(self) -> Callable[..., Awaitable[Any]]:
+        """What receives one message of `receive_type`, to call with the instance: the
+        built-in kinds have receives of their own, with the hot path inlined."""
+        cls = type(self)
+        if cls.receive is not WebSocket.receive:
+            return cls.receive  # a subclass's receive() decides
         codec = self._receive_codec
         if codec is TEXT:
-            return self.receive_text
+            return cls.receive_text
         if codec is BYTES:
-            return self.receive_bytes
+            return cls.receive_bytes
         if codec is JSON:
-            return self.receive_json
+            return cls.receive_json
         if codec is EVENT:
-            return self.receive_event
-        return self._receive_decoded
+            return cls.receive_event
+        return cls._receive_decoded
 
     def _sender(self) -> Callable[[Any], Awaitable[None]]:
         codec = self._send_codec
@@ -161,8 +242,51 @@ class WebSocket(Connection):
             raise
 
     async def _receive_decoded(self, *, timeout: float | None = None) -> Any:
-        """Receive a message of a `Codec`'s kind (not one of the built-in ones)."""
-        return self._decode(self._receive_codec, await self._next_message(True, timeout))
+        """Receive a message of a `Codec`'s kind (not one of the built-in ones), or of
+        a type: the hot path of the built-in kinds, then the codec."""
+        payload: str | bytes | None = None
+        if timeout is None and self._core.open:
+            self._receiving += 1
+            try:
+                message = await self._receive()
+            finally:
+                self._receiving -= 1
+            payload = self._plain_payload(message)
+            if payload is None:
+                payload = payload_of(await self._judge(message, True))
+        else:
+            payload = payload_of(await self._next_message(True, timeout))
+        try:
+            return self._receive_codec.decode(payload)
+        except InvalidMessage as error:
+            self._bad_input(error)
+            raise
+
+    def _plain_payload(self, message: Message) -> str | bytes | None:
+        """The payload of `message`, counted, if it is what the hot paths pass: a
+        `websocket.receive` of one payload, which cannot be over the size limit;
+        else `None` (for the state core to judge)."""
+        text = message.get("text")
+        if text is not None:
+            if (
+                text.__class__ is not str
+                or len(text) > self._fast_text_limit
+                or message.get("bytes") is not None
+            ):
+                return None
+            payload: str | bytes = text
+        else:
+            data = message.get("bytes")
+            if data.__class__ is not bytes or len(data) > self._fast_bytes_limit:
+                return None
+            payload = data
+        if message.get("type") != RECEIVE:
+            return None
+        tally = self._tally
+        if tally is not None:
+            tally.received += 1
+            tally.received_bytes += size_of(payload)
+        return payload
 
     async def receive_text(self, *, timeout: float | None = None) -> str:
         """Receive a text message.
@@ -378,14 +502,13 @@ class WebSocket(Connection):
                 f"{codec!r}.encode() returned {type(payload).__name__}: a codec's encode() "
                 "returns a str (a text frame) or bytes (a binary frame)"
             )
-        await self._send_message(message)
-
-    async def _send_message(self, message: Message) -> None:
-        """Send a `websocket.send` message built here (so legal): the typed sends' way."""
+        # _send_message(), inlined: a coroutine layer less for each typed message.
         if not self._core.open:
             await self._before_send()
-        if self._tally is not None:
-            self._tally.sending(message)
+        tally = self._tally
+        if tally is not None:
+            tally.sent += 1
+            tally.sent_bytes += size_of(payload)
         try:
             await self._send(message)
         except Exception as error:
@@ -431,7 +554,12 @@ class WebSocket(Connection):
         return self._iterate(self.receive_bytes)
 
     def iter_json(self, mode: JSONMode | None = None) -> AsyncIterator[Any]:
-        """Yield messages parsed as JSON until the client disconnects; see `iter_text()`."""
+        """Yield messages parsed as JSON until the client disconnects; see `iter_text()`.
+
+        With a type as `receive_type`, and no `mode`, yield values of that type, as
+        `async for` does (`on_invalid` applies)."""
+        if mode is None and isinstance(self._receive_codec, TypedJSON):
+            return self._iterate(self._receive_value)
         return self._iterate(functools.partial(self.receive_json, mode))
 
     async def _iterate(self, receive: Callable[[], Awaitable[_Message]]) -> AsyncIterator[_Message]:
@@ -448,37 +576,52 @@ class WebSocket(Connection):
         return self
 
     async def __anext__(self) -> Any:
-        # receive_text()'s hot path again, for the default receive type: a coroutine
-        # layer less per message in the commonest loop (about 15% of its cost).
-        if self._inline_text and self._core.open:
-            self._receiving += 1
+        while True:  # until a message to yield: on_invalid may skip some
             try:
-                message = await self._receive()
-            finally:
-                self._receiving -= 1
-            text = message.get("text")
-            if (
-                text.__class__ is str
-                and len(text) <= self._fast_text_limit
-                and message.get("type") == RECEIVE
-                and message.get("bytes") is None
-            ):
-                tally = self._tally
-                if tally is not None:  # metrics on: count it (inlined, as the rest)
-                    tally.received += 1
-                    tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
-                return text
-            received: Awaitable[Any] = self._text_after(message)
-        else:
-            received = self.receive()
-        try:
-            return await received
-        except WebSocketDisconnect as disconnect:
-            if self._ends_quietly(disconnect):
-                raise StopAsyncIteration from None
-            raise
-        except WebSocketStateError:
-            # Event mode yields the websocket.disconnect event itself, then ends.
-            if self._core.client_state is DISCONNECTED and self._receive_codec is EVENT:
-                raise StopAsyncIteration from None
-            raise
+                # receive_text()'s hot path again, for the default receive type: a
+                # coroutine layer less per message in the commonest loop (about 15% of
+                # its cost); and _receive_decoded()'s, for a type or a codec.
+                if self._inline_text and self._core.open:
+                    self._receiving += 1
+                    try:
+                        message = await self._receive()
+                    finally:
+                        self._receiving -= 1
+                    text = message.get("text")
+                    if (
+                        text.__class__ is str
+                        and len(text) <= self._fast_text_limit
+                        and message.get("type") == RECEIVE
+                        and message.get("bytes") is None
+                    ):
+                        tally = self._tally
+                        if tally is not None:  # metrics on: count it (inlined, as the rest)
+                            tally.received += 1
+                            tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
+                        return text
+                    return await self._text_after(message)
+                if self._inline_codec and self._core.open:
+                    self._receiving += 1
+                    try:
+                        message = await self._receive()
+                    finally:
+                        self._receiving -= 1
+                    payload = self._plain_payload(message)
+                    if payload is None:
+                        payload = payload_of(await self._judge(message, True))
+                    try:
+                        return self._receive_codec.decode(payload)
+                    except InvalidMessage as error:
+                        raise self._bad_input(error)  # noqa: B904 - the client's, as it is
+                return await self._receive_next(self)
+            except WebSocketDisconnect as disconnect:
+                if self._ends_quietly(disconnect):
+                    raise StopAsyncIteration from None
+                raise
+            except WebSocketStateError:
+                # Event mode yields the websocket.disconnect event itself, then ends.
+                if self._core.client_state is DISCONNECTED and self._receive_codec is EVENT:
+                    raise StopAsyncIteration from None
+                raise
+            except InvalidMessage as error:
+                await self._invalid(error, iterating=True)  # raises, or skips the message

@@ -1990,11 +1990,14 @@ def test_a_sender_and_a_receiver_task_share_a_connection(
     outcome: dict[str, BaseException] = {}
 
     async def main() -> None:
+        # The model's async for raises for bad data and leaves the connection to the
+        # sender: on_invalid="raise" (the default "close" closes at once).
         ws = server.websocket(
             receive_type=receive_type,
             send_type=send_type,
             caught_close_codes=all,
             max_message_size=max_size,
+            on_invalid="raise",
         )
         run = Run(server, ws, caught_model(all), max_size)
         run.shared = True

@@ -210,8 +210,13 @@ def run_loop(
     server = Server(messages)
 
     async def main() -> list[tuple[Any, ...]]:
+        # on_invalid="raise": the loop written out raises, as `async for` then does
+        # (under the default "close", `async for` closes first: tested elsewhere).
         ws = server.websocket(
-            receive_type=receive_type, max_message_size=limit, caught_close_codes=caught
+            receive_type=receive_type,
+            max_message_size=limit,
+            caught_close_codes=caught,
+            on_invalid="raise",
         )
         await ws.accept()
         items: list[tuple[Any, ...]] = []

@@ -37,7 +37,8 @@ from typing_extensions import TypedDict
 
 from bocws import Codec, InvalidJSON, InvalidMessage, MessageTypeError, WebSocket
 from bocws._codecs import codec_for
-from bocws._typed import _reworded, is_type_form, trimmed_errors, typed_codec
+from bocws._invalid import trimmed_errors
+from bocws._typed import _reworded, is_type_form, typed_codec
 
 from .fake import binary, connected, text
 from .test_json import BACKENDS

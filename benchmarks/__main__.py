@@ -29,7 +29,7 @@ from .harness import QUICK_RESULTS, RESULTS, SetupError, Worker, write_json
 from .worker import installed_version
 
 #: The suites, in the order they run: the quick in-process ones first.
-SUITES = ("inprocess", "routing", "endtoend", "memory", "broadcast")
+SUITES = ("inprocess", "typed", "routing", "endtoend", "memory", "broadcast")
 #: The packages whose versions the figures depend on, in the project's interpreter.
 PACKAGES = (
     "bocws",
@@ -42,6 +42,8 @@ PACKAGES = (
     "picows",
     "orjson",
     "msgspec",
+    "pydantic",
+    "pydantic-core",
 )
 #: ...and in Bocadillo's.
 BOCADILLO_PACKAGES = ("bocadillo", "starlette", "uvicorn", "orjson")

@@ -13,6 +13,7 @@ from ._exceptions import (
     WebSocketDisconnect,
     WebSocketStateError,
 )
+from ._invalid import invalid_reply
 from ._state import WebSocketState
 from .app import App
 from .broadcast import (
@@ -51,5 +52,6 @@ __all__ = [
     "WebSocketStateError",
     "WebSocketView",
     "__version__",
+    "invalid_reply",
     "websocket_view",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import environments, harness, inprocess, plot, routing, worker
+from benchmarks import environments, harness, inprocess, plot, routing, typed, worker
 
 BOCADILLO_READY = environments.bocadillo_ready()
 needs_bocadillo = pytest.mark.skipif(not BOCADILLO_READY, reason=environments.NO_BOCADILLO)
@@ -99,6 +99,24 @@ def assert_echoes(sent: list[dict[str, Any]], kind: str, count: int) -> None:
 def test_every_variant_echoes_every_message_unchanged(name: str, kind: str) -> None:
     sent = worker.transcript(inprocess.VARIANTS[name](kind), "echo", kind, 5)
     assert_echoes(sent, kind, 5)
+
+
+@pytest.mark.parametrize("library", typed.LIBRARIES)
+@pytest.mark.parametrize("name", list(typed.VARIANTS))
+def test_every_typed_variant_echoes_the_typed_message_unchanged(name: str, library: str) -> None:
+    sent = worker.transcript(typed.VARIANTS[name](library), "echo", library, 5)
+    echoes = [message for message in sent if message["type"] == "websocket.send"]
+    assert len(echoes) == 5
+    for echo in echoes:
+        assert json.loads(echo["text"]) == json.loads(worker.TYPED_PAYLOAD["text"])
+
+
+def test_the_typed_suite_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    output = tmp_path / "typed.json"
+    argv = ["--messages", "200", "--repeats", "1", "--json", str(output)]
+    assert typed.main(argv) == 0
+    results = json.loads(output.read_text())["results"]
+    assert set(results) == set(typed.LIBRARIES)
 
 
 @pytest.mark.parametrize("kind", inprocess.KINDS)

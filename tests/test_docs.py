@@ -1331,3 +1331,51 @@ def test_scaling_room_relays_each_message_to_everyone_in_the_room() -> None:
         assert ana.receive_json() == {"text": "hi"}
         eve.send_json({"text": "only the kitchen"})
         assert eve.receive_json() == {"text": "only the kitchen"}  # nothing from the lobby
+
+
+# typed.md
+
+
+def test_typed_first_example_answers_with_models() -> None:
+    app = example("typed.md", "class Question(BaseModel)")["app"]
+    with TestClient(app).websocket_connect("/ask") as session:
+        session.send_text('{"text": "how are you"}')
+        assert json.loads(session.receive_text()) == {"text": "HOW ARE YOU", "words": 3}
+        session.send_text('{"lang": "fr"}')  # no text: the default policy closes 1007
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+    assert closed.value.code == 1007
+    assert closed.value.reason == "invalid message: text: Field required"
+
+
+def test_typed_msgspec_example_reads_a_list_of_structs() -> None:
+    app = example("typed.md", "class Point(msgspec.Struct)")["app"]
+    with TestClient(app).websocket_connect("/centre") as session:
+        session.send_bytes(b'[{"x": 0, "y": 0}, {"x": 2, "y": 4}]')  # a binary frame too
+        assert json.loads(session.receive_text()) == {"x": 1.0, "y": 2.0}
+
+
+def test_typed_reply_example_answers_as_documented() -> None:
+    namespace = example("typed.md", "class Move(BaseModel)")
+    with TestClient(namespace["app"]).websocket_connect("/moves") as session:
+        session.send_text('{"x": 1, "y": "up"}')
+        [documented] = [
+            json.loads(found)
+            for found in re.findall(r"```json\n(.*?)```", (DOCS / "typed.md").read_text(), re.S)
+            if "int_parsing" in found
+        ]
+        assert json.loads(session.receive_text()) == documented
+        session.send_text('{"x": 1, "y": 2}')  # the connection goes on
+        assert json.loads(session.receive_text()) == {"x": 2, "y": 1}
+
+
+def test_typed_function_example_extends_the_default_frame() -> None:
+    app = example("typed.md", "async def tell(ws")["app"]
+    with TestClient(app).websocket_connect("/strict") as session:
+        session.send_text("{oops")
+        reply = json.loads(session.receive_text())
+        assert reply["type"] == "error"
+        assert reply["hint"] == "see /docs/moves"
+        assert reply["detail"][0]["type"] == "json_invalid"
+        session.send_text("[1]")
+        assert json.loads(session.receive_text()) == {"got": [1]}

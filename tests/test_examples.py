@@ -16,7 +16,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
-from examples import auth, chat, echo, fastapi_app, starlette_app
+from examples import auth, chat, echo, fastapi_app, starlette_app, typed
 from tests.live_server import TIMEOUT, client, recv, refused, running_server
 from tests.processes import Uvicorn
 
@@ -36,6 +36,83 @@ def test_echo_echoes_text() -> None:
         assert session.receive_text() == "hello"
         session.send_text("é 🥪")
         assert session.receive_text() == "é 🥪"
+
+
+# typed
+
+
+def test_typed_answers_requests_with_models() -> None:
+    with TestClient(typed.app).websocket_connect("/todo") as session:
+        session.send_text('{"op": "add", "title": "water the plants", "due": "2026-12-24"}')
+        item = {"id": 1, "title": "water the plants", "due": "2026-12-24", "done": False}
+        assert json.loads(session.receive_text()) == {"ok": True, "items": [item], "error": None}
+        session.send_bytes(b'{"op": "done", "id": 1}')  # JSON in a binary frame too
+        done = {**item, "done": True}
+        assert json.loads(session.receive_text())["items"] == [done]
+        session.send_text('{"op": "done", "id": 7}')
+        assert json.loads(session.receive_text()) == {
+            "ok": False,
+            "items": [],
+            "error": "no item 7",
+        }
+        session.send_text('{"op": "show"}')
+        assert json.loads(session.receive_text())["items"] == [done]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "detail"),
+    [
+        (
+            '{"op": "done", "id": "first"}',
+            {
+                "type": "int_parsing",
+                "loc": ["done", "id"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+            },
+        ),
+        ('{"op": "add", "title": ""}', {"type": "string_too_short", "loc": ["add", "title"]}),
+        ('{"op": "fly"}', {"type": "union_tag_invalid", "loc": []}),
+        ("{oops", {"type": "json_invalid", "loc": []}),
+    ],
+    ids=["wrong type", "too short", "unknown op", "not JSON"],
+)
+def test_typed_answers_bad_requests_and_stays_open(
+    request_text: str, detail: dict[str, Any]
+) -> None:
+    with TestClient(typed.app).websocket_connect("/todo") as session:
+        session.send_text(request_text)
+        error = json.loads(session.receive_text())
+        assert error["type"] == "error"
+        assert error["error"] == "invalid message"
+        [entry] = error["detail"]
+        assert entry.items() >= detail.items()
+        assert "first" not in json.dumps(error)  # the input is never echoed
+        session.send_text('{"op": "show"}')  # still open, still serving
+        assert json.loads(session.receive_text()) == {"ok": True, "items": [], "error": None}
+
+
+def test_typed_sums_with_msgspec() -> None:
+    with TestClient(typed.app).websocket_connect("/sum") as session:
+        session.send_text('{"values": [1, 2.5]}')
+        assert json.loads(session.receive_text()) == {"total": 3.5, "count": 2}
+        session.send_text('{"values": [1, "x"]}')
+        assert json.loads(session.receive_text())["detail"] == [
+            {"type": "validation", "loc": ["values", 1], "msg": "Expected `float`, got `str`"}
+        ]
+
+
+@pytest.mark.anyio
+async def test_typed_runs_under_uvicorn(serve: type[Uvicorn]) -> None:
+    server = serve("examples.typed:app")
+    server.start()
+    async with client(f"ws://127.0.0.1:{server.port}/todo") as connection:
+        await connection.send('{"op": "add", "title": "from uvicorn"}')
+        assert json.loads(await recv(connection))["items"][0]["title"] == "from uvicorn"
+        await connection.send('{"op": "add"}')
+        error = json.loads(await recv(connection))
+        assert error["detail"][0]["type"] == "missing"
+    server.stop()
+    assert not [line for line in server.lines if "WARNING" in line or "ERROR" in line]
 
 
 # chat

@@ -23,6 +23,7 @@ from .broadcast import (
     Subscription,
     SubscriptionOverflow,
 )
+from .rpc import JsonRpc, RpcError
 from .views import ViewEndpoint, WebSocketView, websocket_view
 from .websockets import WebSocket
 
@@ -41,8 +42,10 @@ __all__ = [
     "DenialResponseUnsupported",
     "InvalidJSON",
     "InvalidMessage",
+    "JsonRpc",
     "MessageTooBig",
     "MessageTypeError",
+    "RpcError",
     "Subscription",
     "SubscriptionOverflow",
     "ViewEndpoint",

@@ -1,0 +1,685 @@
+"""JSON-RPC 2.0 over a WebSocket, in both directions: `JsonRpc` and `RpcError`.
+
+A `JsonRpc` is a view (a `ViewEndpoint`): register it on a route like any other, and
+the route's options (origins, limits, idle timeout, metrics) apply. It reads each
+frame as JSON-RPC 2.0 (https://www.jsonrpc.org/specification): requests,
+notifications and batches from the client, answers to the server's own calls
+(`call()`), and writes the answers. Every mistake of the client's is answered with
+the specification's error, and the connection stays open.
+
+Parameters and results are typed by the methods' annotations: pydantic validates the
+parameters (a model made once per method with `create_model`) and the answer is
+written as the typed messages are (`bocws._json`); with `codec="msgspec"`, a
+`msgspec.defstruct` per method and `msgspec.convert` do it. Without either library,
+the parameters are only bound to the signature.
+
+Requests of one connection run concurrently, each in a task of the connection's task
+group, at most `max_concurrency` at a time: beyond that the reader waits for one to
+finish before it reads on (backpressure, never an unbounded queue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import itertools
+import logging
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
+
+import anyio
+
+from . import _json
+from ._codecs import Codec
+from ._codes import CloseCode
+from ._connection import ended_with
+from ._exceptions import WebSocketDisconnect
+from ._invalid import trimmed_errors
+from ._state import DISCONNECTED, RESPONSE
+from ._typed import Library
+from .views import ViewEndpoint
+from .websockets import WebSocket
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "JsonRpc",
+    "RpcError",
+]
+
+logger = logging.getLogger("bocws")
+
+# The specification's errors.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+_MESSAGES = {
+    PARSE_ERROR: "Parse error",
+    INVALID_REQUEST: "Invalid Request",
+    METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params",
+    INTERNAL_ERROR: "Internal error",
+}
+#: The OpenRPC version of the documents `rpc.discover` answers with.
+OPENRPC_VERSION = "1.3.2"
+
+_NO_DATA: Any = object()
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class RpcError(Exception):
+    """A JSON-RPC error: raise it in a method to answer with it; `call()` raises it
+    when the client answers with one.
+
+    Parameters:
+        code: the error's code (an integer; -32768 to -32000 are the specification's).
+        message: a short description.
+        data: anything JSON can carry, more about the error (left out if not given).
+
+    Example:
+        >>> @rpc.method
+        ... async def withdraw(amount: int) -> int:
+        ...     if amount > balance:
+        ...         raise RpcError(1001, "insufficient funds", {"balance": balance})
+    """
+
+    def __init__(self, code: int, message: str, data: Any = _NO_DATA) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.code})"
+
+    def error_object(self) -> dict[str, Any]:
+        """The error as JSON-RPC's error object."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not _NO_DATA:
+            error["data"] = self.data
+        return error
+
+
+def _error(code: int, data: Any = _NO_DATA) -> RpcError:
+    return RpcError(code, _MESSAGES[code], data)
+
+
+class JsonRpc(ViewEndpoint):
+    """A view that speaks JSON-RPC 2.0: methods the client calls, and calls and
+    notifications the server sends.
+
+    Parameters:
+        max_concurrency: requests of one connection running at once, at most; the
+            reader waits for one to end before it reads on.
+        codec: `"pydantic"` or `"msgspec"`, the library that validates parameters;
+            `None` takes pydantic when it is installed.
+        title: the service's name in its OpenRPC document (`rpc.discover`).
+        version: the service's version in that document.
+        options: route options, as for `websocket_view()` (not the message kinds:
+            JSON-RPC decides them).
+
+    Example:
+        >>> rpc = JsonRpc()
+        >>> @rpc.method
+        ... async def add(a: int, b: int) -> int:
+        ...     return a + b
+        >>> app.add_websocket_route("/rpc", rpc)
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrency: int = 16,
+        codec: Library | None = None,
+        title: str = "bocws JSON-RPC service",
+        version: str = "1.0.0",
+        **options: Any,
+    ) -> None:
+        given = [kind for kind in ("value_type", "receive_type", "send_type") if kind in options]
+        if given:
+            raise TypeError(f"JsonRpc takes no {given[0]}: its messages are JSON-RPC's")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
+        if codec not in (None, "pydantic", "msgspec"):
+            raise ValueError(f"codec must be None, 'pydantic' or 'msgspec', got {codec!r}")
+        self.max_concurrency = max_concurrency
+        self.title = title
+        self.version = version
+        self._library = codec if codec is not None else _default_library()
+        self._methods: dict[str, _Method] = {}
+        self._on_connect: list[Callable[[WebSocket], Awaitable[None]]] = []
+        self._on_disconnect: list[Callable[[WebSocket, int], Awaitable[None]]] = []
+        self._peers: dict[int, _Peer] = {}
+        super().__init__(self._serve, receive_type=_PAYLOAD, send_type="text", **options)
+
+    def __repr__(self) -> str:
+        return f"<JsonRpc {self.title!r}: {', '.join(self._methods) or 'no methods'}>"
+
+    # Declaring methods and hooks.
+
+    @overload
+    def method(self, function: _Function, /) -> _Function: ...
+
+    @overload
+    def method(self, name: str | None = None, /) -> Callable[[_Function], _Function]: ...
+
+    def method(self, function: Any = None, /) -> Any:
+        """Register a function as a method, under its name or the one given:
+        `@rpc.method` or `@rpc.method("chat.say")`.
+
+        Parameters come by position or by name, validated against the annotations;
+        a parameter annotated `WebSocket` gets the connection instead. The return
+        value is the result.
+
+        Raises:
+            TypeError: the name is taken or reserved (`rpc.` names), or the function
+                takes `*args` or `**kwargs`.
+        """
+        if callable(function):
+            return self._register(function, function.__name__)
+
+        def register(decorated: _Function) -> _Function:
+            return self._register(decorated, function or decorated.__name__)
+
+        return register
+
+    def _register(self, function: _Function, name: str) -> _Function:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a method's name is a non-empty str, got {name!r}")
+        if name.startswith("rpc."):
+            raise TypeError(f"method names beginning with 'rpc.' are reserved: {name!r}")
+        if name in self._methods:
+            raise TypeError(f"method {name!r} is registered already")
+        self._methods[name] = _Method(name, function, self._library)
+        return function
+
+    def on_connect(self, hook: Callable[[WebSocket], Awaitable[None]]) -> Callable[..., Any]:
+        """Register `async def hook(ws)`, run before any message is read: it may check
+        the client and `reject()` it (or accept with a subprotocol)."""
+        self._on_connect.append(hook)
+        return hook
+
+    def on_disconnect(
+        self, hook: Callable[[WebSocket, int], Awaitable[None]]
+    ) -> Callable[..., Any]:
+        """Register `async def hook(ws, code)`, run once an accepted connection ended,
+        with its close code."""
+        self._on_disconnect.append(hook)
+        return hook
+
+    # The server's side: notifications and calls to the client.
+
+    async def notify(self, ws: WebSocket, method: str, params: Any = None) -> None:
+        """Send the client a notification (no answer is expected).
+
+        Raises:
+            WebSocketDisconnect: the client has gone.
+        """
+        await ws.send_text(_json.dumps(_request(method, params)))
+
+    async def call(
+        self, ws: WebSocket, method: str, params: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Call a method of the client's and return its result.
+
+        Call it from a method or another task, not from `on_connect` (the answer is
+        read by the connection's reader, which starts after it).
+
+        Raises:
+            RpcError: the client answered with an error.
+            TimeoutError: no answer within `timeout` seconds.
+            WebSocketDisconnect: the connection ended first.
+            RuntimeError: `ws` is not a connection this `JsonRpc` serves.
+        """
+        peer = self._peers.get(id(ws))
+        if peer is None or peer.ws is not ws:
+            raise RuntimeError(f"{ws!r} is not a connection of {self!r}")
+        return await peer.call(method, params, timeout)
+
+    # The OpenRPC document.
+
+    def openrpc(self) -> dict[str, Any]:
+        """The OpenRPC document of this service's methods: what `rpc.discover`
+        answers with."""
+        components: dict[str, Any] = {}
+        methods = [method.describe(components) for method in self._methods.values()]
+        document: dict[str, Any] = {
+            "openrpc": OPENRPC_VERSION,
+            "info": {"title": self.title, "version": self.version},
+            "methods": methods,
+        }
+        if components:
+            document["components"] = {"schemas": components}
+        return document
+
+    # Serving a connection.
+
+    async def _serve(self, ws: WebSocket) -> None:
+        for hook in self._on_connect:
+            await hook(ws)
+            if ws.application_state is DISCONNECTED or ws.application_state is RESPONSE:
+                return  # the hook rejected or closed the connection
+        peer = _Peer(self, ws)
+        self._peers[id(ws)] = peer
+        code: int = CloseCode.NORMAL_CLOSURE
+        try:
+            async with anyio.create_task_group() as tasks:
+                peer.tasks = tasks
+                try:
+                    async for payload in ws:
+                        await peer.read(payload)
+                    code = ended_with(ws) or CloseCode.NO_STATUS_RCVD
+                finally:
+                    tasks.cancel_scope.cancel()  # the client has gone: none can answer
+        except WebSocketDisconnect as disconnect:
+            code = disconnect.code
+            raise
+        finally:
+            del self._peers[id(ws)]
+            peer.end(code)
+            if ws.application_state is not RESPONSE:
+                for disconnected in self._on_disconnect:
+                    await disconnected(ws, code)
+
+
+class _Payload(Codec):
+    """The frames as they come: JSON-RPC parses them itself, to answer what is not JSON."""
+
+    name = "JSON-RPC"
+
+    def decode(self, data: str | bytes) -> str | bytes:
+        return data
+
+    def encode(self, value: Any) -> str:
+        return _json.dumps(value)
+
+
+_PAYLOAD = _Payload()
+
+
+class _Peer:
+    """One connection of a `JsonRpc`: its reader's work, and the server's calls
+    waiting for their answers."""
+
+    def __init__(self, rpc: JsonRpc, ws: WebSocket) -> None:
+        self.rpc = rpc
+        self.ws = ws
+        self.tasks: anyio.abc.TaskGroup | None = None
+        self.limiter = anyio.Semaphore(rpc.max_concurrency)
+        self.ids = itertools.count(1)
+        # The server's calls waiting: id -> [event, answer].
+        self.waiting: dict[int, list[Any]] = {}
+        self.ended: int | None = None
+
+    async def read(self, payload: str | bytes) -> None:
+        """Take one frame: answer what cannot be read, hand the rest to a task."""
+        try:
+            message = _json.loads(payload if isinstance(payload, str) else payload.decode())
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            await self.send(_answer_error(None, _error(PARSE_ERROR)))
+            return
+        if isinstance(message, dict) and _is_answer(message):
+            self.answered(message)
+            return
+        if isinstance(message, list) and message:
+            requests = []
+            for item in message:
+                if isinstance(item, dict) and _is_answer(item):
+                    self.answered(item)
+                else:
+                    requests.append(item)
+            if not requests:
+                return  # a batch of answers to the server's calls
+            await self.limiter.acquire()  # backpressure: wait for a free slot
+            assert self.tasks is not None
+            self.tasks.start_soon(self.run_batch, requests)
+            return
+        if not isinstance(message, dict):  # a number, a string, an empty batch ...
+            await self.send(_answer_error(None, _error(INVALID_REQUEST)))
+            return
+        await self.limiter.acquire()
+        assert self.tasks is not None
+        self.tasks.start_soon(self.run_one, message)
+
+    async def run_one(self, request: dict[str, Any]) -> None:
+        try:
+            answer = await self.answer(request)
+            if answer is not None:
+                await self.send(answer)
+        finally:
+            self.limiter.release()
+
+    async def run_batch(self, requests: list[Any]) -> None:
+        try:
+            answers: list[dict[str, Any] | None] = [None] * len(requests)
+
+            async def one(index: int, request: Any) -> None:
+                answers[index] = await self.answer(request)
+
+            async with anyio.create_task_group() as batch:
+                for index, request in enumerate(requests):
+                    batch.start_soon(one, index, request)
+            given = [answer for answer in answers if answer is not None]
+            if given:  # a batch of notifications only is answered with nothing
+                await self.send(given)
+        finally:
+            self.limiter.release()
+
+    async def answer(self, request: Any) -> dict[str, Any] | None:
+        """The answer to one request, or `None` for a notification."""
+        if not _is_request(request):
+            return _answer_error(None, _error(INVALID_REQUEST))
+        notification = "id" not in request
+        request_id = request.get("id")
+        name: str = request["method"]
+        try:
+            if name == "rpc.discover":
+                result: Any = self.rpc.openrpc()
+            else:
+                method = self.rpc._methods.get(name)
+                if method is None:
+                    raise _error(METHOD_NOT_FOUND)
+                result = await method.call(self.ws, request.get("params"))
+        except RpcError as error:
+            return None if notification else _answer_error(request_id, error)
+        except Exception:
+            logger.exception(
+                "%r: JSON-RPC method %r raised; answered with an internal error",
+                self.ws.scope.get("path"),
+                name,
+            )
+            return None if notification else _answer_error(request_id, _error(INTERNAL_ERROR))
+        if notification:
+            return None
+        answer = {"jsonrpc": "2.0", "result": result, "id": request_id}
+        try:
+            _json.dumps(answer)  # what cannot be written is the method's error
+        except (TypeError, ValueError):
+            logger.exception(
+                "%r: JSON-RPC method %r returned what JSON cannot write; answered with an "
+                "internal error",
+                self.ws.scope.get("path"),
+                name,
+            )
+            return _answer_error(request_id, _error(INTERNAL_ERROR))
+        return answer
+
+    async def send(self, answer: Any) -> None:
+        with contextlib.suppress(WebSocketDisconnect):  # gone: the reader ends the connection
+            await self.ws.send_text(_json.dumps(answer))
+
+    # The server's calls.
+
+    async def call(self, method: str, params: Any, timeout: float | None) -> Any:
+        if self.ended is not None:
+            raise WebSocketDisconnect(self.ended)
+        call_id = next(self.ids)
+        waiting = self.waiting[call_id] = [anyio.Event(), None]
+        try:
+            await self.ws.send_text(_json.dumps({**_request(method, params), "id": call_id}))
+            with anyio.fail_after(timeout):
+                await waiting[0].wait()
+        finally:
+            del self.waiting[call_id]
+        answer = waiting[1]
+        if isinstance(answer, BaseException):
+            raise answer
+        if "error" in answer:
+            error = answer["error"]
+            if not isinstance(error, dict):
+                raise RpcError(INTERNAL_ERROR, "the client answered with a malformed error")
+            raise RpcError(
+                error.get("code", INTERNAL_ERROR),
+                str(error.get("message", "")),
+                error.get("data", _NO_DATA),
+            )
+        return answer.get("result")
+
+    def answered(self, answer: dict[str, Any]) -> None:
+        waiting = self.waiting.get(answer["id"]) if _hashable(answer["id"]) else None
+        if waiting is None:
+            logger.info(
+                "%r: a JSON-RPC answer for no call of the server's (id %r); ignored",
+                self.ws.scope.get("path"),
+                answer["id"],
+            )
+            return
+        waiting[1] = answer
+        waiting[0].set()
+
+    def end(self, code: int) -> None:
+        """The connection ended with `code`: the calls still waiting fail."""
+        self.ended = code
+        for waiting in self.waiting.values():
+            waiting[1] = WebSocketDisconnect(code)
+            waiting[0].set()
+
+
+def _request(method: str, params: Any) -> dict[str, Any]:
+    if not isinstance(method, str):
+        raise TypeError(f"a method's name is a str, got {type(method).__name__}")
+    request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        if not isinstance(params, (list, tuple, dict)):
+            raise TypeError("params must be a list, a tuple or a dict (by position or by name)")
+        request["params"] = list(params) if isinstance(params, tuple) else params
+    return request
+
+
+def _answer_error(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": error.error_object(), "id": request_id}
+
+
+def _is_answer(message: dict[str, Any]) -> bool:
+    """Whether `message` answers a call (a response object), rather than asks."""
+    return (
+        "method" not in message and "id" in message and ("result" in message or "error" in message)
+    )
+
+
+def _is_request(request: Any) -> bool:
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0":
+        return False
+    if not isinstance(request.get("method"), str):
+        return False
+    if "params" in request and not isinstance(request["params"], (list, dict)):
+        return False
+    if "id" in request:
+        request_id = request["id"]
+        if request_id is not None and (
+            isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))
+        ):
+            return False
+    return set(request) <= {"jsonrpc", "method", "params", "id"}
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _default_library() -> Library | None:
+    try:
+        import pydantic  # noqa: F401
+    except ImportError:
+        return None
+    return "pydantic"
+
+
+class _Method:
+    """A registered method: its function, and how its parameters are checked."""
+
+    def __init__(self, name: str, function: Callable[..., Any], library: Library | None) -> None:
+        self.name = name
+        self.function = function
+        signature = inspect.signature(function)
+        hints = _hints(function)
+        self.ws_parameter: str | None = None
+        self.parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise TypeError(f"method {name!r}: *args and **kwargs cannot be described")
+            annotation = hints.get(parameter.name, parameter.annotation)
+            if _is_websocket(annotation):
+                self.ws_parameter = parameter.name
+                continue
+            if annotation is inspect.Parameter.empty:
+                annotation = Any
+            self.parameters.append(parameter.replace(annotation=annotation))
+        self.names = [parameter.name for parameter in self.parameters]
+        self.result = hints.get("return", signature.return_annotation)
+        self.library = library
+        self.doc = inspect.getdoc(function) or ""
+        self._validate = self._validator(library)
+
+    def _validator(self, library: Library | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        fields = {
+            parameter.name: (
+                parameter.annotation,
+                ... if parameter.default is inspect.Parameter.empty else parameter.default,
+            )
+            for parameter in self.parameters
+        }
+        if library == "pydantic":
+            from pydantic import ConfigDict, ValidationError, create_model
+
+            model = create_model(  # type: ignore[call-overload]
+                f"{self.name}.params", __config__=ConfigDict(extra="forbid"), **fields
+            )
+            self.params_model: Any = model
+            validate = model.__pydantic_validator__.validate_python
+
+            def check_pydantic(arguments: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    validated = validate(arguments)
+                except ValidationError as error:
+                    details = error.errors(include_url=False, include_input=False)
+                    raise _error(INVALID_PARAMS, trimmed_errors(details)) from None
+                return {name: getattr(validated, name) for name in self.names}
+
+            return check_pydantic
+        if library == "msgspec":
+            import msgspec
+
+            struct = msgspec.defstruct(
+                "params",
+                [
+                    (name, annotation) if default is ... else (name, annotation, default)
+                    for name, (annotation, default) in fields.items()
+                ],
+                forbid_unknown_fields=True,
+            )
+            self.params_model = struct
+
+            def check_msgspec(arguments: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    validated = msgspec.convert(arguments, struct)
+                except msgspec.ValidationError as error:
+                    detail = [{"type": "validation", "loc": [], "msg": str(error)}]
+                    raise _error(INVALID_PARAMS, trimmed_errors(detail)) from None
+                return {name: getattr(validated, name) for name in self.names}
+
+            return check_msgspec
+        self.params_model = None
+        bind = inspect.Signature(self.parameters).bind
+
+        def check(arguments: dict[str, Any]) -> dict[str, Any]:
+            try:
+                bind(**arguments)
+            except TypeError as error:
+                detail = [{"type": "binding", "loc": [], "msg": str(error)}]
+                raise _error(INVALID_PARAMS, detail) from None
+            return arguments
+
+        return check
+
+    async def call(self, ws: WebSocket, params: Any) -> Any:
+        if params is None:
+            arguments: dict[str, Any] = {}
+        elif isinstance(params, list):
+            if len(params) > len(self.names):
+                detail = [
+                    {
+                        "type": "too_many_params",
+                        "loc": [],
+                        "msg": f"takes {len(self.names)} params, got {len(params)}",
+                    }
+                ]
+                raise _error(INVALID_PARAMS, detail)
+            arguments = dict(zip(self.names, params, strict=False))
+        else:
+            arguments = params
+        kwargs = self._validate(arguments)
+        if self.ws_parameter is not None:
+            kwargs[self.ws_parameter] = ws
+        result = self.function(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def describe(self, components: dict[str, Any]) -> dict[str, Any]:
+        """The method as OpenRPC describes it; schemas it refers to go in `components`."""
+        params = [
+            {
+                "name": parameter.name,
+                "schema": _schema(parameter.annotation, self.library, components),
+                "required": parameter.default is inspect.Parameter.empty,
+            }
+            for parameter in self.parameters
+        ]
+        result_type = Any if self.result is inspect.Signature.empty else self.result
+        described: dict[str, Any] = {
+            "name": self.name,
+            "params": params,
+            "result": {"name": "result", "schema": _schema(result_type, self.library, components)},
+        }
+        if self.doc:
+            summary, _, description = self.doc.partition("\n")
+            described["summary"] = summary.strip()
+            if description.strip():
+                described["description"] = description.strip()
+        return described
+
+
+def _schema(annotation: Any, library: Library | None, components: dict[str, Any]) -> Any:
+    """The JSON Schema of `annotation`, its definitions moved to `components`."""
+    if annotation is Any:
+        return {}
+    try:
+        if library == "msgspec":
+            import msgspec
+
+            (schema,), definitions = msgspec.json.schema_components(
+                [annotation], ref_template="#/components/schemas/{name}"
+            )
+        elif library == "pydantic":
+            from pydantic import TypeAdapter
+
+            schema = TypeAdapter(annotation).json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            definitions = schema.pop("$defs", {})
+        else:
+            return {}
+    except Exception:  # a type the library cannot describe: any JSON
+        return {}
+    components.update(definitions)
+    return schema
+
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # a name imported for type checkers only: as written
+        return {}
+
+
+def _is_websocket(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.rsplit(".", 1)[-1] == "WebSocket"
+    return isinstance(annotation, type) and issubclass(annotation, WebSocket)

@@ -78,6 +78,11 @@ TYPED_PAYLOAD: Message = {
     ),
 }
 PAYLOADS.update(pydantic=TYPED_PAYLOAD, msgspec=TYPED_PAYLOAD)
+# A JSON-RPC call (`rpc.py`): add two numbers.
+PAYLOADS["rpc"] = {
+    "type": "websocket.receive",
+    "text": json.dumps({"jsonrpc": "2.0", "method": "add", "params": [20, 22], "id": 1}),
+}
 
 CONNECT: Message = {"type": "websocket.connect"}
 DISCONNECT: Message = {"type": "websocket.disconnect", "code": 1000}

@@ -13,19 +13,23 @@ written as the typed messages are (`bocws._json`); with `codec="msgspec"`, a
 `msgspec.defstruct` per method and `msgspec.convert` do it. Without either library,
 the parameters are only bound to the signature.
 
-Requests of one connection run concurrently, each in a task of the connection's task
-group, at most `max_concurrency` at a time: beyond that the reader waits for one to
-finish before it reads on (backpressure, never an unbounded queue).
+Requests of one connection run concurrently, at most `max_concurrency` at a time:
+beyond that the reader waits for one to finish before it reads on (backpressure, never
+an unbounded queue). A method written as a plain function cannot wait for anything,
+so the reader runs it at once; an `async def` method runs in a task of its own, made
+the cheapest way the event loop offers (`_Tasks`: asyncio's own tasks under asyncio,
+a task group under anything else, trio through anyio).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import itertools
 import logging
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, overload
 
 import anyio
@@ -71,6 +75,7 @@ OPENRPC_VERSION = "1.3.2"
 
 _NO_DATA: Any = object()
 _Function = TypeVar("_Function", bound=Callable[..., Any])
+_Self = TypeVar("_Self", bound="_Tasks")
 
 
 class RpcError(Exception):
@@ -265,27 +270,28 @@ class JsonRpc(ViewEndpoint):
             await hook(ws)
             if ws.application_state is DISCONNECTED or ws.application_state is RESPONSE:
                 return  # the hook rejected or closed the connection
-        peer = _Peer(self, ws)
-        self._peers[id(ws)] = peer
         code: int = CloseCode.NORMAL_CLOSURE
-        try:
-            async with anyio.create_task_group() as tasks:
-                peer.tasks = tasks
-                try:
-                    async for payload in ws:
-                        await peer.read(payload)
-                    code = ended_with(ws) or CloseCode.NO_STATUS_RCVD
-                finally:
-                    tasks.cancel_scope.cancel()  # the client has gone: none can answer
-        except WebSocketDisconnect as disconnect:
-            code = disconnect.code
-            raise
-        finally:
-            del self._peers[id(ws)]
-            peer.end(code)
-            if ws.application_state is not RESPONSE:
-                for disconnected in self._on_disconnect:
-                    await disconnected(ws, code)
+        async with _tasks() as tasks:
+            peer = _Peer(self, ws, tasks)
+            self._peers[id(ws)] = peer
+            try:
+                # This task reads first; another may take over (see _AsyncioTasks).
+                if await peer.read_all():
+                    peer.reading_ended()
+                await peer.read_to_the_end.wait()
+                if peer.failure is not None:
+                    raise peer.failure  # the reader that took over ended with it
+                code = ended_with(ws) or CloseCode.NO_STATUS_RCVD
+            except WebSocketDisconnect as disconnect:
+                code = disconnect.code
+                raise
+            finally:
+                del self._peers[id(ws)]
+                peer.end(code)
+                tasks.cancel()  # the client has gone: no request can be answered
+        if ws.application_state is not RESPONSE:
+            for disconnected in self._on_disconnect:
+                await disconnected(ws, code)
 
 
 class _Payload(Codec):
@@ -307,26 +313,55 @@ class _Peer:
     """One connection of a `JsonRpc`: its reader's work, and the server's calls
     waiting for their answers."""
 
-    def __init__(self, rpc: JsonRpc, ws: WebSocket) -> None:
+    def __init__(self, rpc: JsonRpc, ws: WebSocket, tasks: _Tasks) -> None:
         self.rpc = rpc
         self.ws = ws
-        self.tasks: anyio.abc.TaskGroup | None = None
-        self.limiter = anyio.Semaphore(rpc.max_concurrency)
+        self.tasks = tasks
+        tasks.reader = self.read_on
+        self.limit = rpc.max_concurrency
+        self.running = 0
+        self.room: anyio.Event | None = None  # set when a running request ends
         self.ids = itertools.count(1)
         # The server's calls waiting: id -> [event, answer].
         self.waiting: dict[int, list[Any]] = {}
         self.ended: int | None = None
+        #: Set once the client's messages have ended (or their reader failed: `failure`).
+        self.read_to_the_end = anyio.Event()
+        self.failure: BaseException | None = None
 
-    async def read(self, payload: str | bytes) -> None:
-        """Take one frame: answer what cannot be read, hand the rest to a task."""
+    async def read_all(self) -> bool:
+        """Read and answer messages until they end (`True`), or until another task
+        took over the reading (`False`)."""
+        async for payload in self.ws:
+            if not await self.read(payload):
+                return False
+        return True
+
+    async def read_on(self) -> None:
+        """`read_all()` in a task that took over the reading."""
+        try:
+            if not await self.read_all():
+                return
+        except Exception as error:  # the connection's end: for its first task to raise
+            self.failure = error
+        self.reading_ended()
+
+    def reading_ended(self) -> None:
+        self.read_to_the_end.set()
+
+    async def read(self, payload: str | bytes) -> bool:
+        """Take one frame: answer what cannot be read, run the rest; whether this task
+        is still the reader."""
         try:
             message = _json.loads(payload if isinstance(payload, str) else payload.decode())
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             await self.send(_answer_error(None, _error(PARSE_ERROR)))
-            return
-        if isinstance(message, dict) and _is_answer(message):
-            self.answered(message)
-            return
+            return True
+        if isinstance(message, dict):
+            if _is_answer(message):
+                self.answered(message)
+                return True
+            return await self.start(self.run_one(message))
         if isinstance(message, list) and message:
             requests = []
             for item in message:
@@ -334,47 +369,56 @@ class _Peer:
                     self.answered(item)
                 else:
                     requests.append(item)
-            if not requests:
-                return  # a batch of answers to the server's calls
-            await self.limiter.acquire()  # backpressure: wait for a free slot
-            assert self.tasks is not None
-            self.tasks.start_soon(self.run_batch, requests)
-            return
-        if not isinstance(message, dict):  # a number, a string, an empty batch ...
-            await self.send(_answer_error(None, _error(INVALID_REQUEST)))
-            return
-        await self.limiter.acquire()
-        assert self.tasks is not None
-        self.tasks.start_soon(self.run_one, message)
+            if requests:  # else a batch of answers to the server's calls
+                return await self.start(self.run_batch(requests))
+            return True
+        # A number, a string, an empty batch ...
+        await self.send(_answer_error(None, _error(INVALID_REQUEST)))
+        return True
+
+    async def start(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` once fewer than `max_concurrency` run (see `_Tasks.run`);
+        whether this task is still the reader."""
+        while self.running >= self.limit:  # backpressure: wait for one to end
+            if self.room is None:
+                self.room = anyio.Event()
+            await self.room.wait()
+        self.running += 1
+        return await self.tasks.run(self.finished(work))
+
+    async def finished(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:  # not a method's (answered): this connection's, past answering
+            logger.exception("%r: a JSON-RPC request failed", self.ws.scope.get("path"))
+        finally:
+            self.running -= 1
+            if self.room is not None:
+                self.room.set()
+                self.room = None
 
     async def run_one(self, request: dict[str, Any]) -> None:
-        try:
-            answer = await self.answer(request)
-            if answer is not None:
-                await self.send(answer)
-        finally:
-            self.limiter.release()
+        answer = await self.answer(request)
+        if answer is not None:
+            await self.send_text(answer)
 
     async def run_batch(self, requests: list[Any]) -> None:
-        try:
-            answers: list[dict[str, Any] | None] = [None] * len(requests)
+        answers: list[str | None] = [None] * len(requests)
 
-            async def one(index: int, request: Any) -> None:
-                answers[index] = await self.answer(request)
+        async def one(index: int, request: Any) -> None:
+            answers[index] = await self.answer(request)
 
-            async with anyio.create_task_group() as batch:
-                for index, request in enumerate(requests):
-                    batch.start_soon(one, index, request)
-            given = [answer for answer in answers if answer is not None]
-            if given:  # a batch of notifications only is answered with nothing
-                await self.send(given)
-        finally:
-            self.limiter.release()
+        async with anyio.create_task_group() as batch:  # the batch's requests at once
+            for index, request in enumerate(requests):
+                batch.start_soon(one, index, request)
+        given = [answer for answer in answers if answer is not None]
+        if given:  # a batch of notifications only is answered with nothing
+            await self.send_text(f"[{','.join(given)}]")
 
-    async def answer(self, request: Any) -> dict[str, Any] | None:
-        """The answer to one request, or `None` for a notification."""
+    async def answer(self, request: Any) -> str | None:
+        """The answer to one request, as JSON, or `None` for a notification."""
         if not _is_request(request):
-            return _answer_error(None, _error(INVALID_REQUEST))
+            return _json.dumps(_answer_error(None, _error(INVALID_REQUEST)))
         notification = "id" not in request
         request_id = request.get("id")
         name: str = request["method"]
@@ -387,32 +431,35 @@ class _Peer:
                     raise _error(METHOD_NOT_FOUND)
                 result = await method.call(self.ws, request.get("params"))
         except RpcError as error:
-            return None if notification else _answer_error(request_id, error)
+            return None if notification else _json.dumps(_answer_error(request_id, error))
         except Exception:
-            logger.exception(
-                "%r: JSON-RPC method %r raised; answered with an internal error",
-                self.ws.scope.get("path"),
-                name,
-            )
-            return None if notification else _answer_error(request_id, _error(INTERNAL_ERROR))
+            self.failed(name, "raised")
+            internal = _error(INTERNAL_ERROR)
+            return None if notification else _json.dumps(_answer_error(request_id, internal))
         if notification:
             return None
-        answer = {"jsonrpc": "2.0", "result": result, "id": request_id}
         try:
-            _json.dumps(answer)  # what cannot be written is the method's error
+            return _json.dumps({"jsonrpc": "2.0", "result": result, "id": request_id})
         except (TypeError, ValueError):
-            logger.exception(
-                "%r: JSON-RPC method %r returned what JSON cannot write; answered with an "
-                "internal error",
-                self.ws.scope.get("path"),
-                name,
-            )
-            return _answer_error(request_id, _error(INTERNAL_ERROR))
-        return answer
+            self.failed(name, "returned what JSON cannot write")
+            return _json.dumps(_answer_error(request_id, _error(INTERNAL_ERROR)))
 
-    async def send(self, answer: Any) -> None:
+    def failed(self, name: str, what: str) -> None:
+        """Log, with its traceback, that method `name` failed (answered as an internal
+        error: the client learns nothing of it)."""
+        logger.exception(
+            "%r: JSON-RPC method %r %s; answered with an internal error",
+            self.ws.scope.get("path"),
+            name,
+            what,
+        )
+
+    async def send(self, answer: dict[str, Any]) -> None:
+        await self.send_text(_json.dumps(answer))
+
+    async def send_text(self, answer: str) -> None:
         with contextlib.suppress(WebSocketDisconnect):  # gone: the reader ends the connection
-            await self.ws.send_text(_json.dumps(answer))
+            await self.ws.send_text(answer)
 
     # The server's calls.
 
@@ -461,6 +508,109 @@ class _Peer:
             waiting[0].set()
 
 
+class _Tasks:
+    """How a connection's requests run beside its reader, the cheapest way the running
+    event loop offers; `_tasks()` chooses. Either way the requests end with the
+    connection (`cancel()`)."""
+
+    #: What a task that takes over the reading runs (`_Peer.read_on`).
+    reader: Callable[[], Coroutine[Any, Any, None]]
+
+    async def __aenter__(self: _Self) -> _Self:
+        raise NotImplementedError
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        raise NotImplementedError
+
+    async def run(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work`, a request, beside the reading; whether the calling task is
+        still the reader."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Cancel the tasks still running."""
+        raise NotImplementedError
+
+
+class _AsyncioTasks(_Tasks):
+    """Under asyncio: the reader runs each request itself, and hands the reading over
+    to a new task only if the request waits for something (leader and followers).
+
+    Before it runs a request, the reader asks the loop to call `_relay()` at its next
+    turn. A request that completes without waiting never gives the loop that turn:
+    the call is taken back, and the reader reads on, having paid a few hundred
+    nanoseconds instead of a task. One that waits (for a slow database, for the
+    client's answer to `JsonRpc.call()`) lets the loop run `_relay()`, which starts
+    a new reader; the old one finishes its request and ends. The request keeps its
+    task, its context and its cancel scopes: nothing moves between tasks.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        while self._running:  # the cancelled ones finish their cleanup first
+            await asyncio.wait(list(self._running))
+
+    async def run(self, work: Coroutine[Any, Any, None]) -> bool:
+        relayed: list[bool] = []
+        relay = self._loop.call_soon(self._relay, relayed)
+        await work
+        if relayed:
+            return False  # another task reads now: this one is done
+        relay.cancel()
+        return True
+
+    def _relay(self, relayed: list[bool]) -> None:
+        relayed.append(True)
+        task = self._loop.create_task(self.reader())
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    def cancel(self) -> None:
+        for task in self._running:
+            task.cancel()
+
+
+class _TaskGroupTasks(_Tasks):
+    """Under any other event loop (trio, through anyio): a task per request, in an
+    anyio task group; the reader stays the reader."""
+
+    _group: anyio.abc.TaskGroup
+
+    def __init__(self) -> None:
+        self._group = anyio.create_task_group()
+
+    async def __aenter__(self) -> _TaskGroupTasks:  # noqa: PYI034 - final in effect
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._group.__aexit__(None, None, None)
+
+    async def run(self, work: Coroutine[Any, Any, None]) -> bool:
+        async def request() -> None:
+            await work
+
+        self._group.start_soon(request)
+        return True
+
+    def cancel(self) -> None:
+        self._group.cancel_scope.cancel()
+
+
+def _tasks() -> _Tasks:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio
+        return _TaskGroupTasks()
+    return _AsyncioTasks(loop)
+
+
 def _request(method: str, params: Any) -> dict[str, Any]:
     if not isinstance(method, str):
         raise TypeError(f"a method's name is a str, got {type(method).__name__}")
@@ -496,7 +646,7 @@ def _is_request(request: Any) -> bool:
             isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))
         ):
             return False
-    return set(request) <= {"jsonrpc", "method", "params", "id"}
+    return True  # other members are left alone, as the specification does not forbid them
 
 
 def _hashable(value: Any) -> bool:
@@ -517,6 +667,8 @@ class _Method:
     def __init__(self, name: str, function: Callable[..., Any], library: Library | None) -> None:
         self.name = name
         self.function = function
+        #: An `async def` method runs in a task of its own; a plain function at once.
+        self.is_async = inspect.iscoroutinefunction(function)
         signature = inspect.signature(function)
         hints = _hints(function)
         self.ws_parameter: str | None = None
@@ -560,7 +712,7 @@ class _Method:
                 except ValidationError as error:
                     details = error.errors(include_url=False, include_input=False)
                     raise _error(INVALID_PARAMS, trimmed_errors(details)) from None
-                return {name: getattr(validated, name) for name in self.names}
+                return dict(validated.__dict__)  # the fields, by name
 
             return check_pydantic
         if library == "msgspec":
@@ -617,10 +769,9 @@ class _Method:
         kwargs = self._validate(arguments)
         if self.ws_parameter is not None:
             kwargs[self.ws_parameter] = ws
-        result = self.function(**kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        if self.is_async:
+            return await self.function(**kwargs)
+        return self.function(**kwargs)
 
     def describe(self, components: dict[str, Any]) -> dict[str, Any]:
         """The method as OpenRPC describes it; schemas it refers to go in `components`."""

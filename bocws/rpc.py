@@ -214,7 +214,7 @@ class JsonRpc(ViewEndpoint):
         self, hook: Callable[[WebSocket, int], Awaitable[None]]
     ) -> Callable[..., Any]:
         """Register `async def hook(ws, code)`, run once an accepted connection ended,
-        with its close code."""
+        with its close code; shielded from cancellation (keep it short)."""
         self._on_disconnect.append(hook)
         return hook
 
@@ -270,28 +270,36 @@ class JsonRpc(ViewEndpoint):
             await hook(ws)
             if ws.application_state is DISCONNECTED or ws.application_state is RESPONSE:
                 return  # the hook rejected or closed the connection
-        code: int = CloseCode.NORMAL_CLOSURE
-        async with _tasks() as tasks:
-            peer = _Peer(self, ws, tasks)
-            self._peers[id(ws)] = peer
-            try:
-                # This task reads first; another may take over (see _AsyncioTasks).
-                if await peer.read_all():
-                    peer.reading_ended()
-                await peer.read_to_the_end.wait()
-                if peer.failure is not None:
-                    raise peer.failure  # the reader that took over ended with it
+        code: int | None = None
+        peer: _Peer | None = None
+        try:
+            async with _tasks() as tasks:
+                peer = _Peer(self, ws, tasks)
+                self._peers[id(ws)] = peer
+                try:
+                    # This task reads first; another may take over (see _AsyncioTasks).
+                    if await peer.read_all():
+                        peer.reading_ended()
+                    await peer.read_to_the_end.wait()
+                    if peer.failure is not None:
+                        raise peer.failure  # the reader that took over ended with it
+                except WebSocketDisconnect as disconnect:
+                    code = disconnect.code
+                    raise
+                finally:
+                    del self._peers[id(ws)]
+                    tasks.cancel()  # the client has gone: no request can be answered
+        finally:
+            if code is None:
                 code = ended_with(ws) or CloseCode.NO_STATUS_RCVD
-            except WebSocketDisconnect as disconnect:
-                code = disconnect.code
-                raise
-            finally:
-                del self._peers[id(ws)]
+            if peer is not None:
                 peer.end(code)
-                tasks.cancel()  # the client has gone: no request can be answered
-        if ws.application_state is not RESPONSE:
-            for disconnected in self._on_disconnect:
-                await disconnected(ws, code)
+            # Cleanup hooks run even when the view is cancelled (a server shutting
+            # down, an idle timeout, a test client leaving).
+            with anyio.CancelScope(shield=True):
+                if ws.application_state is not RESPONSE:
+                    for disconnected in self._on_disconnect:
+                        await disconnected(ws, code)
 
 
 class _Payload(Codec):

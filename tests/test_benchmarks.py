@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import environments, harness, inprocess, plot, routing, typed, worker
+from benchmarks import environments, harness, inprocess, plot, routing, rpc, typed, worker
 
 BOCADILLO_READY = environments.bocadillo_ready()
 needs_bocadillo = pytest.mark.skipif(not BOCADILLO_READY, reason=environments.NO_BOCADILLO)
@@ -109,6 +109,15 @@ def test_every_typed_variant_echoes_the_typed_message_unchanged(name: str, libra
     assert len(echoes) == 5
     for echo in echoes:
         assert json.loads(echo["text"]) == json.loads(worker.TYPED_PAYLOAD["text"])
+
+
+@pytest.mark.parametrize("name", list(rpc.VARIANTS))
+def test_every_rpc_variant_answers_every_call(name: str) -> None:
+    sent = worker.transcript(rpc.VARIANTS[name]("rpc"), "echo", "rpc", 5)
+    answers = [
+        json.loads(message["text"]) for message in sent if message["type"] == "websocket.send"
+    ]
+    assert answers == [{"jsonrpc": "2.0", "result": 42, "id": 1}] * 5
 
 
 def test_the_typed_suite_runs_and_writes_its_figures(tmp_path: Path) -> None:

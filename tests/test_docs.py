@@ -1379,3 +1379,68 @@ def test_typed_function_example_extends_the_default_frame() -> None:
         assert reply["detail"][0]["type"] == "json_invalid"
         session.send_text("[1]")
         assert json.loads(session.receive_text()) == {"got": [1]}
+
+
+# rpc.md
+
+
+def rpc_call(session: WebSocketTestSession, method: str, params: Any, call_id: int = 1) -> Any:
+    session.send_text(
+        json.dumps({"jsonrpc": "2.0", "method": method, "params": params, "id": call_id})
+    )
+    return json.loads(session.receive_text())
+
+
+def test_rpc_first_example_adds_and_notifies() -> None:
+    app = example("rpc.md", '@rpc.method("chat.say")')["app"]
+    with TestClient(app).websocket_connect("/rpc") as session:
+        assert rpc_call(session, "add", [20, 22]) == {"jsonrpc": "2.0", "result": 42, "id": 1}
+        assert rpc_call(session, "add", {"a": 20, "b": 22})["result"] == 42
+        said = rpc_call(session, "chat.say", {"text": "hi"}, 2)
+        assert said == {"jsonrpc": "2.0", "method": "chat.said", "params": {"text": "hi"}}
+        assert json.loads(session.receive_text()) == {"jsonrpc": "2.0", "result": None, "id": 2}
+
+
+def test_rpc_withdraw_answers_its_own_error() -> None:
+    rpc = example("rpc.md", "async def withdraw(")["rpc"]
+    app = App()
+    app.add_websocket_route("/rpc", rpc)
+    with TestClient(app).websocket_connect("/rpc") as session:
+        assert rpc_call(session, "withdraw", ["ada", 4])["result"] == 6
+        assert rpc_call(session, "withdraw", ["ada", 100])["error"] == {
+            "code": 1001,
+            "message": "insufficient funds",
+            "data": {"balance": 6},
+        }
+
+
+def test_rpc_delete_everything_asks_the_client_first() -> None:
+    rpc = example("rpc.md", "async def delete_everything(")["rpc"]
+    app = App()
+    app.add_websocket_route("/rpc", rpc)
+    with TestClient(app).websocket_connect("/rpc") as session:
+        for confirmed, answer in [(False, {"code": 1, "message": "not confirmed"}), (True, None)]:
+            session.send_text('{"jsonrpc": "2.0", "method": "delete_everything", "id": 7}')
+            asked = json.loads(session.receive_text())
+            assert asked["method"] == "confirm"
+            session.send_text(
+                json.dumps({"jsonrpc": "2.0", "result": confirmed, "id": asked["id"]})
+            )
+            got = json.loads(session.receive_text())
+            assert got.get("error") == answer
+            assert got["id"] == 7
+        assert got["result"] == "deleted"
+
+
+def test_rpc_hooks_refuse_without_the_token_and_keep_the_clients() -> None:
+    namespace = example("rpc.md", "async def joined(")
+    app = App()
+    app.add_websocket_route("/rpc", namespace["rpc"])
+    client = TestClient(app)
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect("/rpc"):
+        pass  # pragma: no cover - refused
+    with client.websocket_connect("/rpc?token=s3cret") as session:
+        session.send_text('{"jsonrpc": "2.0", "method": "rpc.discover", "id": 1}')
+        assert json.loads(session.receive_text())["result"]["openrpc"] == "1.3.2"
+        assert len(namespace["clients"]) == 1
+    assert namespace["clients"] == {}

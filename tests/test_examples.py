@@ -16,7 +16,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
-from examples import auth, chat, echo, fastapi_app, starlette_app, typed
+from examples import auth, chat, echo, fastapi_app, rpc, starlette_app, typed
 from tests.live_server import TIMEOUT, client, recv, refused, running_server
 from tests.processes import Uvicorn
 
@@ -113,6 +113,45 @@ async def test_typed_runs_under_uvicorn(serve: type[Uvicorn]) -> None:
         assert error["detail"][0]["type"] == "missing"
     server.stop()
     assert not [line for line in server.lines if "WARNING" in line or "ERROR" in line]
+
+
+# rpc
+
+
+def call(session: Any, method: str, params: Any = None, call_id: int = 1) -> None:
+    request = {"jsonrpc": "2.0", "method": method, "id": call_id}
+    if params is not None:
+        request["params"] = params
+    session.send_text(json.dumps(request))
+
+
+def test_rpc_answers_its_methods() -> None:
+    with TestClient(rpc.app).websocket_connect("/rpc") as session:
+        call(session, "add", [20, 22])
+        assert json.loads(session.receive_text()) == {"jsonrpc": "2.0", "result": 42, "id": 1}
+        call(session, "distance", {"a": {"x": 0, "y": 0}, "b": {"x": 3, "y": 4}}, 2)
+        assert json.loads(session.receive_text())["result"] == 5.0
+        call(session, "distance", {"a": {"x": 0}, "b": {"x": 3, "y": 4}}, 3)
+        error = json.loads(session.receive_text())["error"]
+        assert (error["code"], error["data"][0]["loc"]) == (-32602, ["a", "y"])
+
+
+def test_rpc_tells_every_client_and_calls_back() -> None:
+    client = TestClient(rpc.app)
+    with client.websocket_connect("/rpc") as first, client.websocket_connect("/rpc") as second:
+        call(second, "add", [1, 1])  # second is served: both are clients now
+        assert json.loads(second.receive_text())["result"] == 2
+        call(first, "chat.say", {"text": "hello"})
+        said = {"jsonrpc": "2.0", "method": "chat.said", "params": {"text": "hello"}}
+        assert json.loads(second.receive_text()) == said
+        assert json.loads(first.receive_text()) == said
+        assert json.loads(first.receive_text())["result"] == 2
+        call(first, "delete_everything", None, 9)
+        asked = json.loads(first.receive_text())
+        assert asked["method"] == "confirm"
+        first.send_text(json.dumps({"jsonrpc": "2.0", "result": True, "id": asked["id"]}))
+        assert json.loads(first.receive_text()) == {"jsonrpc": "2.0", "result": "deleted", "id": 9}
+    assert rpc.clients == {}
 
 
 # chat

@@ -23,6 +23,7 @@ __all__ = [
     "OPTIONS",
     "OPTION_DEFAULTS",
     "WEBSOCKET_OPTIONS",
+    "check_codec",
     "check_on_invalid",
     "check_options",
     "check_seconds",
@@ -124,7 +125,8 @@ def _message_kind(name: str) -> Callable[[Any], Any]:
     return check
 
 
-def _check_codec(value: Any) -> Any:
+def check_codec(value: Any) -> Any:
+    """Raise unless `value` is a `codec` option: `None`, `"pydantic"` or `"msgspec"`."""
     if value is not None and value not in LIBRARIES:
         raise ValueError(f"codec must be None, 'pydantic' or 'msgspec', got {value!r}")
     return value
@@ -137,7 +139,7 @@ def check_on_invalid(value: Any) -> Any:
         if value not in ON_INVALID:
             raise ValueError(
                 f"unknown on_invalid {value!r}: use {', '.join(map(repr, ON_INVALID))}, "
-                "or an async function (ws, error)"
+                "or a function (ws, error)"
             )
     elif not callable(value):
         raise TypeError(
@@ -171,7 +173,7 @@ OPTIONS = (
     Option("send_type", None, True, _message_kind("send_type")),
     Option("caught_close_codes", None, True, normalize_caught),
     Option("max_message_size", None, True, _size_limit),
-    Option("codec", None, True, _check_codec),
+    Option("codec", None, True, check_codec),
     Option("on_invalid", "close", True, check_on_invalid),
     Option("idle_timeout", None, False, _check_idle_timeout),
     Option("allowed_origins", None, False, _check_origins),

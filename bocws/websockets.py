@@ -23,7 +23,7 @@ from ._connection import Connection, logger
 from ._exceptions import InvalidMessage, MessageTypeError, WebSocketStateError
 from ._invalid import OnInvalid, invalid_reply
 from ._metrics import size_of, utf8_size
-from ._options import check_on_invalid
+from ._options import check_codec, check_on_invalid
 from ._state import CONNECTING, DISCONNECTED, RECEIVE, SEND
 from ._typed import Library, TypedJSON
 
@@ -102,6 +102,8 @@ class WebSocket(Connection):
         on_invalid: OnInvalid = "close",
     ) -> None:
         super().__init__(scope, (receive, send), auto_accept, caught_close_codes, max_message_size)
+        if codec is not None:
+            check_codec(codec)
         self._receive_codec = self._send_codec = TEXT
         if value_type is not None or receive_type is not None or send_type is not None:
             value_codec = codec_for("value_type", value_type or "text", codec)
@@ -120,8 +122,12 @@ class WebSocket(Connection):
         # What receive() and `async for` call for one message: a plain function (a
         # bound method kept here would be a reference cycle).
         self._receive_next = self._receive_function()
+        # A subclass's receive() decides what `async for` yields.
+        self._own_receive = type(self).receive is not WebSocket.receive
         # Whether `async for` may inline _receive_decoded() (a type's or a codec's).
-        self._inline_codec = self._receive_next is WebSocket._receive_decoded
+        self._inline_codec = (
+            self._receive_next is WebSocket._receive_decoded and not self._own_receive
+        )
         if type(self).receive is WebSocket.receive:
             # receive() itself raises for an invalid message under "close" and "raise":
             # then it is the kind's own receive, without the layer that skips messages.
@@ -195,8 +201,6 @@ class WebSocket(Connection):
         """What receives one message of `receive_type`, to call with the instance: the
         built-in kinds have receives of their own, with the hot path inlined."""
         cls = type(self)
-        if cls.receive is not WebSocket.receive:
-            return cls.receive  # a subclass's receive() decides
         codec = self._receive_codec
         if codec is TEXT:
             return cls.receive_text
@@ -613,6 +617,8 @@ class WebSocket(Connection):
                         return self._receive_codec.decode(payload)
                     except InvalidMessage as error:
                         raise self._bad_input(error)  # noqa: B904 - the client's, as it is
+                if self._own_receive:
+                    return await self.receive()
                 return await self._receive_next(self)
             except WebSocketDisconnect as disconnect:
                 if self._ends_quietly(disconnect):
@@ -624,4 +630,12 @@ class WebSocket(Connection):
                     raise StopAsyncIteration from None
                 raise
             except InvalidMessage as error:
-                await self._invalid(error, iterating=True)  # raises, or skips the message
+                invalid: InvalidMessage | None = error
+            try:  # out of the except clause: a reply may find the client gone
+                await self._invalid(invalid, iterating=True)  # type: ignore[arg-type]
+            except WebSocketDisconnect as disconnect:
+                if self._ends_quietly(disconnect):
+                    raise StopAsyncIteration from None
+                raise
+            finally:
+                invalid = None  # this frame, in the error's traceback, must not hold it

@@ -31,6 +31,7 @@ __all__ = [
     "MAX_NUMBER_LENGTH",
     "ViewParameters",
     "connect_parameters",
+    "resolved_annotations",
     "view_name",
 ]
 
@@ -103,7 +104,7 @@ def connect_parameters(name: str, on_connect: Callable[..., Any]) -> list[inspec
         TypeError: as `ViewParameters`, for a parameter marked for FastAPI.
     """
     signature = inspect.signature(on_connect)
-    _, marked = _annotations(on_connect, signature)
+    _, marked = resolved_annotations(on_connect, signature)
     found = []
     for parameter in list(signature.parameters.values())[2:]:
         annotation = marked.get(parameter.name, parameter.annotation)
@@ -123,7 +124,7 @@ def _read_signature(
     """The keyword parameters of a function view after its first (the WebSocket): those
     bocws fills, those FastAPI fills, and whether it takes `**params`."""
     signature = inspect.signature(view)
-    hints, marked = _annotations(view, signature)
+    hints, marked = resolved_annotations(view, signature)
     parameters = list(signature.parameters.values())
     if not parameters or parameters[0].kind not in (
         inspect.Parameter.POSITIONAL_ONLY,
@@ -153,7 +154,7 @@ def _read_signature(
     return filled, fastapi, var_keyword
 
 
-def _annotations(
+def resolved_annotations(
     function: Callable[..., Any], signature: inspect.Signature
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The resolved annotations of `function`: without `Annotated`'s extras (the types

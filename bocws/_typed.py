@@ -37,7 +37,7 @@ from ._exceptions import InvalidJSON, InvalidMessage
 if TYPE_CHECKING:
     from pydantic_core import ValidationError
 
-__all__ = ["LIBRARIES", "Library", "TypedJSON", "is_type_form", "typed_codec"]
+__all__ = ["LIBRARIES", "Library", "TypedJSON", "is_type_form", "library_for", "typed_codec"]
 
 #: The libraries a typed kind is read and written with (the `codec` option).
 Library = Literal["pydantic", "msgspec"]
@@ -78,8 +78,16 @@ def typed_codec(tp: Any, library: Library | None = None) -> Codec:
     return _made_once(tp, library)
 
 
+def library_for(tp: Any, library: Library | None = None) -> Library:
+    """The library that reads and writes `tp`: `library` if given, else msgspec for a
+    `msgspec.Struct` or a type holding one, pydantic for anything else."""
+    if library is not None:
+        return library
+    return "msgspec" if _holds_struct(tp) else "pydantic"
+
+
 def _made(tp: Any, library: Library | None) -> Codec:
-    if library == "msgspec" or (library is None and _holds_struct(tp)):
+    if library_for(tp, library) == "msgspec":
         return _MsgspecCodec(tp)
     return _PydanticCodec(tp)
 

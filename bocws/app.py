@@ -10,9 +10,12 @@ from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, Route, Router, WebSocketRoute
 from starlette.types import Lifespan, Receive, Scope, Send
 
+from ._asyncapi import DEFAULT_TITLE, DEFAULT_VERSION, asyncapi_document
 from ._codecs import MessageKind
 from ._invalid import OnInvalid
 from ._lifecycle import refuse_origin
@@ -73,6 +76,8 @@ class App(Starlette):
             route, or `allowed_origins`) are counted with the `route` label `""`.
             Serve them with prometheus-client's ASGI app: `app.mount("/metrics",
             prometheus_client.make_asgi_app())`.
+        asyncapi_url: where to serve `asyncapi()`'s document, as JSON (`"/asyncapi.json"`);
+            `None` (the default) serves none.
 
     Example:
         >>> app = App()
@@ -95,6 +100,7 @@ class App(Starlette):
         idle_timeout: float | None = None,
         allowed_origins: str | Iterable[str] | None = None,
         metrics: bool | CollectorRegistry = False,
+        asyncapi_url: str | None = None,
     ) -> None:
         self._route_defaults = {
             "max_message_size": max_message_size,
@@ -111,6 +117,8 @@ class App(Starlette):
             lifespan=lifespan,
         )
         self.router = _Router(routes, lifespan=lifespan)
+        if asyncapi_url is not None:
+            self.router.routes.append(Route(asyncapi_url, self._serve_asyncapi, methods=["GET"]))
         self._startup_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._user_lifespan = self.router.lifespan_context
@@ -233,6 +241,37 @@ class App(Starlette):
             return endpoint
 
         return register
+
+    def asyncapi(
+        self,
+        *,
+        title: str = DEFAULT_TITLE,
+        version: str = DEFAULT_VERSION,
+        description: str | None = None,
+        servers: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """An AsyncAPI 3.0 document of the application's WebSocket routes, mounted apps'
+        included: for each, its address, path and query parameters, and the messages it
+        receives and sends with their JSON Schemas. Made anew at each call.
+
+        Parameters:
+            title: the document's `info.title`.
+            version: the API's version (`info.version`).
+            description: `info.description`, if given.
+            servers: AsyncAPI Server Objects by name (`{"production": {"host":
+                "example.com", "protocol": "wss"}}`), none unless given.
+
+        Example:
+            >>> document = app.asyncapi(title="Chat", version="2.1.0")
+            >>> document["channels"]["chat"]["address"]
+            '/chat/{room}'
+        """
+        return asyncapi_document(
+            self, title=title, version=version, description=description, servers=servers
+        )
+
+    async def _serve_asyncapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.asyncapi())
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

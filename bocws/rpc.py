@@ -29,8 +29,8 @@ import inspect
 import itertools
 import logging
 import typing
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, Literal, TypeVar, overload
 
 import anyio
 
@@ -76,6 +76,7 @@ OPENRPC_VERSION = "1.3.2"
 _NO_DATA: Any = object()
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 _Self = TypeVar("_Self", bound="_Tasks")
+_Work = TypeVar("_Work")
 
 
 class RpcError(Exception):
@@ -149,7 +150,11 @@ class JsonRpc(ViewEndpoint):
         given = [kind for kind in ("value_type", "receive_type", "send_type") if kind in options]
         if given:
             raise TypeError(f"JsonRpc takes no {given[0]}: its messages are JSON-RPC's")
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        if (
+            not isinstance(max_concurrency, int)
+            or isinstance(max_concurrency, bool)
+            or max_concurrency < 1
+        ):
             raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
         if codec not in (None, "pydantic", "msgspec"):
             raise ValueError(f"codec must be None, 'pydantic' or 'msgspec', got {codec!r}")
@@ -190,7 +195,7 @@ class JsonRpc(ViewEndpoint):
             return self._register(function, function.__name__)
 
         def register(decorated: _Function) -> _Function:
-            return self._register(decorated, function or decorated.__name__)
+            return self._register(decorated, decorated.__name__ if function is None else function)
 
         return register
 
@@ -244,6 +249,8 @@ class JsonRpc(ViewEndpoint):
         """
         peer = self._peers.get(id(ws))
         if peer is None or peer.ws is not ws:
+            if ws.client_state is DISCONNECTED or ws.application_state is DISCONNECTED:
+                raise WebSocketDisconnect(ended_with(ws) or CloseCode.ABNORMAL_CLOSURE)
             raise RuntimeError(f"{ws!r} is not a connection of {self!r}")
         return await peer.call(method, params, timeout)
 
@@ -252,8 +259,12 @@ class JsonRpc(ViewEndpoint):
     def openrpc(self) -> dict[str, Any]:
         """The OpenRPC document of this service's methods: what `rpc.discover`
         answers with."""
-        components: dict[str, Any] = {}
-        methods = [method.describe(components) for method in self._methods.values()]
+        # Every type at once, so that the library names each model once (two models
+        # of one name get names of their own) and refers to it wherever it is used.
+        types = [annotation for method in self._methods.values() for annotation in method.types()]
+        schemas, components = _schemas(types, self._library)
+        found = iter(schemas)
+        methods = [method.describe(found) for method in self._methods.values()]
         document: dict[str, Any] = {
             "openrpc": OPENRPC_VERSION,
             "info": {"title": self.title, "version": self.version},
@@ -277,8 +288,9 @@ class JsonRpc(ViewEndpoint):
                 peer = _Peer(self, ws, tasks)
                 self._peers[id(ws)] = peer
                 try:
-                    # This task reads first; another may take over (see _AsyncioTasks).
-                    if await peer.read_all():
+                    # Under asyncio, tasks of their own read and run the requests (see
+                    # _AsyncioTasks), and this one waits for the end; else it reads.
+                    if not tasks.read_in_tasks(peer.read_on) and await peer.read_all():
                         peer.reading_ended()
                     await peer.read_to_the_end.wait()
                     if peer.failure is not None:
@@ -325,9 +337,9 @@ class _Peer:
         self.rpc = rpc
         self.ws = ws
         self.tasks = tasks
-        tasks.reader = self.read_on
         self.limit = rpc.max_concurrency
         self.running = 0
+        self.calling = 0  # the server's calls waiting for their answers
         self.room: anyio.Event | None = None  # set when a running request ends
         self.ids = itertools.count(1)
         # The server's calls waiting: id -> [event, answer].
@@ -369,7 +381,7 @@ class _Peer:
             if _is_answer(message):
                 self.answered(message)
                 return True
-            return await self.start(self.run_one(message))
+            return await self.start(self.run_one, message)
         if isinstance(message, list) and message:
             requests = []
             for item in message:
@@ -378,21 +390,25 @@ class _Peer:
                 else:
                     requests.append(item)
             if requests:  # else a batch of answers to the server's calls
-                return await self.start(self.run_batch(requests))
+                return await self.start(self.run_batch, requests)
             return True
         # A number, a string, an empty batch ...
         await self.send(_answer_error(None, _error(INVALID_REQUEST)))
         return True
 
-    async def start(self, work: Coroutine[Any, Any, None]) -> bool:
-        """Run `work` once fewer than `max_concurrency` run (see `_Tasks.run`);
-        whether this task is still the reader."""
-        while self.running >= self.limit:  # backpressure: wait for one to end
+    async def start(self, run: Callable[[_Work], Coroutine[Any, Any, None]], work: _Work) -> bool:
+        """`run(work)` once fewer than `max_concurrency` requests run (see
+        `_Tasks.run`); whether this task is still the reader.
+
+        A request waiting for the client's answer to `call()` does not count: the
+        reader must go on reading to find that answer.
+        """
+        while self.running - self.calling >= self.limit:  # backpressure
             if self.room is None:
                 self.room = anyio.Event()
             await self.room.wait()
         self.running += 1
-        return await self.tasks.run(self.finished(work))
+        return await self.tasks.run(self.finished(run(work)))
 
     async def finished(self, work: Coroutine[Any, Any, None]) -> None:
         try:
@@ -401,9 +417,13 @@ class _Peer:
             logger.exception("%r: a JSON-RPC request failed", self.ws.scope.get("path"))
         finally:
             self.running -= 1
-            if self.room is not None:
-                self.room.set()
-                self.room = None
+            self.make_room()
+
+    def make_room(self) -> None:
+        """Wake the reader if it waits for room."""
+        if self.room is not None:
+            self.room.set()
+            self.room = None
 
     async def run_one(self, request: dict[str, Any]) -> None:
         answer = await self.answer(request)
@@ -411,14 +431,8 @@ class _Peer:
             await self.send_text(answer)
 
     async def run_batch(self, requests: list[Any]) -> None:
-        answers: list[str | None] = [None] * len(requests)
-
-        async def one(index: int, request: Any) -> None:
-            answers[index] = await self.answer(request)
-
-        async with anyio.create_task_group() as batch:  # the batch's requests at once
-            for index, request in enumerate(requests):
-                batch.start_soon(one, index, request)
+        # One after the other: a batch counts as one request against max_concurrency.
+        answers = [await self.answer(request) for request in requests]
         given = [answer for answer in answers if answer is not None]
         if given:  # a batch of notifications only is answered with nothing
             await self.send_text(f"[{','.join(given)}]")
@@ -476,12 +490,15 @@ class _Peer:
             raise WebSocketDisconnect(self.ended)
         call_id = next(self.ids)
         waiting = self.waiting[call_id] = [anyio.Event(), None]
+        self.calling += 1
+        self.make_room()
         try:
             await self.ws.send_text(_json.dumps({**_request(method, params), "id": call_id}))
             with anyio.fail_after(timeout):
                 await waiting[0].wait()
         finally:
             del self.waiting[call_id]
+            self.calling -= 1
         answer = waiting[1]
         if isinstance(answer, BaseException):
             raise answer
@@ -521,13 +538,15 @@ class _Tasks:
     event loop offers; `_tasks()` chooses. Either way the requests end with the
     connection (`cancel()`)."""
 
-    #: What a task that takes over the reading runs (`_Peer.read_on`).
-    reader: Callable[[], Coroutine[Any, Any, None]]
-
     async def __aenter__(self: _Self) -> _Self:
         raise NotImplementedError
 
     async def __aexit__(self, *exc_info: object) -> None:
+        raise NotImplementedError
+
+    def read_in_tasks(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Start `reader` in a task of its own, if that is how this event loop reads
+        (then whether it was started); else the view's task reads."""
         raise NotImplementedError
 
     async def run(self, work: Coroutine[Any, Any, None]) -> bool:
@@ -541,8 +560,9 @@ class _Tasks:
 
 
 class _AsyncioTasks(_Tasks):
-    """Under asyncio: the reader runs each request itself, and hands the reading over
-    to a new task only if the request waits for something (leader and followers).
+    """Under asyncio: a reader task runs each request itself, and hands the reading
+    over to a new task only if the request waits for something (leader and
+    followers); the view's own task only waits for the end.
 
     Before it runs a request, the reader asks the loop to call `_relay()` at its next
     turn. A request that completes without waiting never gives the loop that turn:
@@ -556,6 +576,14 @@ class _AsyncioTasks(_Tasks):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._running: set[asyncio.Task[None]] = set()
+        self._reader: Callable[[], Coroutine[Any, Any, None]] | None = None
+
+    def read_in_tasks(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        # The view's task only waits: every request then runs in a task that can be
+        # cancelled alone, once the connection ends.
+        self._reader = reader
+        self._relay([])
+        return True
 
     async def __aenter__(self: _Self) -> _Self:
         return self
@@ -575,7 +603,8 @@ class _AsyncioTasks(_Tasks):
 
     def _relay(self, relayed: list[bool]) -> None:
         relayed.append(True)
-        task = self._loop.create_task(self.reader())
+        assert self._reader is not None
+        task = self._loop.create_task(self._reader())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
@@ -599,6 +628,9 @@ class _TaskGroupTasks(_Tasks):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._group.__aexit__(None, None, None)
+
+    def read_in_tasks(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        return False
 
     async def run(self, work: Coroutine[Any, Any, None]) -> bool:
         async def request() -> None:
@@ -692,24 +724,41 @@ class _Method:
                 annotation = Any
             self.parameters.append(parameter.replace(annotation=annotation))
         self.names = [parameter.name for parameter in self.parameters]
+        # A method taking some by position only is called with them so.
+        self.positional_only = [
+            parameter.name
+            for parameter in signature.parameters.values()
+            if parameter.kind is parameter.POSITIONAL_ONLY
+        ]
         self.result = hints.get("return", signature.return_annotation)
         self.library = library
         self.doc = inspect.getdoc(function) or ""
         self._validate = self._validator(library)
 
     def _validator(self, library: Library | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        fields = {
-            parameter.name: (
+        # The library's fields are named p0, p1 ... after the parameters, which they
+        # read as aliases: a parameter may be called `_private` or `json`, which a
+        # model would take for a private attribute or one of its own methods.
+        fields = [
+            (
+                f"p{index}",
+                parameter.name,
                 parameter.annotation,
                 ... if parameter.default is inspect.Parameter.empty else parameter.default,
             )
-            for parameter in self.parameters
-        }
+            for index, parameter in enumerate(self.parameters)
+        ]
+        names = self.names
         if library == "pydantic":
-            from pydantic import ConfigDict, ValidationError, create_model
+            from pydantic import ConfigDict, Field, ValidationError, create_model
 
             model = create_model(  # type: ignore[call-overload]
-                f"{self.name}.params", __config__=ConfigDict(extra="forbid"), **fields
+                "params",
+                __config__=ConfigDict(extra="forbid"),
+                **{
+                    field: (annotation, Field(default, alias=name))
+                    for field, name, annotation, default in fields
+                },
             )
             self.params_model: Any = model
             validate = model.__pydantic_validator__.validate_python
@@ -720,7 +769,7 @@ class _Method:
                 except ValidationError as error:
                     details = error.errors(include_url=False, include_input=False)
                     raise _error(INVALID_PARAMS, trimmed_errors(details)) from None
-                return dict(validated.__dict__)  # the fields, by name
+                return dict(zip(names, validated.__dict__.values(), strict=True))
 
             return check_pydantic
         if library == "msgspec":
@@ -729,12 +778,14 @@ class _Method:
             struct = msgspec.defstruct(
                 "params",
                 [
-                    (name, annotation) if default is ... else (name, annotation, default)
-                    for name, (annotation, default) in fields.items()
+                    (field, annotation) if default is ... else (field, annotation, default)
+                    for field, _, annotation, default in fields
                 ],
                 forbid_unknown_fields=True,
+                rename={field: name for field, name, _, _ in fields},
             )
             self.params_model = struct
+            attributes = [field for field, _, _, _ in fields]
 
             def check_msgspec(arguments: dict[str, Any]) -> dict[str, Any]:
                 try:
@@ -742,11 +793,20 @@ class _Method:
                 except msgspec.ValidationError as error:
                     detail = [{"type": "validation", "loc": [], "msg": str(error)}]
                     raise _error(INVALID_PARAMS, trimmed_errors(detail)) from None
-                return {name: getattr(validated, name) for name in self.names}
+                return {
+                    name: getattr(validated, field)
+                    for name, field in zip(names, attributes, strict=True)
+                }
 
             return check_msgspec
         self.params_model = None
-        bind = inspect.Signature(self.parameters).bind
+        # Checked as if every parameter were a keyword (the positional-only ones too).
+        bind = inspect.Signature(
+            [
+                parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                for parameter in self.parameters
+            ]
+        ).bind
 
         def check(arguments: dict[str, Any]) -> dict[str, Any]:
             try:
@@ -777,25 +837,35 @@ class _Method:
         kwargs = self._validate(arguments)
         if self.ws_parameter is not None:
             kwargs[self.ws_parameter] = ws
+        args: list[Any] = []
+        for name in self.positional_only:
+            if name not in kwargs:
+                break  # left to its default, and so are those after it
+            args.append(kwargs.pop(name))
         if self.is_async:
-            return await self.function(**kwargs)
-        return self.function(**kwargs)
+            return await self.function(*args, **kwargs)
+        return self.function(*args, **kwargs)
 
-    def describe(self, components: dict[str, Any]) -> dict[str, Any]:
-        """The method as OpenRPC describes it; schemas it refers to go in `components`."""
+    def types(self) -> list[Any]:
+        """The types `describe()` takes the schemas of, in its order: each
+        parameter's, then the result's."""
+        result = Any if self.result is inspect.Signature.empty else self.result
+        return [*(parameter.annotation for parameter in self.parameters), result]
+
+    def describe(self, schemas: Iterator[Any]) -> dict[str, Any]:
+        """The method as OpenRPC describes it, with the schemas of `types()`."""
         params = [
             {
                 "name": parameter.name,
-                "schema": _schema(parameter.annotation, self.library, components),
+                "schema": next(schemas),
                 "required": parameter.default is inspect.Parameter.empty,
             }
             for parameter in self.parameters
         ]
-        result_type = Any if self.result is inspect.Signature.empty else self.result
         described: dict[str, Any] = {
             "name": self.name,
             "params": params,
-            "result": {"name": "result", "schema": _schema(result_type, self.library, components)},
+            "result": {"name": "result", "schema": next(schemas)},
         }
         if self.doc:
             summary, _, description = self.doc.partition("\n")
@@ -805,30 +875,37 @@ class _Method:
         return described
 
 
-def _schema(annotation: Any, library: Library | None, components: dict[str, Any]) -> Any:
-    """The JSON Schema of `annotation`, its definitions moved to `components`."""
-    if annotation is Any:
-        return {}
+_REF = "#/components/schemas/{}"
+
+
+def _schemas(types: list[Any], library: Library | None) -> tuple[list[Any], dict[str, Any]]:
+    """The JSON Schemas of `types`, by the library's own generator, and the definitions
+    they refer to (as `#/components/schemas/...`)."""
+    if library is None or not types:
+        return [{} for _ in types], {}
     try:
         if library == "msgspec":
             import msgspec
 
-            (schema,), definitions = msgspec.json.schema_components(
-                [annotation], ref_template="#/components/schemas/{name}"
+            schemas, components = msgspec.json.schema_components(
+                types, ref_template=_REF.format("{name}")
             )
-        elif library == "pydantic":
-            from pydantic import TypeAdapter
+            return list(schemas), dict(components)
+        from pydantic import TypeAdapter
 
-            schema = TypeAdapter(annotation).json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
-            definitions = schema.pop("$defs", {})
-        else:
-            return {}
-    except Exception:  # a type the library cannot describe: any JSON
-        return {}
-    components.update(definitions)
-    return schema
+        mode: Literal["validation"] = "validation"
+        keyed = [(index, mode, TypeAdapter(tp)) for index, tp in enumerate(types)]
+        by_key, definitions = TypeAdapter.json_schemas(keyed, ref_template=_REF.format("{model}"))
+        found = [by_key[index, "validation"] for index in range(len(types))]
+        return found, dict(definitions.get("$defs", {}))
+    except Exception:  # a type the library cannot describe: each on its own, else any JSON
+        if len(types) == 1:
+            return [{}], {}
+        pairs = [_schemas([tp], library) for tp in types]
+        merged: dict[str, Any] = {}
+        for _, found_components in pairs:
+            merged.update(found_components)
+        return [schema for (schema,), _ in pairs], merged
 
 
 def _hints(function: Callable[..., Any]) -> dict[str, Any]:

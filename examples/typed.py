@@ -58,7 +58,8 @@ class Reply(BaseModel):
     error: str | None = None
 
 
-app = App(on_invalid="reply")  # every route answers bad input instead of closing
+# Every route answers bad input instead of closing; /asyncapi.json describes them.
+app = App(on_invalid="reply", asyncapi_url="/asyncapi.json")
 
 
 @app.websocket_route("/todo", receive_type=Request, send_type=Reply)

@@ -1,0 +1,30 @@
+"""npm packages the tests use, installed by `.ci/run` with `npm ci --prefix tests/FOLDER`.
+
+`npm_package(folder, name)` is the installed package's directory. Without Node.js the
+tests that need one skip, except under CI (`$CI` set), where they fail; with Node.js
+but without the package, they fail and say which command installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+
+
+def npm_package(folder: str, name: str) -> Path:
+    """The directory of npm package `name`, installed under `tests/<folder>/node_modules`."""
+    install = f"npm ci --prefix tests/{folder}"
+    if shutil.which("node") is None:
+        message = f"no Node.js: install node and npm, then run `{install}` (CI does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    installed = TESTS / folder / "node_modules" / name
+    if not (installed / "package.json").exists():
+        pytest.fail(f"npm package {name} is not installed: run `{install}`")
+    return installed

@@ -70,5 +70,5 @@ async def left(ws: WebSocket, code: int) -> None:
     clients.pop(id(ws), None)
 
 
-app = App()
+app = App(asyncapi_url="/asyncapi.json")  # the routes described: see docs/asyncapi.md
 app.add_websocket_route("/rpc", rpc)

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket as StarletteWebSocket
 
 from bocws import App, Codec, ViewEndpoint, WebSocket, WebSocketView, websocket_view
 from bocws._asyncapi import asyncapi_document
+from examples import rpc as rpc_example
 from examples import typed
 
 from .node_packages import TESTS, npm_package
@@ -934,6 +935,7 @@ def parser_verdict(document: dict[str, Any]) -> subprocess.CompletedProcess[str]
             id="described-app-with-info-and-servers",
         ),
         pytest.param(lambda: typed.app.asyncapi(), id="examples.typed"),
+        pytest.param(lambda: rpc_example.app.asyncapi(), id="examples.rpc"),
         pytest.param(lambda: App().asyncapi(), id="no-routes"),
     ],
 )

@@ -34,6 +34,7 @@ from referencing.jsonschema import DRAFT7
 from starlette.testclient import TestClient
 
 from bocws import App, JsonRpc, RpcError, WebSocket, WebSocketDisconnect
+from examples import rpc as rpc_example
 
 from .fake import LiveServer, Message, binary, disconnect, text
 from .live_server import client, close_frame, recv, refused, running_server
@@ -1333,8 +1334,16 @@ SERVICES = pytest.mark.parametrize(
         lambda: service(lambda method, params: None),
         msgspec_service,
         lambda: JsonRpc(codec="msgspec"),
+        lambda: rpc_example.rpc,
     ],
-    ids=["no methods", "pydantic", "the examples' service", "msgspec", "msgspec, no methods"],
+    ids=[
+        "no methods",
+        "pydantic",
+        "the specification's examples",
+        "msgspec",
+        "msgspec, no methods",
+        "examples/rpc.py",
+    ],
 )
 
 

@@ -505,11 +505,14 @@ async def test_thousand_connections_echo_in_order_and_leave_nothing_behind(
     # 0-1.6 MiB more after a second round. What stays is freed memory the allocators keep
     # (Python's arenas, malloc's fragmented heap): with BOCWS_TRACEMALLOC=1, the traced
     # size is back within 0.3 MiB of its baseline after each round (tracemalloc makes a
-    # round 3.5 times slower, too slow for the suite). The second round's bound fails a
-    # leak of about 7 KiB per connection or more; live objects and tasks are counted too.
+    # round 3.5 times slower, too slow for the suite). What the second round adds to RSS
+    # is allocator noise: 1.0 to 4.9 MiB in runs alone, 8.5 MiB once in a full CI run on
+    # a busy machine, while tracemalloc saw 0.1 MiB (2026-12-05). So the second round's
+    # bound fails a leak of about 11 KiB per connection or more; live objects, tasks and
+    # descriptors are counted exactly above.
     assert growth < 200 * KiB * CONNECTIONS, "over 200 KiB per open connection"
     assert first["rss"] - baseline["rss"] < 0.5 * growth
-    assert second["rss"] - first["rss"] < 0.1 * growth
+    assert second["rss"] - first["rss"] < 0.15 * growth
     assert load_server.log.read_text() == ""  # at --log-level warning: no warning, no error
 
 

@@ -293,8 +293,12 @@ class JsonRpc(ViewEndpoint):
                     if not tasks.read_in_tasks(peer.read_on) and await peer.read_all():
                         peer.reading_ended()
                     await peer.read_to_the_end.wait()
-                    if peer.failure is not None:
-                        raise peer.failure  # the reader that took over ended with it
+                    failure, peer.failure = peer.failure, None  # no cycle through the peer
+                    if failure is not None:
+                        try:
+                            raise failure  # the reader that took over ended with it
+                        finally:
+                            del failure  # nor through this frame
                 except WebSocketDisconnect as disconnect:
                     code = disconnect.code
                     raise

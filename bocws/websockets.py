@@ -69,7 +69,8 @@ class WebSocket(Connection):
             that is not of `receive_type` (a frame of the other kind, invalid JSON, a
             typed message that does not validate): `"close"` (the default) closes
             with 1007 (1003 for the frame kind) and a reason naming the first bad
-            field, then raises the `InvalidMessage`; `"reply"` sends the client
+            field, and raises the `InvalidMessage` (`async for` closes at once;
+            `receive()`'s error closes as it leaves the view); `"reply"` sends the client
             `{"type": "error", "error": "invalid message", "detail": [...]}` and skips
             the message; `"raise"` raises the `InvalidMessage` and leaves the
             connection open; a callable `(ws, error)`, awaited, skips the message
@@ -146,8 +147,9 @@ class WebSocket(Connection):
         `receive_json()`, `receive_event()`, or the value a `Codec` or a type decodes.
 
         A message that is not of that kind gets what `on_invalid` says: by default,
-        the connection is closed (1007, or 1003 for a frame of the other kind) and the
-        `InvalidMessage` raised. `timeout` applies to each message awaited.
+        the `InvalidMessage` is raised, and closes the connection (1007, or 1003 for a
+        frame of the other kind) if it leaves the view. `timeout` applies to each
+        message awaited.
         """
         return await self._receive_value(timeout=timeout)
 

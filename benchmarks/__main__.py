@@ -29,7 +29,16 @@ from .harness import QUICK_RESULTS, RESULTS, SetupError, Worker, write_json
 from .worker import installed_version
 
 #: The suites, in the order they run: the quick in-process ones first.
-SUITES = ("inprocess", "typed", "rpc", "routing", "endtoend", "memory", "broadcast")
+SUITES = (
+    "inprocess",
+    "typed",
+    "rpc",
+    "routing",
+    "endtoend",
+    "rpc_uvicorn",
+    "memory",
+    "broadcast",
+)
 #: The packages whose versions the figures depend on, in the project's interpreter.
 PACKAGES = (
     "bocws",

@@ -14,7 +14,17 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as runner
-from benchmarks import environments, harness, inprocess, plot, routing, rpc, typed, worker
+from benchmarks import (
+    environments,
+    harness,
+    inprocess,
+    plot,
+    routing,
+    rpc,
+    rpc_uvicorn,
+    typed,
+    worker,
+)
 
 BOCADILLO_READY = environments.bocadillo_ready()
 needs_bocadillo = pytest.mark.skipif(not BOCADILLO_READY, reason=environments.NO_BOCADILLO)
@@ -118,6 +128,13 @@ def test_every_rpc_variant_answers_every_call(name: str) -> None:
         json.loads(message["text"]) for message in sent if message["type"] == "websocket.send"
     ]
     assert answers == [{"jsonrpc": "2.0", "result": 42, "id": 1}] * 5
+
+
+def test_the_rpc_suite_through_uvicorn_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    output = tmp_path / "rpc-uvicorn.json"
+    assert rpc_uvicorn.main(["--calls", "50", "--rounds", "1", "--json", str(output)]) == 0
+    results = json.loads(output.read_text())["results"]
+    assert {name: len(rounds) for name, rounds in results.items()} == {"raw": 1, "bocws": 1}
 
 
 def test_the_typed_suite_runs_and_writes_its_figures(tmp_path: Path) -> None:

@@ -1,12 +1,15 @@
-"""JSON-RPC calls through uvicorn: `bocws.JsonRpc` against a dispatcher written by hand.
+"""JSON-RPC calls through uvicorn: `bocws.JsonRpc` against a dispatcher written by hand,
+and python-socketio's emit with acknowledgement.
 
 The in-process suite (`rpc.py`) measures the layer alone; this one serves both apps of
-that suite (`RAW`, `BOCWS`, below) with uvicorn (`--ws websockets-sansio`, one worker
-each, started at once) and drives them in turn, the order swapped each round, with one
-`websockets` client connection making `--calls` calls one after the other, each
-answer awaited and checked. Per round it reads each server's CPU time over the calls
-(psutil), and reports the server CPU per call and the calls per second, each as a
-ratio to raw's in the same round.
+that suite (`RAW`, `BOCWS`, below) and python-socketio's (`SOCKETIO`: an event whose
+return value is the acknowledgement) with uvicorn (`--ws websockets-sansio`, one
+worker each, started at once) and drives them in turn, the order rotated each round,
+with one client connection making `--calls` calls one after the other, each answer
+awaited and checked: a `websockets` client for the first two, python-socketio's own
+`AsyncClient.call()` over a WebSocket for the third. Per round it reads each server's
+CPU time over the calls (psutil), and reports the server CPU per call and the calls
+per second, each as a ratio to raw's in the same round.
 
 Run: `python -m benchmarks.rpc_uvicorn` (see `--help`).
 """
@@ -45,7 +48,29 @@ async def add(a: int, b: int) -> int:
 
 
 BOCWS = _rpc
-APPS = {"raw": "RAW", "bocws": "BOCWS"}
+
+
+def _socketio() -> Any:
+    """python-socketio's ASGI app: `add` as an event whose return value is the ack,
+    what its `call()` (emit with acknowledgement) waits for."""
+    import socketio
+
+    server = socketio.AsyncServer(async_mode="asgi")
+
+    @server.event  # type: ignore[untyped-decorator,unused-ignore]
+    async def add(sid: str, data: dict[str, int]) -> int:
+        return data["a"] + data["b"]
+
+    return socketio.ASGIApp(server)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SOCKETIO":  # made only when uvicorn imports it: the peer is optional
+        return _socketio()
+    raise AttributeError(name)
+
+
+APPS = {"raw": "RAW", "bocws": "BOCWS", "socketio": "SOCKETIO"}
 
 
 @contextmanager
@@ -72,16 +97,21 @@ async def ready(port: int) -> None:
     deadline = time.monotonic() + 20
     while True:
         try:
-            async with connect(f"ws://127.0.0.1:{port}/"):
-                return
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+        else:
+            writer.close()
+            return
 
 
-async def calls(port: int, count: int) -> None:
+async def calls(name: str, port: int, count: int) -> None:
     """`count` calls of `add`, one after the other, each answer checked."""
+    if name == "socketio":
+        await socketio_calls(port, count)
+        return
     async with connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
         for number in range(count):
             await ws.send(
@@ -92,20 +122,37 @@ async def calls(port: int, count: int) -> None:
                 raise AssertionError(f"unexpected answer {answer!r}")
 
 
+async def socketio_calls(port: int, count: int) -> None:
+    """The same calls through python-socketio's own client, over a WebSocket only:
+    `call()` emits the event and waits for its acknowledgement."""
+    import socketio
+
+    client = socketio.AsyncClient()
+    await client.connect(f"http://127.0.0.1:{port}", transports=["websocket"])
+    try:
+        for number in range(count):
+            answer = await client.call("add", {"a": number, "b": 1}, timeout=10)
+            if answer != number + 1:
+                raise AssertionError(f"unexpected answer {answer!r}")
+    finally:
+        await client.disconnect()
+
+
 async def measure(count: int, rounds: int) -> dict[str, list[dict[str, float]]]:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in APPS}
     with served() as servers:
         for _, port in servers.values():
             await ready(port)
-        for _, port in servers.values():
-            await calls(port, 200)  # warm up
+        for name, (_, port) in servers.items():
+            await calls(name, port, 200)  # warm up
         for index in range(rounds):
-            order = list(servers) if index % 2 == 0 else list(reversed(servers))
+            names = list(servers)
+            order = names[index % len(names) :] + names[: index % len(names)]  # rotated
             for name in order:
                 process, port = servers[name]
                 cpu = process.cpu_times()
                 began = time.perf_counter()
-                await calls(port, count)
+                await calls(name, port, count)
                 elapsed = time.perf_counter() - began
                 after = process.cpu_times()
                 used = (after.user - cpu.user) + (after.system - cpu.system)

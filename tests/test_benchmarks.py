@@ -134,7 +134,11 @@ def test_the_rpc_suite_through_uvicorn_runs_and_writes_its_figures(tmp_path: Pat
     output = tmp_path / "rpc-uvicorn.json"
     assert rpc_uvicorn.main(["--calls", "50", "--rounds", "1", "--json", str(output)]) == 0
     results = json.loads(output.read_text())["results"]
-    assert {name: len(rounds) for name, rounds in results.items()} == {"raw": 1, "bocws": 1}
+    assert {name: len(rounds) for name, rounds in results.items()} == {
+        "raw": 1,
+        "bocws": 1,
+        "socketio": 1,
+    }
 
 
 def test_the_typed_suite_runs_and_writes_its_figures(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import inspect
 import re
 import typing
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import NoneType, UnionType
 from typing import Any, Literal, NamedTuple, Protocol
@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Host, Mount, WebSocketRoute, compile_pa
 
 from ._codecs import codec_for
 from ._parameters import ViewParameters, resolved_annotations, view_name
-from ._typed import is_type_form, library_for
+from ._typed import LIBRARIES, Library, SchemaMode, is_type_form, json_schemas, library_for
 from .views import ViewEndpoint
 
 __all__ = ["ASYNCAPI_VERSION", "DEFAULT_TITLE", "DEFAULT_VERSION", "asyncapi_document"]
@@ -344,9 +344,7 @@ def _message(options: Mapping[str, Any], direction: str, schemas: _Schemas) -> d
     name = codec_for(direction, kind, options["codec"]).name
     message = {"name": name, "contentType": "application/json"}
     library = library_for(kind, options["codec"])
-    mode: Literal["validation", "serialization"] = (
-        "validation" if direction == "receive_type" else "serialization"
-    )
+    mode: SchemaMode = "validation" if direction == "receive_type" else "serialization"
     schemas.add_type(_Typed(kind, name, library, mode, message))
     return message
 
@@ -523,8 +521,8 @@ class _Typed:
 
     kind: Any
     name: str
-    library: str
-    mode: Literal["validation", "serialization"]
+    library: Library
+    mode: SchemaMode
     message: dict[str, Any] = field(repr=False)
 
 
@@ -570,23 +568,24 @@ class _Schemas:
     def _describe_types(self) -> None:
         """Make the schemas of the typed kinds, each library's at once (pydantic then
         names a model apart only where it reads and writes it differently)."""
-        for library, describe in (("pydantic", _pydantic_schemas), ("msgspec", _msgspec_schemas)):
+        for library in LIBRARIES:
             batch = [typed for typed in self._typed if typed.library == library]
             if not batch:
                 continue
             try:
-                self._describe(batch, describe)
-            except _Undescribable:  # one of them: the others are described one by one
+                self._describe(batch, library)
+            except TypeError:  # one of them: the others are described one by one
                 for typed in batch:
                     try:
-                        self._describe([typed], describe)
-                    except _Undescribable as error:
+                        self._describe([typed], library)
+                    except TypeError as error:
                         typed.message["summary"] = (
                             f"{typed.name}, which {library} cannot describe in JSON Schema: {error}"
                         )
 
-    def _describe(self, batch: list[_Typed], describe: _Describe) -> None:
-        found, definitions = describe(batch)
+    def _describe(self, batch: list[_Typed], library: Library) -> None:
+        kinds = [typed.kind for typed in batch]
+        found, definitions = json_schemas(kinds, library, SCHEMAS, [t.mode for t in batch])
         for typed, schema in zip(batch, self._place(definitions, found), strict=True):
             typed.message["payload"] = schema
 
@@ -614,38 +613,6 @@ class _Schemas:
         for name, schema in definitions.items():
             self.components[names[name]] = _for_asyncapi(schema, names)
         return [_for_asyncapi(schema, names) for schema in schemas]
-
-
-class _Undescribable(Exception):
-    """A type its library cannot describe in JSON Schema."""
-
-
-_Describe = Callable[[list[_Typed]], tuple[list[Any], dict[str, Any]]]
-
-
-def _pydantic_schemas(batch: list[_Typed]) -> tuple[list[Any], dict[str, Any]]:
-    """The schemas of `batch` by pydantic, and the named schemas they refer to."""
-    from pydantic import PydanticUserError, TypeAdapter
-
-    inputs = [(index, typed.mode, TypeAdapter(typed.kind)) for index, typed in enumerate(batch)]
-    try:
-        found, top = TypeAdapter.json_schemas(inputs, ref_template=SCHEMAS + "{model}")
-    except PydanticUserError as error:  # a type with no JSON Schema
-        raise _Undescribable(str(error).partition("\n")[0]) from error
-    return [found[index, typed.mode] for index, typed in enumerate(batch)], top.get("$defs", {})
-
-
-def _msgspec_schemas(batch: list[_Typed]) -> tuple[list[Any], dict[str, Any]]:
-    """The schemas of `batch` by msgspec, and the named schemas they refer to."""
-    import msgspec
-
-    try:
-        found, definitions = msgspec.json.schema_components(
-            [typed.kind for typed in batch], ref_template=SCHEMAS + "{name}"
-        )
-    except (TypeError, ValueError) as error:
-        raise _Undescribable(str(error)) from error
-    return list(found), dict(definitions)
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -148,7 +148,7 @@ class Connection(HTTPConnection):
         # is taken at its word for those and left alone; one that says nothing is 2.0.
         if spec is not None:
             self._adapt_to(_spec_version(spec))
-        elif spec is None and not scope.get("extensions"):
+        elif not scope.get("extensions"):
             self._adapt_to((2, 0))
 
     def _adapt_to(self, spec: tuple[int, ...]) -> None:

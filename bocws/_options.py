@@ -1,8 +1,9 @@
 """The options of a WebSocket and of a route: one table, its checks, and how options merge.
 
-`WebSocket(...)` takes the first six; routes (`websocket_view()`, `App.websocket_route()`,
-a `WebSocketView`'s class attributes) take all nine. `tests/test_options.py` checks
-every one of those signatures against `OPTIONS`, so that none drifts from the table.
+`WebSocket(...)` takes the first eight; routes (`websocket_view()`,
+`App.websocket_route()`, a `WebSocketView`'s class attributes) take all eleven.
+`tests/test_options.py` checks every one of those signatures against `OPTIONS`, so
+that none drifts from the table.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._codecs import Codec
@@ -37,7 +37,16 @@ from ._exceptions import InvalidJSON, InvalidMessage
 if TYPE_CHECKING:
     from pydantic_core import ValidationError
 
-__all__ = ["LIBRARIES", "Library", "TypedJSON", "is_type_form", "library_for", "typed_codec"]
+__all__ = [
+    "LIBRARIES",
+    "Library",
+    "SchemaMode",
+    "TypedJSON",
+    "is_type_form",
+    "json_schemas",
+    "library_for",
+    "typed_codec",
+]
 
 #: The libraries a typed kind is read and written with (the `codec` option).
 Library = Literal["pydantic", "msgspec"]
@@ -84,6 +93,47 @@ def library_for(tp: Any, library: Library | None = None) -> Library:
     if library is not None:
         return library
     return "msgspec" if _holds_struct(tp) else "pydantic"
+
+
+SchemaMode = Literal["validation", "serialization"]
+
+
+def json_schemas(
+    types: Sequence[Any],
+    library: Library,
+    prefix: str,
+    modes: Sequence[SchemaMode] | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The JSON Schemas of `types` by `library`'s own generator, all at once (each
+    model named once, and referred to as `prefix` + its name wherever it is used), and
+    the named schemas they refer to. `modes`: pydantic's, one per type (validation
+    unless given); msgspec has one schema a type.
+
+    Raises:
+        TypeError: a type the library cannot describe in JSON Schema.
+    """
+    if library == "msgspec":
+        import msgspec
+
+        try:
+            found, definitions = msgspec.json.schema_components(
+                types, ref_template=prefix + "{name}"
+            )
+        except (TypeError, ValueError) as error:
+            raise TypeError(str(error)) from error
+        return list(found), dict(definitions)
+    from pydantic import PydanticUserError, TypeAdapter
+
+    kinds: Sequence[SchemaMode] = modes or ["validation"] * len(types)
+    try:
+        inputs = [
+            (index, mode, TypeAdapter(tp))
+            for index, (tp, mode) in enumerate(zip(types, kinds, strict=True))
+        ]
+        by_key, top = TypeAdapter.json_schemas(inputs, ref_template=prefix + "{model}")
+    except PydanticUserError as error:  # a type with no JSON Schema
+        raise TypeError(str(error).partition("\n")[0]) from error
+    return [by_key[index, mode] for index, mode in enumerate(kinds)], dict(top.get("$defs", {}))
 
 
 def _made(tp: Any, library: Library | None) -> Codec:

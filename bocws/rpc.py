@@ -28,9 +28,8 @@ import contextlib
 import inspect
 import itertools
 import logging
-import typing
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import anyio
 
@@ -40,8 +39,10 @@ from ._codes import CloseCode
 from ._connection import ended_with
 from ._exceptions import WebSocketDisconnect
 from ._invalid import trimmed_errors
+from ._options import check_codec
+from ._parameters import resolved_annotations
 from ._state import DISCONNECTED, RESPONSE
-from ._typed import Library
+from ._typed import Library, json_schemas
 from .views import ViewEndpoint
 from .websockets import WebSocket
 
@@ -156,8 +157,7 @@ class JsonRpc(ViewEndpoint):
             or max_concurrency < 1
         ):
             raise ValueError(f"max_concurrency must be a positive int, got {max_concurrency!r}")
-        if codec not in (None, "pydantic", "msgspec"):
-            raise ValueError(f"codec must be None, 'pydantic' or 'msgspec', got {codec!r}")
+        check_codec(codec)
         self.max_concurrency = max_concurrency
         self.title = title
         self.version = version
@@ -714,7 +714,7 @@ class _Method:
         #: An `async def` method runs in a task of its own; a plain function at once.
         self.is_async = inspect.iscoroutinefunction(function)
         signature = inspect.signature(function)
-        hints = _hints(function)
+        hints, _ = resolved_annotations(function, signature)  # as views resolve theirs
         self.ws_parameter: str | None = None
         self.parameters: list[inspect.Parameter] = []
         for parameter in signature.parameters.values():
@@ -879,30 +879,15 @@ class _Method:
         return described
 
 
-_REF = "#/components/schemas/{}"
-
-
 def _schemas(types: list[Any], library: Library | None) -> tuple[list[Any], dict[str, Any]]:
-    """The JSON Schemas of `types`, by the library's own generator, and the definitions
-    they refer to (as `#/components/schemas/...`)."""
+    """The JSON Schemas of `types`, by the library's own generator (`json_schemas()`),
+    and the definitions they refer to (as `#/components/schemas/...`); a type it cannot
+    describe is any JSON (`{}`)."""
     if library is None or not types:
         return [{} for _ in types], {}
     try:
-        if library == "msgspec":
-            import msgspec
-
-            schemas, components = msgspec.json.schema_components(
-                types, ref_template=_REF.format("{name}")
-            )
-            return list(schemas), dict(components)
-        from pydantic import TypeAdapter
-
-        mode: Literal["validation"] = "validation"
-        keyed = [(index, mode, TypeAdapter(tp)) for index, tp in enumerate(types)]
-        by_key, definitions = TypeAdapter.json_schemas(keyed, ref_template=_REF.format("{model}"))
-        found = [by_key[index, "validation"] for index in range(len(types))]
-        return found, dict(definitions.get("$defs", {}))
-    except Exception:  # a type the library cannot describe: each on its own, else any JSON
+        return json_schemas(types, library, "#/components/schemas/")
+    except TypeError:  # one of them: each on its own
         if len(types) == 1:
             return [{}], {}
         pairs = [_schemas([tp], library) for tp in types]
@@ -910,13 +895,6 @@ def _schemas(types: list[Any], library: Library | None) -> tuple[list[Any], dict
         for _, found_components in pairs:
             merged.update(found_components)
         return [schema for (schema,), _ in pairs], merged
-
-
-def _hints(function: Callable[..., Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(function)
-    except Exception:  # a name imported for type checkers only: as written
-        return {}
 
 
 def _is_websocket(annotation: Any) -> bool:

@@ -129,7 +129,7 @@ class WebSocket(Connection):
         self._inline_codec = (
             self._receive_next is WebSocket._receive_decoded and not self._own_receive
         )
-        if type(self).receive is WebSocket.receive:
+        if not self._own_receive:
             # receive() itself raises for an invalid message under "close" and "raise":
             # then it is the kind's own receive, without the layer that skips messages.
             skips = self._on_invalid != "close" and self._on_invalid != "raise"
@@ -250,28 +250,22 @@ class WebSocket(Connection):
     async def _receive_decoded(self, *, timeout: float | None = None) -> Any:
         """Receive a message of a `Codec`'s kind (not one of the built-in ones), or of
         a type: the hot path of the built-in kinds, then the codec."""
-        payload: str | bytes | None = None
         if timeout is None and self._core.open:
             self._receiving += 1
             try:
                 message = await self._receive()
             finally:
                 self._receiving -= 1
-            payload = self._plain_payload(message)
-            if payload is None:
-                payload = payload_of(await self._judge(message, True))
+            if not self._is_plain(message):
+                message = await self._judge(message, True)
         else:
-            payload = payload_of(await self._next_message(True, timeout))
-        try:
-            return self._receive_codec.decode(payload)
-        except InvalidMessage as error:
-            self._bad_input(error)
-            raise
+            message = await self._next_message(True, timeout)
+        return self._decode(self._receive_codec, message)
 
-    def _plain_payload(self, message: Message) -> str | bytes | None:
-        """The payload of `message`, counted, if it is what the hot paths pass: a
-        `websocket.receive` of one payload, which cannot be over the size limit;
-        else `None` (for the state core to judge)."""
+    def _is_plain(self, message: Message) -> bool:
+        """Whether `message` is what the hot paths pass without the state core: a
+        `websocket.receive` of one payload, which cannot be over the size limit (then
+        counted, with metrics on)."""
         text = message.get("text")
         if text is not None:
             if (
@@ -279,20 +273,20 @@ class WebSocket(Connection):
                 or len(text) > self._fast_text_limit
                 or message.get("bytes") is not None
             ):
-                return None
+                return False
             payload: str | bytes = text
         else:
             data = message.get("bytes")
             if data.__class__ is not bytes or len(data) > self._fast_bytes_limit:
-                return None
+                return False
             payload = data
         if message.get("type") != RECEIVE:
-            return None
+            return False
         tally = self._tally
         if tally is not None:
             tally.received += 1
             tally.received_bytes += size_of(payload)
-        return payload
+        return True
 
     async def receive_text(self, *, timeout: float | None = None) -> str:
         """Receive a text message.
@@ -508,7 +502,8 @@ class WebSocket(Connection):
                 f"{codec!r}.encode() returned {type(payload).__name__}: a codec's encode() "
                 "returns a str (a text frame) or bytes (a binary frame)"
             )
-        # _send_message(), inlined: a coroutine layer less for each typed message.
+        # As send_text() and the others: the send here, not in a helper (a coroutine
+        # layer less for each typed message).
         if not self._core.open:
             await self._before_send()
         tally = self._tally
@@ -584,44 +579,46 @@ class WebSocket(Connection):
     async def __anext__(self) -> Any:
         while True:  # until a message to yield: on_invalid may skip some
             try:
-                # receive_text()'s hot path again, for the default receive type: a
-                # coroutine layer less per message in the commonest loop (about 15% of
-                # its cost); and _receive_decoded()'s, for a type or a codec.
-                if self._inline_text and self._core.open:
-                    self._receiving += 1
-                    try:
-                        message = await self._receive()
-                    finally:
-                        self._receiving -= 1
-                    text = message.get("text")
-                    if (
-                        text.__class__ is str
-                        and len(text) <= self._fast_text_limit
-                        and message.get("type") == RECEIVE
-                        and message.get("bytes") is None
-                    ):
-                        tally = self._tally
-                        if tally is not None:  # metrics on: count it (inlined, as the rest)
-                            tally.received += 1
-                            tally.received_bytes += len(text) if text.isascii() else utf8_size(text)
-                        return text
-                    return await self._text_after(message)
-                if self._inline_codec and self._core.open:
-                    self._receiving += 1
-                    try:
-                        message = await self._receive()
-                    finally:
-                        self._receiving -= 1
-                    payload = self._plain_payload(message)
-                    if payload is None:
-                        payload = payload_of(await self._judge(message, True))
-                    try:
-                        return self._receive_codec.decode(payload)
-                    except InvalidMessage as error:
-                        raise self._bad_input(error)  # noqa: B904 - the client's, as it is
-                if self._own_receive:
-                    return await self.receive()
-                return await self._receive_next(self)
+                try:
+                    # receive_text()'s hot path again, for the default receive type: a
+                    # coroutine layer less per message in the commonest loop (about 15%
+                    # of its cost); and _receive_decoded()'s, for a type or a codec.
+                    if self._inline_text and self._core.open:
+                        self._receiving += 1
+                        try:
+                            message = await self._receive()
+                        finally:
+                            self._receiving -= 1
+                        text = message.get("text")
+                        if (
+                            text.__class__ is str
+                            and len(text) <= self._fast_text_limit
+                            and message.get("type") == RECEIVE
+                            and message.get("bytes") is None
+                        ):
+                            tally = self._tally
+                            if tally is not None:  # metrics on: count it (inlined, as the rest)
+                                tally.received += 1
+                                tally.received_bytes += (
+                                    len(text) if text.isascii() else utf8_size(text)
+                                )
+                            return text
+                        return await self._text_after(message)
+                    if self._inline_codec and self._core.open:
+                        self._receiving += 1
+                        try:
+                            message = await self._receive()
+                        finally:
+                            self._receiving -= 1
+                        if not self._is_plain(message):
+                            message = await self._judge(message, True)
+                        return self._decode(self._receive_codec, message)
+                    if self._own_receive:
+                        return await self.receive()
+                    return await self._receive_next(self)
+                except InvalidMessage as error:
+                    # What a reply raises (the client gone) goes to the handlers below.
+                    await self._invalid(error, iterating=True)  # raises, or skips it
             except WebSocketDisconnect as disconnect:
                 if self._ends_quietly(disconnect):
                     raise StopAsyncIteration from None
@@ -631,13 +628,3 @@ class WebSocket(Connection):
                 if self._core.client_state is DISCONNECTED and self._receive_codec is EVENT:
                     raise StopAsyncIteration from None
                 raise
-            except InvalidMessage as error:
-                invalid: InvalidMessage | None = error
-            try:  # out of the except clause: a reply may find the client gone
-                await self._invalid(invalid, iterating=True)  # type: ignore[arg-type]
-            except WebSocketDisconnect as disconnect:
-                if self._ends_quietly(disconnect):
-                    raise StopAsyncIteration from None
-                raise
-            finally:
-                invalid = None  # this frame, in the error's traceback, must not hold it

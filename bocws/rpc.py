@@ -714,7 +714,8 @@ class _Method:
         #: An `async def` method runs in a task of its own; a plain function at once.
         self.is_async = inspect.iscoroutinefunction(function)
         signature = inspect.signature(function)
-        hints, _ = resolved_annotations(function, signature)  # as views resolve theirs
+        # With Annotated's extras: the constraints pydantic checks (`Field(gt=0)`).
+        _, hints = resolved_annotations(function, signature)
         self.ws_parameter: str | None = None
         self.parameters: list[inspect.Parameter] = []
         for parameter in signature.parameters.values():

@@ -20,13 +20,14 @@ import subprocess
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import jsonrpc_base
 import jsonrpc_websocket as jsonrpc_websocket_client
 import jsonschema
 import msgspec
+import pydantic
 import pytest
 from pydantic import BaseModel, create_model
 from referencing import Registry
@@ -1593,3 +1594,20 @@ async def test_the_server_notifies_jsonrpc_websocket() -> None:
         with anyio.fail_after(TIMEOUT):
             await arrived.wait()
     assert announced == ["hello"]
+
+
+async def test_annotated_constraints_of_params_are_checked() -> None:
+    # Annotated's extras reach pydantic: a constraint in Field() is checked, as it
+    # would be on a model's field.
+    rpc = JsonRpc()
+
+    @rpc.method
+    async def take(amount: Annotated[int, pydantic.Field(gt=0)]) -> int:
+        return amount
+
+    async with connection(rpc) as peer:
+        ok = await peer.ask({"jsonrpc": "2.0", "method": "take", "params": [5], "id": 1})
+        assert ok == {"jsonrpc": "2.0", "result": 5, "id": 1}
+        refused = await peer.ask({"jsonrpc": "2.0", "method": "take", "params": [0], "id": 2})
+        assert refused["error"]["code"] == -32602
+        assert refused["error"]["data"][0]["type"] == "greater_than"

@@ -4,8 +4,9 @@ Each variant answers the same call (`{"jsonrpc": "2.0", "method": "add", "params
 [20, 22], "id": 1}`, `worker.PAYLOADS["rpc"]`) over the fake server of the echo suite.
 Raw ASGI does the dispatch by hand: parse, check the request's shape, look the method
 up, call it, write the answer; bocws registers `add` on a `JsonRpc`, which also
-validates the parameters against the annotations (pydantic) and runs each request in
-a task of its own, so that a slow method does not hold up the others.
+validates the parameters against the annotations (pydantic) and lets requests run
+side by side: a request that waits hands the reading over to a new task, so that a
+slow method does not hold up the others (these calls never wait).
 
 Variants:
 - `raw`: the dispatch by hand, one request after the other;
@@ -24,7 +25,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio.lowlevel
 from starlette.types import Receive, Scope, Send
 
 from bocws import JsonRpc
@@ -84,35 +84,6 @@ def raw(key: str) -> App:
     return app
 
 
-def answered_all(rpc: JsonRpc) -> App:
-    """`rpc`, whose client leaves only once every call was answered, as a real client
-    would: the fake server's disconnect comes right after its last call, and a
-    connection's requests still running when its client leaves are cancelled."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        asked = answered = 0
-
-        async def receive_after_answers() -> Any:
-            nonlocal asked
-            message = await receive()
-            if message["type"] == "websocket.receive":
-                asked += 1
-            elif message["type"] == "websocket.disconnect":
-                while answered < asked:
-                    await anyio.lowlevel.checkpoint()
-            return message
-
-        async def count_answers(message: Any) -> None:
-            nonlocal answered
-            if message["type"] == "websocket.send":
-                answered += 1
-            await send(message)
-
-        await rpc(scope, receive_after_answers, count_answers)
-
-    return app
-
-
 def bocws(key: str, typed: bool = True) -> App:
     rpc = JsonRpc()
     if typed:
@@ -127,7 +98,9 @@ def bocws(key: str, typed: bool = True) -> App:
         async def add_untyped(a, b):  # type: ignore[no-untyped-def]
             return a + b
 
-    return answered_all(rpc)
+    # Every call must be answered: `run_once` counts the answers (a connection's
+    # requests still running when its client leaves would be cancelled).
+    return rpc
 
 
 VARIANTS: dict[str, Callable[[str], App]] = {

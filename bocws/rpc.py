@@ -24,7 +24,6 @@ a task group under anything else, trio through anyio).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import itertools
 import logging
@@ -77,7 +76,6 @@ OPENRPC_VERSION = "1.3.2"
 _NO_DATA: Any = object()
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 _Self = TypeVar("_Self", bound="_Tasks")
-_Work = TypeVar("_Work")
 
 
 class RpcError(Exception):
@@ -385,7 +383,7 @@ class _Peer:
             if _is_answer(message):
                 self.answered(message)
                 return True
-            return await self.start(self.run_one, message)
+            return await self.start(message)
         if isinstance(message, list) and message:
             requests = []
             for item in message:
@@ -394,14 +392,14 @@ class _Peer:
                 else:
                     requests.append(item)
             if requests:  # else a batch of answers to the server's calls
-                return await self.start(self.run_batch, requests)
+                return await self.start(requests)
             return True
         # A number, a string, an empty batch ...
         await self.send(_answer_error(None, _error(INVALID_REQUEST)))
         return True
 
-    async def start(self, run: Callable[[_Work], Coroutine[Any, Any, None]], work: _Work) -> bool:
-        """`run(work)` once fewer than `max_concurrency` requests run (see
+    async def start(self, work: dict[str, Any] | list[Any]) -> bool:
+        """Run `work`, a request or a batch, once fewer than `max_concurrency` run (see
         `_Tasks.run`); whether this task is still the reader.
 
         A request waiting for the client's answer to `call()` does not count: the
@@ -412,11 +410,21 @@ class _Peer:
                 self.room = anyio.Event()
             await self.room.wait()
         self.running += 1
-        return await self.tasks.run(self.finished(run(work)))
+        return await self.tasks.run(self.run(work))
 
-    async def finished(self, work: Coroutine[Any, Any, None]) -> None:
+    async def run(self, work: dict[str, Any] | list[Any]) -> None:
+        """Answer a request, or a batch: its requests one after the other, as one
+        request against `max_concurrency`, answered together."""
         try:
-            await work
+            if isinstance(work, dict):
+                answer = await self.answer(work)
+            else:
+                answers = [await self.answer(request) for request in work]
+                given = [answer for answer in answers if answer is not None]
+                # A batch of notifications only is answered with nothing.
+                answer = f"[{','.join(given)}]" if given else None
+            if answer is not None:
+                await self.send_text(answer)
         except Exception:  # not a method's (answered): this connection's, past answering
             logger.exception("%r: a JSON-RPC request failed", self.ws.scope.get("path"))
         finally:
@@ -428,18 +436,6 @@ class _Peer:
         if self.room is not None:
             self.room.set()
             self.room = None
-
-    async def run_one(self, request: dict[str, Any]) -> None:
-        answer = await self.answer(request)
-        if answer is not None:
-            await self.send_text(answer)
-
-    async def run_batch(self, requests: list[Any]) -> None:
-        # One after the other: a batch counts as one request against max_concurrency.
-        answers = [await self.answer(request) for request in requests]
-        given = [answer for answer in answers if answer is not None]
-        if given:  # a batch of notifications only is answered with nothing
-            await self.send_text(f"[{','.join(given)}]")
 
     async def answer(self, request: Any) -> str | None:
         """The answer to one request, as JSON, or `None` for a notification."""
@@ -484,8 +480,10 @@ class _Peer:
         await self.send_text(_json.dumps(answer))
 
     async def send_text(self, answer: str) -> None:
-        with contextlib.suppress(WebSocketDisconnect):  # gone: the reader ends the connection
+        try:  # noqa: SIM105 - suppress() would cost a context manager an answer
             await self.ws.send_text(answer)
+        except WebSocketDisconnect:
+            pass  # gone: the reader ends the connection
 
     # The server's calls.
 
@@ -568,25 +566,31 @@ class _AsyncioTasks(_Tasks):
     over to a new task only if the request waits for something (leader and
     followers); the view's own task only waits for the end.
 
-    Before it runs a request, the reader asks the loop to call `_relay()` at its next
-    turn. A request that completes without waiting never gives the loop that turn:
-    the call is taken back, and the reader reads on, having paid a few hundred
-    nanoseconds instead of a task. One that waits (for a slow database, for the
-    client's answer to `JsonRpc.call()`) lets the loop run `_relay()`, which starts
-    a new reader; the old one finishes its request and ends. The request keeps its
-    task, its context and its cancel scopes: nothing moves between tasks.
+    The reader keeps a call of `_relay()` scheduled at the loop's next turn. That
+    call can only run while the reader is not running: if the reader then waits
+    inside a request (for a slow database, for the client's answer to
+    `JsonRpc.call()`), `_relay()` starts a new reader, and the old one finishes its
+    request and ends; if it waits for a message, the call does nothing. A request
+    that completes without waiting costs two attributes set, not a task, and while
+    messages come without the reader waiting, one scheduled call serves them all.
+    The request keeps its task, its context and its cancel scopes: nothing moves
+    between tasks.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._running: set[asyncio.Task[None]] = set()
         self._reader: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._armed = False  # a call of _relay() is scheduled
+        self._busy = False  # the reader runs a request
+        self._leader = object()  # the reader now: a new one gets a new token
+        self._cancelled = False
 
     def read_in_tasks(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         # The view's task only waits: every request then runs in a task that can be
         # cancelled alone, once the connection ends.
         self._reader = reader
-        self._relay([])
+        self._start_reader()
         return True
 
     async def __aenter__(self: _Self) -> _Self:
@@ -597,22 +601,33 @@ class _AsyncioTasks(_Tasks):
             await asyncio.wait(list(self._running))
 
     async def run(self, work: Coroutine[Any, Any, None]) -> bool:
-        relayed: list[bool] = []
-        relay = self._loop.call_soon(self._relay, relayed)
-        await work
-        if relayed:
-            return False  # another task reads now: this one is done
-        relay.cancel()
-        return True
+        if not self._armed:
+            self._armed = True
+            self._loop.call_soon(self._relay)
+        leader = self._leader
+        self._busy = True
+        try:
+            await work
+        finally:
+            if self._leader is leader:
+                self._busy = False
+        return self._leader is leader  # else another task reads now: this one is done
 
-    def _relay(self, relayed: list[bool]) -> None:
-        relayed.append(True)
+    def _relay(self) -> None:
+        self._armed = False
+        if self._busy and not self._cancelled:  # the reader waits inside a request
+            self._busy = False
+            self._leader = object()
+            self._start_reader()
+
+    def _start_reader(self) -> None:
         assert self._reader is not None
         task = self._loop.create_task(self._reader())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     def cancel(self) -> None:
+        self._cancelled = True
         for task in self._running:
             task.cancel()
 
@@ -741,9 +756,38 @@ class _Method:
         self._validate = self._validator(library)
 
     def _validator(self, library: Library | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        # The library's fields are named p0, p1 ... after the parameters, which they
-        # read as aliases: a parameter may be called `_private` or `json`, which a
-        # model would take for a private attribute or one of its own methods.
+        names = self.names
+        if library == "pydantic":
+            # A TypedDict of the parameters: pydantic checks the params where they are,
+            # a dict, and gives back a dict, with no model to build and take apart; its
+            # keys may be any name (`_private`, `json`), and those with a default may be
+            # left out, for the function's default to apply.
+            from pydantic import ConfigDict, TypeAdapter, ValidationError
+            from typing_extensions import NotRequired, TypedDict
+
+            params = TypedDict(  # type: ignore[misc] # one made at run time
+                "params",
+                {
+                    parameter.name: parameter.annotation
+                    if parameter.default is inspect.Parameter.empty
+                    else NotRequired[parameter.annotation]
+                    for parameter in self.parameters
+                },
+            )
+            params.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+            validate = TypeAdapter(params).validator.validate_python
+
+            def check_pydantic(arguments: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    validated: dict[str, Any] = validate(arguments)
+                except ValidationError as error:
+                    details = error.errors(include_url=False, include_input=False)
+                    raise _error(INVALID_PARAMS, trimmed_errors(details)) from None
+                return validated
+
+            return check_pydantic
+        # msgspec's fields are named p0, p1 ... after the parameters, which they read
+        # as aliases: a Struct's field may not start with an underscore.
         fields = [
             (
                 f"p{index}",
@@ -753,30 +797,6 @@ class _Method:
             )
             for index, parameter in enumerate(self.parameters)
         ]
-        names = self.names
-        if library == "pydantic":
-            from pydantic import ConfigDict, Field, ValidationError, create_model
-
-            model = create_model(  # type: ignore[call-overload]
-                "params",
-                __config__=ConfigDict(extra="forbid"),
-                **{
-                    field: (annotation, Field(default, alias=name))
-                    for field, name, annotation, default in fields
-                },
-            )
-            self.params_model: Any = model
-            validate = model.__pydantic_validator__.validate_python
-
-            def check_pydantic(arguments: dict[str, Any]) -> dict[str, Any]:
-                try:
-                    validated = validate(arguments)
-                except ValidationError as error:
-                    details = error.errors(include_url=False, include_input=False)
-                    raise _error(INVALID_PARAMS, trimmed_errors(details)) from None
-                return dict(zip(names, validated.__dict__.values(), strict=True))
-
-            return check_pydantic
         if library == "msgspec":
             import msgspec
 
@@ -789,7 +809,6 @@ class _Method:
                 forbid_unknown_fields=True,
                 rename={field: name for field, name, _, _ in fields},
             )
-            self.params_model = struct
             attributes = [field for field, _, _, _ in fields]
 
             def check_msgspec(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -804,7 +823,6 @@ class _Method:
                 }
 
             return check_msgspec
-        self.params_model = None
         # Checked as if every parameter were a keyword (the positional-only ones too).
         bind = inspect.Signature(
             [
@@ -836,20 +854,22 @@ class _Method:
                     }
                 ]
                 raise _error(INVALID_PARAMS, detail)
-            arguments = dict(zip(self.names, params, strict=False))
+            arguments = dict(zip(self.names, params))  # noqa: B905 - fewer may come
         else:
             arguments = params
         kwargs = self._validate(arguments)
         if self.ws_parameter is not None:
             kwargs[self.ws_parameter] = ws
-        args: list[Any] = []
-        for name in self.positional_only:
-            if name not in kwargs:
-                break  # left to its default, and so are those after it
-            args.append(kwargs.pop(name))
-        if self.is_async:
-            return await self.function(*args, **kwargs)
-        return self.function(*args, **kwargs)
+        if self.positional_only:
+            args: list[Any] = []
+            for name in self.positional_only:
+                if name not in kwargs:
+                    break  # left to its default, and so are those after it
+                args.append(kwargs.pop(name))
+            result = self.function(*args, **kwargs)
+        else:
+            result = self.function(**kwargs)
+        return await result if self.is_async else result
 
     def types(self) -> list[Any]:
         """The types `describe()` takes the schemas of, in its order: each

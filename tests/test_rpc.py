@@ -870,6 +870,37 @@ async def test_requests_run_concurrently() -> None:
         assert await peer.received() == result("slow", "slow")
 
 
+@both_event_loops
+async def test_requests_that_wait_hand_the_reading_over_after_quick_ones_and_each_other() -> None:
+    # Under asyncio the reader keeps one hand-over scheduled: it must do nothing while
+    # the reader waits for a message, and hand over each time a request waits, from
+    # whichever task reads by then.
+    rpc = arithmetic()
+    may_end = {name: anyio.Event() for name in ("first", "second")}
+
+    @rpc.method
+    async def wait(name: str) -> str:
+        await may_end[name].wait()
+        return name
+
+    async with connection(rpc) as peer:
+        tasks = []
+        for n in range(3):  # quick ones, the loop turning between them
+            assert await peer.ask(request("subtract", [n, 1], id=n)) == result(n - 1, n)
+            await peer.settled()
+            tasks.append(len(anyio.get_running_tasks()))
+        assert tasks[0] == tasks[1] == tasks[2]  # one reader all along
+        await peer.request(request("wait", ["first"], id="first"))
+        assert await peer.ask(request("subtract", [5, 1], id="q1")) == result(4, "q1")
+        await peer.request(request("wait", ["second"], id="second"))
+        assert await peer.ask(request("subtract", [7, 1], id="q2")) == result(6, "q2")
+        may_end["second"].set()
+        assert await peer.received() == result("second", "second")
+        may_end["first"].set()
+        assert await peer.received() == result("first", "first")
+        assert await peer.ask(request("subtract", [9, 1], id="q3")) == result(8, "q3")
+
+
 def blocking_service(max_concurrency: int) -> tuple[JsonRpc, list[int], dict[int, anyio.Event]]:
     """A service whose `block(n)` waits for `releases[n]`; `started` lists the n begun."""
     rpc = JsonRpc(max_concurrency=max_concurrency)
@@ -925,7 +956,7 @@ async def test_a_batch_counts_its_requests_against_max_concurrency() -> None:
 
 @both_event_loops
 async def test_a_request_waiting_for_a_slot_is_dropped_cleanly_when_the_view_is_cancelled() -> None:
-    # Was a bug: the reader makes the request's coroutine (`run_one(message)`) before it
+    # Was a bug: the reader makes the request's coroutine (`run(message)`) before it
     # waits for a slot; cancelled there (a server shutting down, an idle timeout), the
     # coroutine is never awaited, and Python warns about it when it is collected.
     rpc, started, _ = blocking_service(1)

@@ -20,6 +20,7 @@ from .broadcast import (
     Backend,
     Broadcast,
     BroadcastUnavailable,
+    HistoryGap,
     Subscription,
     SubscriptionOverflow,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "CloseCode",
     "Codec",
     "DenialResponseUnsupported",
+    "HistoryGap",
     "InvalidJSON",
     "InvalidMessage",
     "JsonRpc",

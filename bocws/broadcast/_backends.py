@@ -19,11 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import anyio.lowlevel
 
+from ._history import OLDEST, MemoryHistory, id_key
+
 __all__ = [
     "SCHEMES",
     "Backend",
     "BroadcastUnavailable",
     "Deliver",
+    "HistoryBackend",
     "MemoryBackend",
     "RedisBackend",
     "backend_for_url",
@@ -32,8 +35,9 @@ __all__ = [
 
 logger = logging.getLogger("bocws.broadcast")
 
-Deliver = Callable[[str, bytes], None]
-"""`deliver(channel, payload)`: what a backend calls for each message that reaches it."""
+Deliver = Callable[..., None]
+"""`deliver(channel, payload)`, or `deliver(channel, payload, message_id)` for a message
+of a channel with history: what a backend calls for each message that reaches it."""
 
 
 class BroadcastUnavailable(Exception):
@@ -198,12 +202,62 @@ class Backend(Protocol):
         ...
 
 
+@runtime_checkable
+class HistoryBackend(Backend, Protocol):
+    """A backend that keeps the last messages of channels, for `Broadcast(history=...)`.
+
+    Two methods more than `Backend`'s; `memory://` and Redis have them. The history
+    contract (what `Broadcast` promises on top of it: a resume without gap or
+    duplicate) holds if:
+
+    - **Ids**: each message published with `append()` has an id `"<int>-<int>"`
+      (Redis Streams' form), greater than every earlier id of its channel in the
+      order of `bocws.broadcast.id_key()`, the same in every process.
+    - **Delivery**: a message published with `append()` is delivered, as `publish()`'s
+      are, but with its id: `deliver(channel, payload, message_id)`, in the order of
+      the ids.
+    - **History**: `history()` returns what `append()` kept, in the order of the ids.
+    """
+
+    async def append(self, channel: str, payload: bytes, keep: int) -> str:
+        """Publish `payload` as `publish()` does, and keep it among the last `keep`
+        (at least) messages of `channel`; return its id.
+
+        Assigning the id and publishing must be one step as seen from other
+        processes: subscribers must receive a channel's messages in the order of
+        their ids (Redis: one script for both).
+
+        Raises:
+            BroadcastUnavailable: as `publish()`.
+        """
+        ...
+
+    async def history(
+        self, channel: str, since: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        """The first `count` messages kept of `channel` whose ids come after `since`, as
+        `(id, payload)`, oldest first; and whether every message published on
+        `channel` after `since` is still kept (`False`: some were trimmed or lost, or
+        `since` is not an id of this channel's history as it is now).
+
+        `since` is an id, or `"0"` (`OLDEST`): from the oldest kept, and then the flag
+        is `True` unless the channel has no history at all.
+
+        Raises:
+            BroadcastUnavailable: the server cannot be reached.
+        """
+        ...
+
+
 class MemoryBackend:
-    """One process: a publish is delivered before `publish()` returns."""
+    """One process: a publish is delivered before `publish()` returns. History is kept
+    in this process's memory, for as long as the backend lives (across a `Broadcast`'s
+    `disconnect()` and `connect()`), and lost with the process."""
 
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
+        self._history = MemoryHistory()
 
     async def connect(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -225,6 +279,19 @@ class MemoryBackend:
         if self._deliver is not None and channel in self._channels:
             self._deliver(channel, payload)
 
+    async def append(self, channel: str, payload: bytes, keep: int) -> str:
+        await anyio.lowlevel.checkpoint()
+        message_id = self._history.append(channel, payload, keep)
+        if self._deliver is not None and channel in self._channels:
+            self._deliver(channel, payload, message_id)
+        return message_id
+
+    async def history(
+        self, channel: str, since: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        await anyio.lowlevel.checkpoint()
+        return self._history.after(channel, since, count)
+
 
 RETRY_FIRST = 0.1
 RETRY_MAX = 5.0
@@ -240,12 +307,30 @@ SUBSCRIBE_TIMEOUT = 5.0
 """Seconds `subscribe()` waits for Redis to confirm a subscription before going on."""
 
 
+HISTORY_PREFIX = "bocws:history:"
+"""The Redis key of a channel's history stream: this, then the channel's name."""
+# Publishes a message of a channel with history: kept in the channel's stream, and sent
+# on its pub/sub channel as "@<id> <payload>", in one step, so that the messages
+# subscribers receive come in the order of their ids.
+_APPEND = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
+redis.call('PUBLISH', ARGV[3], '@' .. id .. ' ' .. ARGV[2])
+return id
+"""
+ID_MARK = b"@"
+"""The first byte of a message of a channel with history on the wire (`_APPEND`)."""
+
+
 class RedisBackend:
     """Redis pub/sub through redis-py's asyncio client (the `bocws[redis]` extra).
 
     One connection from the pool publishes; one more, held by a reader task,
     subscribes to every channel this process has subscribers for. When it breaks,
-    the reader connects again, with backoff, and subscribes to them all again.
+    the reader connects again, with backoff, and subscribes to them all again; for
+    channels with history, it then delivers what was kept meanwhile.
+
+    History: a Redis stream per channel (`HISTORY_PREFIX` and the channel's name),
+    each message added with `XADD ... MAXLEN ~ keep` and published in the same script.
     """
 
     def __init__(self, url: str, **options: Any) -> None:
@@ -287,6 +372,10 @@ class RedisBackend:
         self._reader: asyncio.Task[None] | None = None
         self._up = anyio.Event()
         self._reconnected: Callable[[], None] | None = None
+        self._append = self._client.register_script(_APPEND)
+        # The id of the last message delivered on each channel with history: where
+        # the reader resumes after reconnecting.
+        self._last_ids: dict[str, str] = {}
 
     def report_reconnects(self, callback: Callable[[], None]) -> None:
         """Call `callback()` each time the subscribing connection is made again after
@@ -324,6 +413,7 @@ class RedisBackend:
                 logger.warning("the Redis reader did not stop within %g s", SUBSCRIBE_TIMEOUT)
         self._deliver = None
         self._channels.clear()
+        self._last_ids.clear()
         await self._client.aclose()
         await self._reader_client.aclose()
 
@@ -347,6 +437,7 @@ class RedisBackend:
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+        self._last_ids.pop(channel, None)
         pubsub = self._pubsub
         if pubsub is not None:
             with contextlib.suppress(*self._errors):  # a new connection will not subscribe to it
@@ -360,6 +451,79 @@ class RedisBackend:
             raise BroadcastUnavailable(
                 f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
             ) from error
+
+    async def append(self, channel: str, payload: bytes, keep: int) -> str:
+        try:
+            async with self._publishing:
+                message_id = await self._append(
+                    keys=[self.history_key(channel)], args=[keep, payload, channel]
+                )
+        except self._errors as error:
+            raise BroadcastUnavailable(
+                f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
+            ) from error
+        return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
+
+    async def history(
+        self, channel: str, since: str, count: int
+    ) -> tuple[list[tuple[str, bytes]], bool]:
+        key = self.history_key(channel)
+        start = "-" if since == OLDEST else f"({since}"
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.xinfo_stream(key)
+                pipe.xrange(key, min=start, max="+", count=count)
+                info, entries = await pipe.execute(raise_on_error=False)
+        except self._errors as error:
+            raise BroadcastUnavailable(
+                f"cannot read the history of {channel!r}: Redis at {self._safe_url} is "
+                f"unreachable ({error})"
+            ) from error
+        if isinstance(info, Exception):  # no such key: nothing kept (or all of it lost)
+            return [], since == OLDEST
+        messages = [(entry_id.decode(), fields[b"p"]) for entry_id, fields in entries]
+        if since == OLDEST:
+            return messages, True
+        # Trimming leaves no trace of the ids it removed: an id before the first kept
+        # may have been trimmed, or be another stream's (Redis restarted without
+        # persistence); either way, what follows it may be gone.
+        first = info.get("first-entry")
+        horizon = first[0] if first else info["last-generated-id"]
+        return messages, id_key(since) >= id_key(horizon.decode())
+
+    def history_key(self, channel: str) -> str:
+        """The key of `channel`'s history stream."""
+        return HISTORY_PREFIX + channel
+
+    async def _catch_up(self) -> None:
+        """Deliver what the channels with history kept while the connection was lost,
+        after the last message delivered on each (the live ones repeat some: `Broadcast`
+        drops those)."""
+        for channel, last_id in list(self._last_ids.items()):
+            since = last_id
+            while channel in self._channels:
+                try:
+                    messages, complete = await self.history(channel, since, 1000)
+                except BroadcastUnavailable as error:  # lost again: for _read() to handle
+                    raise error.__cause__ or error from None
+                if since == last_id and not complete:
+                    logger.warning(
+                        "channel %r: messages published while the connection to Redis "
+                        "was lost are no longer kept; subscribers here missed some",
+                        channel,
+                    )
+                for message_id, payload in messages:
+                    self._delivered(channel, payload, message_id)
+                if not messages:
+                    break
+                since = messages[-1][0]
+                await anyio.lowlevel.checkpoint()
+
+    def _delivered(self, channel: str, payload: bytes, message_id: str) -> None:
+        if channel in self._channels:
+            self._last_ids[channel] = message_id
+            if self._deliver is not None:
+                self._deliver(channel, payload, message_id)
 
     async def _read(self) -> None:
         """Hold the subscribing connection: read from it, and make it again when it breaks."""
@@ -388,6 +552,7 @@ class RedisBackend:
                     )
                     if self._reconnected is not None:
                         self._reconnected()
+                    await self._catch_up()
                 lost = False
                 delay = RETRY_FIRST
                 self._up.set()
@@ -439,8 +604,12 @@ class RedisBackend:
         if isinstance(channel, bytes):
             channel = channel.decode()
         if kind == "message":
-            if self._deliver is not None and channel in self._channels:
-                self._deliver(channel, message["data"])
+            data = message["data"]
+            if data[:1] == ID_MARK:  # a message of a channel with history: "@<id> <payload>"
+                message_id, _, payload = data[1:].partition(b" ")
+                self._delivered(channel, payload, message_id.decode())
+            elif self._deliver is not None and channel in self._channels:
+                self._deliver(channel, data)
         elif kind == "subscribe":
             pending = self._pending.get(channel)
             if pending is not None:

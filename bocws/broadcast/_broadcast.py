@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,8 +16,15 @@ from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._json import dumps_bytes, loads
 from .._metrics import BroadcastMetrics, CollectorRegistry, registry_for
 from ..websockets import WebSocket
-from ._backends import Backend, backend_for_url, safe_url
-from ._subscription import OVERFLOW_POLICIES, Overflow, Subscription, SubscriptionOverflow
+from ._backends import Backend, HistoryBackend, backend_for_url, safe_url
+from ._history import OLDEST, HistoryGap, HistorySetting, id_key
+from ._subscription import (
+    OVERFLOW_POLICIES,
+    HistorySubscription,
+    Overflow,
+    Subscription,
+    SubscriptionOverflow,
+)
 
 __all__ = ["Broadcast", "decode", "encode"]
 
@@ -29,6 +36,8 @@ if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
 _Broadcast = TypeVar("_Broadcast", bound="Broadcast")
 
 TOO_SLOW = CloseCode.TRY_AGAIN_LATER
+PAGE = 1000
+"""Messages of history read from the backend at once, while a subscriber catches up."""
 
 # A message on the wire: one byte saying what it is, then its bytes.
 TEXT, BYTES, JSON = b"t", b"b", b"j"
@@ -72,6 +81,12 @@ class Broadcast:
             (needs the `bocws[redis]` extra).
         backend: instead of a URL, any object that does what `Backend` says, such as
             a backend for another server (as httpx takes `transport=`).
+        history: messages kept per channel, for subscribers that resume
+            (`subscribe(channel, since=...)`): an int for every channel, or a
+            function of the channel's name, such as `lambda channel: 100 if
+            channel.startswith("room:") else 0`; 0 (the default) keeps none. With
+            Redis, kept in a stream per channel, trimmed approximately (a few more
+            may be kept). Needs a backend with history (`HistoryBackend`).
         queue_size: messages that may wait for one subscriber.
         overflow: what happens to a subscriber `queue_size` messages behind:
             `"close"` (the default) unsubscribes it, and `room()` closes its socket
@@ -85,10 +100,11 @@ class Broadcast:
             are bytes).
 
     Raises:
-        ValueError: an unsupported URL, `queue_size` or `overflow`.
+        ValueError: an unsupported URL, `queue_size`, `overflow` or `history`.
         TypeError: both a URL and a backend, options with a backend, a backend
-            without `Backend`'s methods, Redis's `decode_responses`, or `metrics`
-            neither a bool nor a registry.
+            without `Backend`'s methods (or `history` with a backend without
+            `HistoryBackend`'s), Redis's `decode_responses`, or `metrics` neither a
+            bool nor a registry.
         ImportError: `metrics` without prometheus-client installed.
 
     Connect before use and disconnect after: `async with broadcast:`, or in an
@@ -111,12 +127,15 @@ class Broadcast:
         url: str | None = None,
         *,
         backend: Backend | None = None,
+        history: HistorySetting = 0,
         queue_size: int = 1000,
         overflow: Overflow = "close",
         metrics: bool | CollectorRegistry = False,
         **options: Any,
     ) -> None:
         _check_queue(queue_size, overflow)
+        if not callable(history):
+            _check_history(history)
         registry = registry_for(metrics)
         self._metrics = None if registry is None else BroadcastMetrics.of(registry)
         if backend is None:
@@ -129,7 +148,17 @@ class Broadcast:
         self.queue_size = queue_size
         self.overflow = overflow
         self._backend = backend
+        if history != 0 and not isinstance(backend, HistoryBackend):
+            raise TypeError(
+                f"Broadcast(history=...) needs a backend that keeps history (the methods "
+                f"of bocws.broadcast.HistoryBackend); {backend!r} has none"
+            )
+        #: Messages kept per channel: an int, or a function of the channel's name.
+        self.history = history
         self._subscribers: dict[str, set[Subscription]] = {}
+        # For the channels with history subscribed to here: the order of the last
+        # message delivered, to drop one delivered again (a backend catching up).
+        self._delivered: dict[str, tuple[int, int]] = {}
         # The channels the backend is subscribed to, and those it is joining or leaving
         # now (with the event set when it is done): one backend call at a time a channel.
         self._joined: set[str] = set()
@@ -190,11 +219,13 @@ class Broadcast:
                 "e.g. app.on_startup(broadcast.connect)"
             )
 
-    async def publish(self, channel: str, message: Any) -> None:
-        """Send `message` (str, bytes, or a JSON value) to the subscribers of `channel`.
+    async def publish(self, channel: str, message: Any) -> str | None:
+        """Send `message` (str, bytes, or a JSON value) to the subscribers of `channel`;
+        on a channel with history, keep it, and return its id (else `None`).
 
         Delivery is at most once: a subscriber that is cut off from the backend when
-        the message passes, or that falls too far behind, does not get it.
+        the message passes, or that falls too far behind, does not get it live; on a
+        channel with history, it can resume from the last id it got.
 
         Raises:
             TypeError: `message` is not a str, bytes, or a value `json` can encode.
@@ -204,38 +235,80 @@ class Broadcast:
         self._check_connected("publish()")
         _check_channel(channel)
         payload = encode(message)
+        keep = self._keep(channel)
         metrics = self._metrics
-        if metrics is None:
-            await self._backend.publish(channel, payload)
-            return
         try:
-            await self._backend.publish(channel, payload)
+            if keep:
+                message_id: str | None = await self._backend.append(channel, payload, keep)  # type: ignore[attr-defined]
+            else:
+                await self._backend.publish(channel, payload)
+                message_id = None
         except Exception:
-            metrics.publish_failures.inc()
+            if metrics is not None:
+                metrics.publish_failures.inc()
             raise
-        metrics.published.inc()
+        if metrics is not None:
+            metrics.published.inc()
+        return message_id
+
+    def _keep(self, channel: str) -> int:
+        """How many messages of `channel` are kept (0: none)."""
+        history = self.history
+        if not callable(history):
+            return history
+        keep = history(channel)
+        _check_history(keep, channel)
+        return keep
 
     @asynccontextmanager
     async def subscribe(
-        self, channel: str, *, queue_size: int | None = None, overflow: Overflow | None = None
+        self,
+        channel: str,
+        *,
+        since: str | None = None,
+        queue_size: int | None = None,
+        overflow: Overflow | None = None,
     ) -> AsyncIterator[Subscription]:
-        """Subscribe to `channel` within the block: every message published from then on.
+        """Subscribe to `channel` within the block: every message published from then on,
+        and with `since`, first every message kept after the id `since`.
 
-        `queue_size` and `overflow` override the broadcast's for this subscriber.
+        `since` (a channel with history only) is the id of the last message the
+        subscriber got, or `OLDEST` (`"0"`) for every message kept. The kept messages
+        come first, then the live ones, without a gap or a duplicate between them.
+        When messages after `since` are no longer kept, the block raises `HistoryGap`
+        as it starts, before any message. `subscription.last_id` is the id of the
+        last message yielded (on a channel with history, with or without `since`).
+
+        `queue_size` and `overflow` override the broadcast's for this subscriber
+        (live messages that come while it catches up count in its queue).
         The subscription is active when the block starts (with Redis: confirmed by
         the server, or after 5 s without an answer, or at once when the server is
         unreachable; it is made once the connection is back).
+
+        Raises:
+            HistoryGap: messages after `since` are no longer kept (or `since` is not
+                an id of this channel).
+            ValueError: `since` on a channel without history.
         """
         self._check_connected("subscribe()")
         _check_channel(channel)
         queue_size = self.queue_size if queue_size is None else queue_size
         overflow = self.overflow if overflow is None else overflow
         _check_queue(queue_size, overflow)
-        subscription = Subscription(channel, queue_size, overflow)
+        keep = self._keep(channel)
+        if since is not None:
+            _check_since(channel, since, keep)
+        subscription = (
+            HistorySubscription(channel, queue_size, overflow)
+            if keep
+            else Subscription(channel, queue_size, overflow)
+        )
         subscribers = self._subscribers.get(channel)
         if subscribers is None:
             subscribers = self._subscribers[channel] = set()
         subscribers.add(subscription)
+        if keep:
+            self._delivered.setdefault(channel, (-1, -1))
         metrics = self._metrics
         counted = False
         try:
@@ -250,6 +323,9 @@ class Broadcast:
                 async with self._change(channel):
                     await self._backend.subscribe(channel)
                     self._joined.add(channel)
+            if since is not None:
+                assert isinstance(subscription, HistorySubscription)
+                await self._catch_up_from(subscription, since)
             if metrics is not None:
                 metrics.subscriptions.inc()
                 counted = True
@@ -260,6 +336,34 @@ class Broadcast:
             subscription.end()
             await self._leave(channel, subscription)
 
+    async def _catch_up_from(self, subscription: HistorySubscription, since: str) -> None:
+        """Give `subscription` the kept messages after `since`, page by page as it reads
+        them; raise `HistoryGap` if some are no longer kept. The live ones queue
+        meanwhile."""
+        channel = subscription.channel
+        backend: HistoryBackend = self._backend  # type: ignore[assignment] # checked
+        messages, complete = await backend.history(channel, since, PAGE)
+        if not complete and since != OLDEST:
+            raise HistoryGap(channel, since)
+
+        async def more(after: str) -> list[tuple[str, Any]]:
+            page, _ = await backend.history(channel, after, PAGE)
+            return self._decoded(channel, page)
+
+        subscription.catch_up(
+            self._decoded(channel, messages), more if len(messages) >= PAGE else None
+        )
+
+    def _decoded(self, channel: str, messages: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+        """`(id, message)` of each kept message that decodes; the others logged, and left out."""
+        decoded = []
+        for message_id, payload in messages:
+            try:
+                decoded.append((message_id, decode(payload)))
+            except (ValueError, RecursionError) as error:
+                logger.warning("dropped a kept message on channel %r: %s", channel, error)
+        return decoded
+
     async def _leave(self, channel: str, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(channel)
         if subscribers is None:
@@ -268,6 +372,7 @@ class Broadcast:
         if subscribers:
             return
         del self._subscribers[channel]
+        self._delivered.pop(channel, None)
         if channel not in self._joined:
             return  # the last subscriber left before any join succeeded
         self._joined.discard(channel)
@@ -285,18 +390,27 @@ class Broadcast:
             del self._changing[channel]
             done.set()
 
-    def _deliver(self, channel: str, payload: bytes) -> None:
-        """Queue a message that arrived on `channel` for each of its subscribers here."""
+    def _deliver(self, channel: str, payload: bytes, message_id: str | None = None) -> None:
+        """Queue a message that arrived on `channel` for each of its subscribers here;
+        with its id, on a channel with history."""
         subscribers = self._subscribers.get(channel)
         if not subscribers:
             return
+        delivered = self._delivered.get(channel)  # None: a channel without history
         try:
             message = decode(payload)
+            if delivered is not None and message_id is not None:
+                key = id_key(message_id)
+                if key <= delivered:
+                    return  # delivered already: the backend caught up after reconnecting
+                self._delivered[channel] = key
         except (ValueError, RecursionError) as error:  # nesting too deep for `json`
             logger.warning("dropped a message on channel %r: %s", channel, error)
             if self._metrics is not None:
                 self._metrics.dropped.inc()
             return
+        if delivered is not None:
+            message = (message_id, message)  # what a HistorySubscription queues
         if self._metrics is None:
             overflowed = [each for each in subscribers if not each.put(message)]
         else:
@@ -317,10 +431,18 @@ class Broadcast:
         ws: WebSocket,
         channel: str,
         *,
+        since: str | None = None,
+        envelope: Callable[[str | None, Any], Any] | None = None,
         queue_size: int | None = None,
         overflow: Overflow | None = None,
     ) -> AsyncIterator[Subscription]:
-        """Relay every message of `channel` to `ws` while the block runs.
+        """Relay every message of `channel` to `ws` while the block runs; with `since`,
+        first those kept after it (see `subscribe()`, which raises `HistoryGap` here too).
+
+        `envelope(message_id, message)`, if given, makes what is sent for each message,
+        so that the client learns the ids to resume from: for example `lambda
+        message_id, message: {**message, "id": message_id}` for dict messages. The id
+        is `None` on a channel without history.
 
         The view goes on receiving from `ws` in the block; the messages are sent
         with `ws.send()`, as the socket's `send_type` says. The room is left when
@@ -333,10 +455,12 @@ class Broadcast:
         closed with 1013; a message that cannot be sent (a `TypeError` for the
         socket's `send_type`) is logged, and stops the relaying.
         """
-        async with self.subscribe(channel, queue_size=queue_size, overflow=overflow) as subscribed:
+        async with self.subscribe(
+            channel, since=since, queue_size=queue_size, overflow=overflow
+        ) as subscribed:
             try:
                 async with anyio.create_task_group() as group:
-                    group.start_soon(_relay, ws, subscribed)
+                    group.start_soon(_relay, ws, subscribed, envelope)
                     try:
                         yield subscribed
                     finally:
@@ -378,10 +502,16 @@ def _put_counted(
     return overflowed
 
 
-async def _relay(ws: WebSocket, subscription: Subscription) -> None:
+async def _relay(
+    ws: WebSocket, subscription: Subscription, envelope: Callable[[str | None, Any], Any] | None
+) -> None:
     try:
-        async for message in subscription:
-            await ws.send(message)
+        if envelope is None:
+            async for message in subscription:
+                await ws.send(message)
+        else:
+            async for message in subscription:
+                await ws.send(envelope(subscription.last_id, message))
     except SubscriptionOverflow:
         await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
     except (WebSocketDisconnect, WebSocketStateError):
@@ -421,3 +551,23 @@ def _check_queue(queue_size: object, overflow: object) -> None:
         raise ValueError(f"queue_size must be an int of at least 1, got {queue_size!r}")
     if overflow not in OVERFLOW_POLICIES:
         raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
+
+
+def _check_history(keep: object, channel: str | None = None) -> None:
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        where = "history" if channel is None else f"history({channel!r})"
+        raise ValueError(f"{where} must be an int of at least 0, got {keep!r}")
+
+
+def _check_since(channel: str, since: object, keep: int) -> None:
+    if not isinstance(since, str):
+        raise TypeError(f"since is a message id (a str), got {type(since).__name__}")
+    if not keep:
+        raise ValueError(
+            f"since={since!r}: channel {channel!r} keeps no history (Broadcast(history=...))"
+        )
+    if since != OLDEST:
+        try:
+            id_key(since)
+        except ValueError:
+            raise HistoryGap(channel, since) from None

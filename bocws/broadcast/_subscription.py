@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
 
-__all__ = ["Overflow", "Subscription", "SubscriptionOverflow"]
+from ._history import id_key
+
+__all__ = ["HistorySubscription", "Overflow", "Subscription", "SubscriptionOverflow"]
 
 Overflow = Literal["close", "drop_oldest"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("close", "drop_oldest")
@@ -48,6 +50,8 @@ class Subscription:
         self.overflow = overflow
         #: Messages lost to `overflow="drop_oldest"`.
         self.dropped = 0
+        #: The id of the last message yielded, on a channel with history (else `None`).
+        self.last_id: str | None = None
         self._queue: deque[Any] = deque()
         self._wakeup = Wakeup()  # the tasks waiting for a message
         self._ended = False  # no more messages will come
@@ -95,6 +99,57 @@ class Subscription:
                 raise StopAsyncIteration
             await self._wakeup.wait()
         return queue.popleft()
+
+
+class HistorySubscription(Subscription):
+    """A subscription to a channel with history: its messages come with their ids
+    (`last_id`), and with `since`, the kept ones come first.
+
+    Queued live messages are `(id, message)`. While it catches up, the kept messages
+    come from a backlog, read page by page from the backend; then the live ones
+    queued meanwhile, but those the backlog already gave.
+    """
+
+    def __init__(self, channel: str, queue_size: int, overflow: Overflow) -> None:
+        super().__init__(channel, queue_size, overflow)
+        self._backlog: deque[tuple[str, Any]] = deque()
+        self._more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None = None
+        # The order of the last id yielded while live messages may repeat it.
+        self._seam: tuple[int, int] | None = None
+
+    def catch_up(
+        self,
+        backlog: list[tuple[str, Any]],
+        more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None,
+    ) -> None:
+        """Yield `backlog` first, then what `more(last_id)` returns, page after page,
+        until `more` is `None` or a page is empty; then the live messages after them."""
+        self._backlog.extend(backlog)
+        self._more = more
+        self._seam = (-1, -1)
+
+    async def __anext__(self) -> Any:
+        while True:
+            backlog = self._backlog
+            if backlog:
+                message_id, message = backlog.popleft()
+                self.last_id = message_id
+                return message
+            if self._more is not None and self.last_id is not None:
+                page = await self._more(self.last_id)
+                if page:
+                    backlog.extend(page)
+                    continue
+                self._more = None
+            message_id, message = await super().__anext__()
+            seam = self._seam
+            if seam is not None and message_id is not None:
+                if self.last_id is not None and id_key(message_id) <= id_key(self.last_id):
+                    continue  # the backlog gave it
+                self._seam = None  # live from now on: each id after the last
+            if message_id is not None:
+                self.last_id = message_id
+            return message
 
 
 class Wakeup:

@@ -11,7 +11,10 @@ each round:
   (the publisher is in it: memory:// cannot reach another process);
 - `redis-1`: `Broadcast("redis://...")`, one process: the cost of Redis alone;
 - `redis-2`: `Broadcast("redis://...")`, two processes (two ports) holding half the
-  subscribers each, the first one publishing: the scaled-out set-up.
+  subscribers each, the first one publishing: the scaled-out set-up;
+- `memory-history`, `redis-1-history`: `memory` and `redis-1` with
+  `Broadcast(history=10_000)`: each message kept and delivered with its id (the
+  cost of history against pub/sub alone).
 
 The Redis variants share one `redis-server` (Debian's, on a free port, no
 persistence), each on a channel of its own. Per variant and round it measures, after
@@ -62,6 +65,9 @@ from .servers import (
 )
 from .worker import installed_version
 
+HISTORY = 10_000
+"""Messages the `-history` variants keep per channel (`Broadcast(history=...)`)."""
+
 
 @dataclass(frozen=True)
 class Setup:
@@ -71,6 +77,7 @@ class Setup:
     name: str
     backend: str  # "memory" or "redis"
     processes: int
+    history: int = 0  # messages kept per channel (0: pub/sub alone)
 
 
 SETUPS: dict[str, Setup] = {
@@ -79,6 +86,8 @@ SETUPS: dict[str, Setup] = {
         Setup("memory", "memory", 1),
         Setup("redis-1", "redis", 1),
         Setup("redis-2", "redis", 2),
+        Setup("memory-history", "memory", 1, HISTORY),
+        Setup("redis-1-history", "redis", 1, HISTORY),
     )
 }
 #: Every figure is also given as a ratio to this variant's in the same round.
@@ -192,6 +201,7 @@ def serving(
             variables = {
                 "BOCWS_BENCH_BROADCAST": url,
                 "BOCWS_BENCH_CHANNEL": f"bocws:bench:{setup.name}",
+                "BOCWS_BENCH_HISTORY": str(setup.history),
             }
             with environment(**variables):
                 servers[setup.name] = [

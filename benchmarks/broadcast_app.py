@@ -8,7 +8,8 @@
   are all published, with how long that took and how far it fell behind schedule.
 
 `BOCWS_BENCH_BROADCAST` is the broadcast URL (`memory://` by default, or
-`redis://127.0.0.1:PORT/0`), `BOCWS_BENCH_CHANNEL` the channel (`feed`). The broadcast
+`redis://127.0.0.1:PORT/0`), `BOCWS_BENCH_CHANNEL` the channel (`feed`),
+`BOCWS_BENCH_HISTORY` the messages kept per channel (0: none). The broadcast
 is connected in the app's lifespan. With `memory://` the publisher is in the process
 that holds the subscribers, as it must be; with Redis it is in one of the processes,
 as it would be in an app whose handlers publish.
@@ -31,7 +32,9 @@ CHANNEL = os.environ.get("BOCWS_BENCH_CHANNEL", "feed")
 #: shorter, or slow subscribers are closed with 1013.
 QUEUE_SIZE = 1000
 
-broadcast = Broadcast(URL, queue_size=QUEUE_SIZE)
+HISTORY = int(os.environ.get("BOCWS_BENCH_HISTORY", "0"))
+
+broadcast = Broadcast(URL, queue_size=QUEUE_SIZE, history=HISTORY)
 app = App()
 app.on_startup(broadcast.connect)
 app.on_shutdown(broadcast.disconnect)

@@ -4,7 +4,7 @@ import pytest
 
 # The browser tests' fixtures: `browser`, `context` and `serve` (tests/browser.py), and
 # `redis_server` (tests/redis_server.py).
-pytest_plugins = ["tests.browser", "tests.redis_server"]
+pytest_plugins = ["tests.browser", "tests.redis_server", "tests.redis_topologies"]
 
 
 @pytest.fixture

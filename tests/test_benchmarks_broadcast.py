@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import broadcast
+from benchmarks import broadcast, history
 
 SUBSCRIBERS = 12
 
@@ -57,3 +57,17 @@ def test_the_broadcast_benchmark_delivers_every_message_to_every_subscriber(
         else:
             assert figures["redis_used_memory"]["median"] is None
     assert document["summary"]["memory"]["capacity_per_s_to_memory"]["values"] == [1.0]
+
+
+@pytest.mark.timeout(60)
+def test_the_catch_up_benchmark_reads_every_message_back_in_order(tmp_path: Path) -> None:
+    backends = "memory" if variants() == ["memory"] else "memory,redis"
+    output = tmp_path / "history.json"
+    arguments = ["--messages", "1500", "--rounds", "1", "--backends", backends]
+    assert history.main([*arguments, "--json", str(output)]) == 0
+    document = json.loads(output.read_text())
+    assert set(document["results"]) == set(backends.split(","))
+    for figures in document["results"].values():
+        # 1,500 messages: more than a page of history (1,000), read back in order.
+        assert len(figures["seconds"]) == 1
+        assert figures["messages_per_s"] > 0

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote
 
 import anyio
 import anyio.lowlevel
@@ -29,6 +30,7 @@ __all__ = [
     "HistoryBackend",
     "MemoryBackend",
     "RedisBackend",
+    "SentinelBackend",
     "backend_for_url",
     "safe_url",
 ]
@@ -350,7 +352,7 @@ class RedisBackend:
         # Fail fast while Redis is away (redis-py's default tries for seconds): a
         # publish that cannot be made should say so while the sender still cares.
         options.setdefault("retry", Retry(ExponentialBackoff(cap=0.2, base=0.05), 1))
-        self._client = redis.Redis.from_url(url, **options)
+        self._client = self._new_client(url, options)
         if self._client.get_connection_kwargs().get("decode_responses"):  # type: ignore[no-untyped-call,unused-ignore]
             raise TypeError(
                 "Broadcast moves bytes through Redis: decode_responses (an option or in "
@@ -359,7 +361,7 @@ class RedisBackend:
         # The reader's own client, which never retries: a broken subscribing connection
         # must reach _read(), to be logged and made again with the channels of now.
         reader_options = {**options, "retry": Retry(NoBackoff(), 0), "max_connections": 1}
-        self._reader_client = redis.Redis.from_url(url, **reader_options)
+        self._reader_client = self._new_client(url, reader_options)
         # redis-py's pool refuses (rather than waits) beyond its size: wait here instead.
         self._publishing = anyio.CapacityLimiter(PUBLISHING_AT_ONCE)
         self._url = url
@@ -376,6 +378,13 @@ class RedisBackend:
         # The id of the last message delivered on each channel with history: where
         # the reader resumes after reconnecting.
         self._last_ids: dict[str, str] = {}
+
+    def _new_client(self, url: str, options: dict[str, Any]) -> Any:
+        """A redis-py client for `url`, with `options` (one for publishing, one for the
+        reader)."""
+        from redis import asyncio as redis
+
+        return redis.Redis.from_url(url, **options)
 
     def report_reconnects(self, callback: Callable[[], None]) -> None:
         """Call `callback()` each time the subscribing connection is made again after
@@ -621,6 +630,78 @@ class RedisBackend:
                     self._pending[channel] = (count - 1, confirmed)
 
 
+class SentinelBackend(RedisBackend):
+    """Redis behind Sentinel: `redis+sentinel://host:port[,host:port...]/service[/db]`.
+
+    The master of `service` is found through the sentinels, by redis-py's
+    `redis.asyncio.sentinel.Sentinel`, and found again after a failover: a command
+    that fails on the old master makes the next one ask the sentinels. Meanwhile
+    publishes raise `BroadcastUnavailable`; the reader connects to the new master and
+    subscribes again, as after any lost connection, and delivers what the channels
+    with history kept (what the new master had from the old one: replication is
+    asynchronous, and the last writes acknowledged by a master that dies may be lost).
+
+    A password in the URL (`redis+sentinel://:secret@host:port/service`) is the
+    master's; `sentinel_kwargs` (an option) configures the connections to the
+    sentinels themselves.
+    """
+
+    def _new_client(self, url: str, options: dict[str, Any]) -> Any:
+        from redis.asyncio.sentinel import Sentinel
+
+        addresses, service, db, credentials = parse_sentinel_url(url)
+        options = {**credentials, **options}
+        sentinel_kwargs = options.pop("sentinel_kwargs", None)
+        if sentinel_kwargs is None:
+            sentinel_kwargs = {
+                name: options[name]
+                for name in ("socket_timeout", "socket_connect_timeout")
+                if name in options
+            }
+        sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs, **options)
+        self._sentinel_clients = [*getattr(self, "_sentinel_clients", []), *sentinel.sentinels]
+        return sentinel.master_for(service, db=db)
+
+    async def disconnect(self) -> None:
+        await super().disconnect()
+        for client in self._sentinel_clients:  # the connections to the sentinels
+            await client.aclose()
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str, str]]:
+    """`redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`:
+    the sentinels' addresses, the service, the database, and the master's credentials.
+
+    Raises:
+        ValueError: `url` is not of that form.
+    """
+    rest = url.removeprefix("redis+sentinel://")
+    userinfo, at, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    parts = [part for part in path.split("/") if part]
+    credentials: dict[str, str] = {}
+    if at:
+        username, _, password = userinfo.partition(":")
+        if username:
+            credentials["username"] = unquote(username)
+        if password:
+            credentials["password"] = unquote(password)
+    try:
+        addresses = []
+        for host in hosts.split(","):
+            name, _, port = host.rpartition(":")
+            addresses.append((name.strip("[]") or "127.0.0.1", int(port or 26379)))
+        if not 1 <= len(parts) <= 2 or not hosts:
+            raise ValueError
+        db = int(parts[1]) if len(parts) == 2 else 0
+    except ValueError:
+        raise ValueError(
+            f"a Sentinel URL is redis+sentinel://host:port[,host:port...]/service[/db], "
+            f"got {safe_url(url)!r}"
+        ) from None
+    return addresses, unquote(parts[0]), db, credentials
+
+
 def memory(url: str, **options: Any) -> MemoryBackend:
     """The backend of `"memory://"`: this process only."""
     if url != "memory://":
@@ -635,6 +716,7 @@ SCHEMES: dict[str, Callable[..., Backend]] = {
     "redis": RedisBackend,
     "rediss": RedisBackend,  # TLS
     "unix": RedisBackend,  # a Unix socket: unix:///path/redis.sock
+    "redis+sentinel": SentinelBackend,
 }
 """The schemes `Broadcast(url, **options)` knows, each with what makes its backend:
 called as `factory(url, **options)`. Any other backend is passed as an object."""

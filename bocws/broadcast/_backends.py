@@ -374,7 +374,7 @@ class RedisBackend:
         self._reader: asyncio.Task[None] | None = None
         self._up = anyio.Event()
         self._reconnected: Callable[[], None] | None = None
-        self._append = self._client.register_script(_APPEND)
+        self._append = self._client.register_script(self.APPEND)
         # The id of the last message delivered on each channel with history: where
         # the reader resumes after reconnecting.
         self._last_ids: dict[str, str] = {}
@@ -385,6 +385,30 @@ class RedisBackend:
         from redis import asyncio as redis
 
         return redis.Redis.from_url(url, **options)
+
+    # What differs between a Redis server and a Redis Cluster: its pub/sub commands.
+
+    APPEND = _APPEND
+    """The script that keeps and publishes a message of a channel with history."""
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        await self._client.publish(channel, payload)
+
+    async def _join(self, pubsub: Any, *channels: str) -> None:
+        await pubsub.subscribe(*channels)
+
+    async def _leave(self, pubsub: Any, *channels: str) -> None:
+        await pubsub.unsubscribe(*channels)
+
+    async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
+        """The next message of the reader's connection, or `None` after a second."""
+        message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+        return message
+
+    async def _forget_pooled_connections(self) -> None:
+        """Drop the publishing connections from before an outage: they are dead, and
+        redis-py will not retry a publish on them (it might have gone through)."""
+        await self._client.connection_pool.disconnect(inuse_connections=False)
 
     def report_reconnects(self, callback: Callable[[], None]) -> None:
         """Call `callback()` each time the subscribing connection is made again after
@@ -438,7 +462,7 @@ class RedisBackend:
         count, confirmed = self._pending.get(channel, (0, anyio.Event()))
         self._pending[channel] = (count + 1, confirmed)
         try:
-            await pubsub.subscribe(channel)
+            await self._join(pubsub, channel)
         except self._errors:
             return  # the reader notices too, and subscribes again once connected
         with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
@@ -450,12 +474,12 @@ class RedisBackend:
         pubsub = self._pubsub
         if pubsub is not None:
             with contextlib.suppress(*self._errors):  # a new connection will not subscribe to it
-                await pubsub.unsubscribe(channel)
+                await self._leave(pubsub, channel)
 
     async def publish(self, channel: str, payload: bytes) -> None:
         try:
             async with self._publishing:
-                await self._client.publish(channel, payload)
+                await self._publish(channel, payload)
         except self._errors as error:
             raise BroadcastUnavailable(
                 f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
@@ -543,17 +567,15 @@ class RedisBackend:
             try:
                 pubsub = self._reader_client.pubsub()
                 channels = [self._own_channel, *self._channels]
-                await pubsub.subscribe(*channels)
+                await self._join(pubsub, *channels)
                 self._pubsub = pubsub
                 # Channels that came or went while this connection was being made.
                 if added := self._channels.difference(channels):
-                    await pubsub.subscribe(*added)
+                    await self._join(pubsub, *added)
                 if removed := set(channels[1:]).difference(self._channels):
-                    await pubsub.unsubscribe(*removed)
+                    await self._leave(pubsub, *removed)
                 if lost:
-                    # Pooled connections from before the outage are dead; redis-py will not
-                    # retry a publish on them (it might have gone through), so drop them.
-                    await self._client.connection_pool.disconnect(inuse_connections=False)
+                    await self._forget_pooled_connections()
                     logger.warning(
                         "connected to Redis at %s again; subscribed to %d channels",
                         self._safe_url,
@@ -568,7 +590,7 @@ class RedisBackend:
                 heard = time.monotonic()
                 pinged = False
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await self._next_message(pubsub)
                     now = time.monotonic()
                     if message is not None:
                         heard, pinged = now, False
@@ -612,14 +634,14 @@ class RedisBackend:
         channel = message["channel"]
         if isinstance(channel, bytes):
             channel = channel.decode()
-        if kind == "message":
+        if kind in ("message", "smessage"):
             data = message["data"]
             if data[:1] == ID_MARK:  # a message of a channel with history: "@<id> <payload>"
                 message_id, _, payload = data[1:].partition(b" ")
                 self._delivered(channel, payload, message_id.decode())
             elif self._deliver is not None and channel in self._channels:
                 self._deliver(channel, data)
-        elif kind == "subscribe":
+        elif kind in ("subscribe", "ssubscribe"):
             pending = self._pending.get(channel)
             if pending is not None:
                 count, confirmed = pending

@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMES",
     "Backend",
     "BroadcastUnavailable",
+    "ClusterBackend",
     "Deliver",
     "HistoryBackend",
     "MemoryBackend",
@@ -390,6 +391,8 @@ class RedisBackend:
 
     APPEND = _APPEND
     """The script that keeps and publishes a message of a channel with history."""
+    PINGS = True
+    """Whether the reader pings a quiet connection, to find one that stopped answering."""
 
     async def _publish(self, channel: str, payload: bytes) -> None:
         await self._client.publish(channel, payload)
@@ -601,6 +604,8 @@ class RedisBackend:
                         # redis-py hands out a whole read's messages without waiting:
                         # let the subscribers run between them, or a burst overflows them.
                         await anyio.lowlevel.checkpoint()
+                    elif not self.PINGS:
+                        pass
                     elif now - heard > 2 * PING_EVERY:
                         raise TimeoutError(f"no answer from Redis for {2 * PING_EVERY:g} s")
                     elif now - heard > PING_EVERY and not pinged:
@@ -690,6 +695,118 @@ class SentinelBackend(RedisBackend):
             await client.aclose()
 
 
+# A message of a channel with history, in a cluster: the stream's key and the shard
+# channel share a hash slot (see ClusterBackend.history_key), as a script requires.
+_SHARDED_APPEND = _APPEND.replace("'PUBLISH'", "'SPUBLISH'")
+
+
+class ClusterBackend(RedisBackend):
+    """Redis Cluster: `redis+cluster://host:port[,host:port...]`, any of its nodes.
+
+    redis-py's `RedisCluster` finds the others and routes each command to the node
+    that owns its key's slot. Channels are sharded (`SPUBLISH`, `SSUBSCRIBE`: Redis
+    7): a channel's messages go through the node that owns its slot only, not through
+    every node. The reader holds one connection per node that owns channels this
+    process subscribes to (redis-py's `ClusterPubSub`, which follows a channel whose
+    slot moves), and polls them in turn, each for a few milliseconds (`POLL` in all):
+    a message may wait that long before it is read.
+
+    A channel's history is a stream whose key shares the channel's hash slot:
+    `bocws:history:{channel}`, or `bocws:history:channel` when the channel has a hash
+    tag of its own (`room:{42}`). A channel with braces but no hash tag (`a{}b`)
+    cannot keep history in a cluster: `ValueError`.
+    """
+
+    APPEND = _SHARDED_APPEND
+    PINGS = False  # ClusterPubSub finds broken connections, and reconnects, itself
+    POLL = 0.03
+    """Seconds the reader waits for a message at most, across all the nodes, per call."""
+
+    def _new_client(self, url: str, options: dict[str, Any]) -> Any:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        addresses, credentials = parse_cluster_url(url)
+        nodes = [ClusterNode(host, port) for host, port in addresses]
+        settings: dict[str, Any] = {**credentials, **options}
+        return RedisCluster(startup_nodes=nodes, **settings)
+
+    async def _publish(self, channel: str, payload: bytes) -> None:
+        await self._client.spublish(channel, payload)
+
+    async def _join(self, pubsub: Any, *channels: str) -> None:
+        await pubsub.ssubscribe(*channels)
+
+    async def _leave(self, pubsub: Any, *channels: str) -> None:
+        await pubsub.sunsubscribe(*channels)
+
+    async def _next_message(self, pubsub: Any) -> dict[str, Any] | None:
+        message: dict[str, Any] | None = await pubsub.get_sharded_message(timeout=self.POLL)
+        return message
+
+    async def _forget_pooled_connections(self) -> None:
+        for node in self._client.get_nodes():
+            await node.disconnect_free_connections()
+
+    def history_key(self, channel: str) -> str:
+        from redis.crc import key_slot
+
+        tagged = HISTORY_PREFIX + channel
+        key = tagged if _hash_tag(channel) else HISTORY_PREFIX + "{" + channel + "}"
+        if key_slot(key.encode()) != key_slot(channel.encode()):
+            raise ValueError(
+                f"channel {channel!r} cannot keep history in Redis Cluster: its braces "
+                "make no hash tag that a stream's key could share; rename it"
+            )
+        return key
+
+
+def _hash_tag(name: str) -> bool:
+    """Whether `name` has a Redis Cluster hash tag: `{...}`, not empty."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start >= 0 else -1
+    return end > start + 1
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, str]]:
+    """`redis+cluster://[[user]:password@]host:port[,host:port...]`: the nodes to start
+    from, and the credentials.
+
+    Raises:
+        ValueError: `url` is not of that form.
+    """
+    rest = url.removeprefix("redis+cluster://")
+    userinfo, at, rest = rest.rpartition("@")
+    hosts = rest.rstrip("/")
+    try:
+        if not hosts or "/" in hosts:
+            raise ValueError
+        addresses = _addresses(hosts, 6379)
+    except ValueError:
+        raise ValueError(
+            "a Redis Cluster URL is redis+cluster://host:port[,host:port...], "
+            f"got {safe_url(url)!r}"
+        ) from None
+    return addresses, _credentials(userinfo) if at else {}
+
+
+def _addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    addresses = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        addresses.append((name.strip("[]") or "127.0.0.1", int(port or default_port)))
+    return addresses
+
+
+def _credentials(userinfo: str) -> dict[str, str]:
+    username, _, password = userinfo.partition(":")
+    credentials = {}
+    if username:
+        credentials["username"] = unquote(username)
+    if password:
+        credentials["password"] = unquote(password)
+    return credentials
+
+
 def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str, str]]:
     """`redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`:
     the sentinels' addresses, the service, the database, and the master's credentials.
@@ -701,18 +818,9 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[
     userinfo, at, rest = rest.rpartition("@")
     hosts, _, path = rest.partition("/")
     parts = [part for part in path.split("/") if part]
-    credentials: dict[str, str] = {}
-    if at:
-        username, _, password = userinfo.partition(":")
-        if username:
-            credentials["username"] = unquote(username)
-        if password:
-            credentials["password"] = unquote(password)
+    credentials = _credentials(userinfo) if at else {}
     try:
-        addresses = []
-        for host in hosts.split(","):
-            name, _, port = host.rpartition(":")
-            addresses.append((name.strip("[]") or "127.0.0.1", int(port or 26379)))
+        addresses = _addresses(hosts, 26379)
         if not 1 <= len(parts) <= 2 or not hosts:
             raise ValueError
         db = int(parts[1]) if len(parts) == 2 else 0
@@ -739,6 +847,7 @@ SCHEMES: dict[str, Callable[..., Backend]] = {
     "rediss": RedisBackend,  # TLS
     "unix": RedisBackend,  # a Unix socket: unix:///path/redis.sock
     "redis+sentinel": SentinelBackend,
+    "redis+cluster": ClusterBackend,
 }
 """The schemes `Broadcast(url, **options)` knows, each with what makes its backend:
 called as `factory(url, **options)`. Any other backend is passed as an object."""

@@ -78,7 +78,9 @@ class Broadcast:
     Args:
         url: `"memory://"` (the default) for one process, or a Redis URL,
             `"redis://host:port/db"`, for all the processes connected to that server
-            (needs the `bocws[redis]` extra).
+            (needs the `bocws[redis]` extra); Redis behind Sentinel,
+            `"redis+sentinel://host:port[,host:port...]/service[/db]"`; Redis Cluster,
+            `"redis+cluster://host:port[,host:port...]"`.
         backend: instead of a URL, any object that does what `Backend` says, such as
             a backend for another server (as httpx takes `transport=`).
         history: messages kept per channel, for subscribers that resume

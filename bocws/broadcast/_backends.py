@@ -470,6 +470,19 @@ class RedisBackend:
             return  # the reader notices too, and subscribes again once connected
         with anyio.move_on_after(SUBSCRIBE_TIMEOUT):
             await confirmed.wait()
+        await self._note_newest(channel)
+
+    async def _note_newest(self, channel: str) -> None:
+        """Remember the newest message kept of `channel` (if it keeps history), for the
+        reader to catch up from, should the connection be lost before another comes."""
+        if channel in self._last_ids:
+            return
+        try:
+            newest = await self._client.xrevrange(self.history_key(channel), count=1)
+        except (*self._errors, ValueError):  # unreachable, or no history in a cluster
+            return
+        if channel in self._channels:
+            self._last_ids.setdefault(channel, newest[0][0].decode() if newest else OLDEST)
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
@@ -517,15 +530,19 @@ class RedisBackend:
             ) from error
         if isinstance(info, Exception):  # no such key: nothing kept (or all of it lost)
             return [], since == OLDEST
+        if isinstance(entries, Exception):
+            raise entries
         messages = [(entry_id.decode(), fields[b"p"]) for entry_id, fields in entries]
         if since == OLDEST:
             return messages, True
         # Trimming leaves no trace of the ids it removed: an id before the first kept
         # may have been trimmed, or be another stream's (Redis restarted without
-        # persistence); either way, what follows it may be gone.
+        # persistence); either way, what follows it may be gone. An id after the
+        # newest is no id of this stream either.
+        newest = id_key(info["last-generated-id"].decode())
         first = info.get("first-entry")
-        horizon = first[0] if first else info["last-generated-id"]
-        return messages, id_key(since) >= id_key(horizon.decode())
+        horizon = id_key(first[0].decode()) if first else newest
+        return messages, horizon <= id_key(since) <= newest
 
     def history_key(self, channel: str) -> str:
         """The key of `channel`'s history stream."""
@@ -542,7 +559,7 @@ class RedisBackend:
                     messages, complete = await self.history(channel, since, 1000)
                 except BroadcastUnavailable as error:  # lost again: for _read() to handle
                     raise error.__cause__ or error from None
-                if since == last_id and not complete:
+                if since == last_id and since != OLDEST and not complete:
                     logger.warning(
                         "channel %r: messages published while the connection to Redis "
                         "was lost are no longer kept; subscribers here missed some",

@@ -198,6 +198,7 @@ class Broadcast:
                 subscription.end()
         self._subscribers.clear()
         self._joined.clear()
+        self._delivered.clear()
         await self._backend.disconnect()
 
     async def __aenter__(self: _Broadcast) -> _Broadcast:
@@ -349,11 +350,15 @@ class Broadcast:
             raise HistoryGap(channel, since)
 
         async def more(after: str) -> list[tuple[str, Any]]:
-            page, _ = await backend.history(channel, after, PAGE)
+            page, complete = await backend.history(channel, after, PAGE)
+            if not complete:  # trimmed past what the subscriber has read
+                raise HistoryGap(channel, after)
             return self._decoded(channel, page)
 
         subscription.catch_up(
-            self._decoded(channel, messages), more if len(messages) >= PAGE else None
+            (-1, -1) if since == OLDEST else id_key(since),
+            self._decoded(channel, messages),
+            more if len(messages) >= PAGE else None,
         )
 
     def _decoded(self, channel: str, messages: list[tuple[str, bytes]]) -> list[tuple[str, Any]]:
@@ -513,7 +518,7 @@ async def _relay(
                 await ws.send(message)
         else:
             async for message in subscription:
-                await ws.send(envelope(subscription.last_id, message))
+                await ws.send(envelope(subscription.message_id, message))
     except SubscriptionOverflow:
         await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
     except (WebSocketDisconnect, WebSocketStateError):

@@ -51,7 +51,13 @@ def id_key(message_id: str) -> tuple[int, int]:
     milliseconds, separator, sequence = message_id.partition("-")
     if not _digits(milliseconds) or (separator and not _digits(sequence)):
         raise ValueError(f"not a message id: {message_id!r}")
-    return int(milliseconds), int(sequence) if separator else 0
+    key = int(milliseconds), int(sequence) if separator else 0
+    if key[0] > _MAX or key[1] > _MAX:  # beyond what Redis Streams can number
+        raise ValueError(f"not a message id: {message_id!r}")
+    return key
+
+
+_MAX = 2**64 - 1
 
 
 def _digits(text: str) -> bool:
@@ -96,8 +102,9 @@ class MemoryHistory:
             after, complete = (-1, -1), True
         else:
             after = id_key(since)
-            # Nothing trimmed: an id older than the first ever kept is another ring's.
-            complete = after >= self._trimmed.get(channel, ring[0][0])
+            # Nothing trimmed: an id older than the first ever kept is another ring's;
+            # one newer than the newest is none of this ring's either.
+            complete = self._trimmed.get(channel, ring[0][0]) <= after <= ring[-1][0]
         messages = list(ring)
         start = bisect.bisect_right(messages, after, key=lambda message: message[0])
         return [

@@ -42,6 +42,11 @@ class Subscription:
     unsubscribed (`overflow="close"`: it reads what was queued, then gets
     `SubscriptionOverflow`). The iteration ends when the subscription is left or
     the broadcast disconnects.
+
+    On a channel with history, a subscriber catching up (`since`) reads the kept
+    messages from the backend page by page: its iteration may then raise
+    `BroadcastUnavailable` (the backend could not be reached) or `HistoryGap` (it
+    read so slowly that the messages it had not read yet were trimmed meanwhile).
     """
 
     def __init__(self, channel: str, queue_size: int, overflow: Overflow) -> None:
@@ -52,6 +57,8 @@ class Subscription:
         self.dropped = 0
         #: The id of the last message yielded, on a channel with history (else `None`).
         self.last_id: str | None = None
+        #: The id of the message just yielded (`None` for one published without).
+        self.message_id: str | None = None
         self._queue: deque[Any] = deque()
         self._wakeup = Wakeup()  # the tasks waiting for a message
         self._ended = False  # no more messages will come
@@ -107,33 +114,37 @@ class HistorySubscription(Subscription):
 
     Queued live messages are `(id, message)`. While it catches up, the kept messages
     come from a backlog, read page by page from the backend; then the live ones
-    queued meanwhile, but those the backlog already gave.
+    queued meanwhile, but those at or before the last one yielded (or `since`).
     """
 
     def __init__(self, channel: str, queue_size: int, overflow: Overflow) -> None:
         super().__init__(channel, queue_size, overflow)
         self._backlog: deque[tuple[str, Any]] = deque()
         self._more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None = None
-        # The order of the last id yielded while live messages may repeat it.
-        self._seam: tuple[int, int] | None = None
+        # While live messages may repeat what the backlog gave: the order of the last
+        # id yielded (or of `since`); `None` once live messages come after it.
+        self._floor: tuple[int, int] | None = None
 
     def catch_up(
         self,
+        since: tuple[int, int],
         backlog: list[tuple[str, Any]],
         more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None,
     ) -> None:
-        """Yield `backlog` first, then what `more(last_id)` returns, page after page,
-        until `more` is `None` or a page is empty; then the live messages after them."""
+        """Yield `backlog` (the kept messages after the id of order `since`) first, then
+        what `more(last_id)` returns, page after page, until `more` is `None` or a page
+        is empty; then the live messages after them."""
         self._backlog.extend(backlog)
         self._more = more
-        self._seam = (-1, -1)
+        self._floor = since
 
     async def __anext__(self) -> Any:
         while True:
             backlog = self._backlog
             if backlog:
                 message_id, message = backlog.popleft()
-                self.last_id = message_id
+                self.last_id = self.message_id = message_id
+                self._floor = id_key(message_id)
                 return message
             if self._more is not None and self.last_id is not None:
                 page = await self._more(self.last_id)
@@ -142,11 +153,12 @@ class HistorySubscription(Subscription):
                     continue
                 self._more = None
             message_id, message = await super().__anext__()
-            seam = self._seam
-            if seam is not None and message_id is not None:
-                if self.last_id is not None and id_key(message_id) <= id_key(self.last_id):
-                    continue  # the backlog gave it
-                self._seam = None  # live from now on: each id after the last
+            floor = self._floor
+            if floor is not None and message_id is not None:
+                if id_key(message_id) <= floor:
+                    continue  # the backlog gave it, or it came before `since`
+                self._floor = None  # live from now on: each id after the last
+            self.message_id = message_id
             if message_id is not None:
                 self.last_id = message_id
             return message

@@ -191,7 +191,7 @@ def test_a_malformed_message_shows_1008_and_stops(users: Users, server: Uvicorn)
     page.evaluate("window.chat.socket.send(JSON.stringify({text: 'hi', admin: true}))")
     expect(page.locator("#state")).to_have_attribute("data-state", "closed")
     expect(page.locator("#state-text")).to_have_text(
-        'disconnected (1008 policy violation: expected {"text": str} of 1 to 2000 characters)'
+        f"disconnected (1008 policy violation: {chat.MALFORMED})"
     )
     expect(page.locator("#join")).to_be_visible()  # no retrying: the user acts first
     expect(page.locator("#join-error")).to_contain_text("1008 policy violation")

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from websockets.asyncio.client import ClientConnection
 
 from bocws import WebSocketDisconnect
+from bocws.broadcast import id_key
 from examples import auth, chat, echo, fastapi_app, rpc, starlette_app, typed
 from tests.live_server import TIMEOUT, client, recv, refused, running_server
 from tests.processes import Uvicorn
@@ -177,8 +178,16 @@ def test_chat_serves_its_page_script_and_style(chat_client: TestClient) -> None:
     assert test_client.get("/static/chat.css").status_code == 200
 
 
+def without_id(event: Any) -> Any:
+    """`event` without the id the room's channel gave it (checked to be one)."""
+    if isinstance(event, dict) and "id" in event:
+        event = dict(event)
+        id_key(event.pop("id"))  # raises if it is none
+    return event
+
+
 def chat_event(session: Any) -> dict[str, Any]:
-    event: dict[str, Any] = session.receive_json()
+    event: dict[str, Any] = without_id(session.receive_json())
     return event
 
 
@@ -383,7 +392,7 @@ def test_chat_asks_a_member_who_sends_too_fast_to_slow_down(chat_client: TestCli
 
 
 async def receive_json(connection: ClientConnection) -> Any:
-    return json.loads(await recv(connection))
+    return without_id(json.loads(await recv(connection)))
 
 
 async def joined(connection: ClientConnection, *others: ClientConnection) -> None:

@@ -49,12 +49,14 @@ from bocws import (
     App,
     Broadcast,
     BroadcastUnavailable,
+    HistoryGap,
+    SubscriptionOverflow,
     WebSocket,
     WebSocketDisconnect,
     WebSocketStateError,
 )
 
-from .rooms import BURST, MAX_LAG, OUTBOX_SIZE, RATE, Member, Room, Rooms
+from .rooms import BURST, HISTORY, MAX_LAG, OUTBOX_SIZE, RATE, Member, Room, Rooms
 
 try:
     from prometheus_client import make_asgi_app
@@ -67,7 +69,10 @@ MAX_ROOM = 64
 MAX_TEXT = 2000
 MAX_MESSAGE_BYTES = 16 * 1024
 """A larger message closes the socket with 1009, before it is parsed."""
-MALFORMED = f'expected {{"text": str}} of 1 to {MAX_TEXT} characters'
+MAX_CID = 64
+MALFORMED = (
+    f'expected {{"text": str, "cid"?: str}}: text of 1 to {MAX_TEXT} chars, cid 1 to {MAX_CID}'
+)
 BROADCAST_URL = os.environ.get("BROADCAST_URL", "memory://")
 """Where rooms meet: `memory://` for one process, `redis://host:port/db` for several."""
 
@@ -76,7 +81,7 @@ METRICS = make_asgi_app is not None
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("examples.chat")
 
-broadcast = Broadcast(BROADCAST_URL, metrics=METRICS)
+broadcast = Broadcast(BROADCAST_URL, metrics=METRICS, history=HISTORY)
 rooms = Rooms(broadcast)
 
 
@@ -122,14 +127,19 @@ def names_problem(room: str, name: str) -> str | None:
     return None
 
 
-def check_message(message: Any) -> str | None:
-    """The text of a valid `{"text": str}` message, or `None`."""
-    if not isinstance(message, dict) or set(message) != {"text"}:
+def check_message(message: Any) -> tuple[str, str | None] | None:
+    """The text and client id of a valid `{"text": str, "cid": str}` message (the
+    client id may be left out), or `None`."""
+    if not isinstance(message, dict) or set(message) - {"cid"} != {"text"}:
         return None
-    text = message["text"]
+    text, cid = message["text"], message.get("cid")
     if not isinstance(text, str) or not 0 < len(text.strip()) <= MAX_TEXT:
         return None
-    return text
+    if cid is not None and (
+        not isinstance(cid, str) or not 0 < len(cid) <= MAX_CID or not cid.isprintable()
+    ):
+        return None
+    return text, cid
 
 
 async def deliver(member: Member) -> None:
@@ -147,8 +157,12 @@ async def deliver(member: Member) -> None:
     caught_close_codes=(),  # the view catches every disconnect itself, to log its code
     max_message_size=MAX_MESSAGE_BYTES,
 )
-async def chat(ws: WebSocket, room: str, name: str) -> None:
-    """Join `room` as `name`, publish each message to the room, and leave on disconnect."""
+async def chat(ws: WebSocket, room: str, name: str, since: str | None = None) -> None:
+    """Join `room` as `name`, publish each message to the room, and leave on disconnect.
+
+    `since`, from a page that reconnects, is the id of the last event it got: what
+    was said in the room after it comes first, after the page's own join.
+    """
     # The page offers its protocol version; command-line clients may offer none.
     await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in ws.subprotocols else None)
     name = name.strip()
@@ -166,6 +180,8 @@ async def chat(ws: WebSocket, room: str, name: str) -> None:
         await ws.close(1013, "the chat is unavailable: try again later")
         return
     log.info("%r joined room %r", name, room)
+    if since is not None:
+        await catch_up(joined, member, since)
     how = "closed by the server"
     try:
         # The room cancels this block to drop a member too far behind.
@@ -188,22 +204,46 @@ async def chat(ws: WebSocket, room: str, name: str) -> None:
         log.info("%r left room %r: %s", name, room, how)
 
 
+async def catch_up(room: Room, member: Member, since: str) -> None:
+    """Queue what `member` missed in `room` after the event `since`, right after its
+    join; or say that it cannot be had."""
+    try:
+        missed = await rooms.missed(room, member, since)
+    except (HistoryGap, SubscriptionOverflow, TimeoutError, BroadcastUnavailable) as error:
+        log.info("%r could not catch up in room %r: %s", member.name, room.name, error)
+        text = "some messages from while you were away could not be recovered"
+        member.tell_after_first([{"type": "error", "text": text}])
+        return
+    member.tell_after_first(missed)
+
+
 async def said(room: Room, member: Member, message: Any) -> str:
-    """Publish what `member` said; how the connection ended, if that ended it."""
-    text = check_message(message)
-    if text is None:
+    """Publish what `member` said, and acknowledge it when it has a client id; how the
+    connection ended, if that ended it."""
+    checked = check_message(message)
+    if checked is None:
         await rooms.leave(room, member)  # first, so that nothing more is queued
         await member.ws.close(1008, MALFORMED)
         return "closed with 1008"
+    text, cid = checked
+    if cid is not None and (member.name, cid) in room.seen:
+        # Sent again by a page that did not get the acknowledgement: published already.
+        member.tell({"type": "ack", "cid": cid, "id": room.seen[(member.name, cid)]})
+        return ""
     if not rooms.may_speak(member):
         member.tell({"type": "error", "text": "not delivered: too many messages, slow down"})
         return ""
     now = round(time.time() * 1000)
-    event = {"type": "message", "user": member.name, "text": text, "time": now}
+    event: dict[str, Any] = {"type": "message", "user": member.name, "text": text, "time": now}
+    if cid is not None:
+        event["cid"] = cid
     try:
-        await broadcast.publish(room.channel, event)
+        event_id = await broadcast.publish(room.channel, event)
     except BroadcastUnavailable:
         member.tell({"type": "error", "text": "not delivered: the chat is unavailable"})
+        return ""
+    if cid is not None:
+        member.tell({"type": "ack", "cid": cid, "id": event_id})
     return ""
 
 

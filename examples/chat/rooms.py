@@ -22,7 +22,8 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from bocws import Broadcast, BroadcastUnavailable, SubscriptionOverflow, WebSocket
+from bocws import Broadcast, BroadcastUnavailable, HistoryGap, SubscriptionOverflow, WebSocket
+from bocws.broadcast import id_key
 
 MAX_LAG = 5.0
 """Seconds the oldest event waiting for a member may have waited: a member that does
@@ -45,6 +46,11 @@ TRACKED = 10_000
 """Names and addresses whose rate is remembered at most, the longest idle forgotten."""
 JOIN_TIMEOUT = 5.0
 """Seconds a joining member waits for its own join to come back through the broadcast."""
+HISTORY = 500
+"""Events each room's channel keeps (`Broadcast(history=...)`), for pages that reconnect:
+messages, and the rosters gossiped between processes."""
+SEEN = 10_000
+"""Messages per room whose client ids are remembered, to drop one sent again."""
 
 log = logging.getLogger("examples.chat")
 ROSTER_NUMBERS = itertools.count(1)
@@ -111,6 +117,7 @@ class Member:
         self.too_slow = False
         self.tasks: anyio.abc.TaskGroup | None = None  # its view's: cancelled to drop it
         self.bucket = Bucket(RATE, BURST)
+        self.join_id: str | None = None  # the id of its join on the room's channel
 
     def tell(self, event: dict[str, Any]) -> bool:
         """Queue `event`; `False` if the member is gone, or too far behind and now dropped.
@@ -128,6 +135,15 @@ class Member:
         outbox.append((now, event))
         self._queued.set()
         return True
+
+    def tell_after_first(self, events: list[dict[str, Any]]) -> None:
+        """Queue `events` right after the first event queued (its own join): what it
+        missed while away, before what came since it joined."""
+        now = time.monotonic()
+        for index, event in enumerate(events, start=1):
+            self._outbox.insert(index, (now, event))
+        if events:
+            self._queued.set()
 
     def lag(self) -> float:
         """Seconds the oldest event waiting for the member has waited (0: none waits)."""
@@ -167,6 +183,23 @@ class Room:
         self.rosters: dict[str, tuple[list[str], float, int]] = {}
         self.ready = anyio.Event()  # subscribed to the channel
         self.scope = anyio.CancelScope()
+        # Messages heard, by (user, client id): their ids, the oldest forgotten first.
+        self.seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def first_time(self, event: dict[str, Any], event_id: str | None) -> bool:
+        """Whether message `event` is new here (not one with the same sender and client
+        id heard before); remember it. Every process hears the channel in the same
+        order, so all of them keep the first and drop the same duplicates."""
+        cid = event.get("cid")
+        if not isinstance(cid, str):
+            return True
+        key = (str(event.get("user")), cid)
+        if key in self.seen:
+            return False
+        self.seen[key] = event_id or ""
+        if len(self.seen) > SEEN:
+            self.seen.popitem(last=False)
+        return True
 
     def everyone(self) -> list[str]:
         """Every member's name, from all processes, sorted; one open twice appears twice."""
@@ -301,7 +334,7 @@ class Rooms:
                 async with subscribed as events:
                     room.ready.set()
                     async for event in events:
-                        self._heard(room, event)
+                        self._heard(room, event, events.message_id)
                         # Let the members' senders run between events: a burst does
                         # not pile up in every outbox before any of them can drain.
                         await anyio.lowlevel.checkpoint()
@@ -320,8 +353,9 @@ class Rooms:
         for member in list(room.members.values()):
             member.drop()
 
-    def _heard(self, room: Room, event: Any) -> None:
-        """Handle one event of the room's channel; ignore what is not the chat's.
+    def _heard(self, room: Room, event: Any, event_id: str | None = None) -> None:
+        """Handle one event of the room's channel, `event_id` its id; ignore what is
+        not the chat's.
 
         Other programs may publish on the channel (see docs/scaling.md): whatever they
         send, it is logged and dropped, and the room goes on.
@@ -330,13 +364,45 @@ class Rooms:
             log.warning("room %r: ignored an event that is not an object", room.name)
         elif event.get("type") == "roster":
             try:
-                self._heard_roster(room, event)
+                self._heard_roster(room, event, event_id)
             except Exception as error:  # anyone may publish anything here
                 log.warning("room %r: ignored a malformed roster (%.200r)", room.name, error)
-        elif event.get("type") == "message":
-            room.tell_everyone(event)
+        elif event.get("type") == "message" and room.first_time(event, event_id):
+            room.tell_everyone({**event, "id": event_id})
 
-    def _heard_roster(self, room: Room, event: dict[str, Any]) -> None:
+    async def missed(self, room: Room, member: Member, since: str) -> list[dict[str, Any]]:
+        """The messages of `room` after the event `since` and before `member`'s join, for
+        a page that reconnects: what was said while it was away, each once.
+
+        Raises:
+            HistoryGap: some are no longer kept (or `since` is no id of the room's).
+            SubscriptionOverflow: the room was too busy to read them back in time.
+            TimeoutError: the broadcast did not give them back in time.
+        """
+        assert member.join_id is not None, "joined members only"
+        until = id_key(member.join_id)
+        try:
+            if id_key(since) >= until:
+                return []
+        except ValueError:
+            raise HistoryGap(room.channel, since) from None
+        found: list[dict[str, Any]] = []
+        heard: set[tuple[str, str]] = set()
+        with anyio.fail_after(JOIN_TIMEOUT):
+            async with self.broadcast.subscribe(room.channel, since=since) as events:
+                async for event in events:
+                    if events.last_id is None or id_key(events.last_id) >= until:
+                        break
+                    if isinstance(event, dict) and event.get("type") == "message":
+                        cid = event.get("cid")
+                        key = (str(event.get("user")), cid)
+                        if isinstance(cid, str) and key in heard:
+                            continue  # sent twice: told once
+                        heard.add(key)
+                        found.append({**event, "id": events.message_id})
+        return found
+
+    def _heard_roster(self, room: Room, event: dict[str, Any], event_id: str | None = None) -> None:
         before = room.everyone()
         process, names = str(event["process"]), [str(name) for name in event["members"]]
         number = int(event["n"])
@@ -349,10 +415,10 @@ class Rooms:
             if process == PROCESS and change["type"] == "join":
                 member = room.members.get(change["id"])
                 if member is not None:
+                    member.join_id = event_id
                     member.joined.set()  # from now on it gets the room's events: this one first
-            room.tell_everyone(
-                {"type": change["type"], "user": change["user"], "members": room.everyone()}
-            )
+            told = {"type": change["type"], "user": change["user"], "members": room.everyone()}
+            room.tell_everyone({**told, "id": event_id})
         elif room.everyone() != before:
             room.tell_everyone({"type": "members", "members": room.everyone()})
         if event.get("ask") and process != PROCESS and room.members and self._tasks:

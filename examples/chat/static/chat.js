@@ -27,6 +27,14 @@
   let room = "";
   let name = "";
   let attempt = 0; // connections that failed in a row
+  // Resuming: the id of the last event of each room's channel this page got; a page
+  // that reconnects asks for what came after it (`?since=`).
+  const lastIds = new Map();
+  // Messages sent and not yet acknowledged, by client id, in the order typed: sent
+  // again after reconnecting, until the server acknowledges them.
+  let pending = new Map();
+  // Messages shown, by sender and client id: one sent twice is shown once.
+  let shown = new Set();
   let retryTimer = 0;
   let countdownTimer = 0;
   let unread = 0;
@@ -62,6 +70,12 @@
   }
 
   function showMessage(message) {
+    if (typeof message.cid === "string") {
+      const key = `${message.user}\u0000${message.cid}`;
+      if (shown.has(key)) return; // sent twice: shown once
+      if (shown.size >= 10000) shown = new Set();
+      shown.add(key);
+    }
     const item = element("li", message.user === name ? "message own" : "message");
     const sent = new Date(message.time);
     const stamp = element("time", "", sent.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
@@ -102,7 +116,9 @@
     stopRetrying();
     const url = new URL(`chat/${encodeURIComponent(room)}`, location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    url.search = new URLSearchParams({ name }).toString();
+    const query = { name };
+    if (lastIds.has(room)) query.since = lastIds.get(room);
+    url.search = new URLSearchParams(query).toString();
     url.hash = "";
     const ws = new WebSocket(url, [SUBPROTOCOL]);
     socket = ws;
@@ -120,8 +136,12 @@
       } catch {
         return; // not part of the protocol: ignore it
       }
+      if (typeof data.id === "string" && data.id) lastIds.set(room, data.id);
       if (data.type === "message") {
         showMessage(data);
+      } else if (data.type === "ack") {
+        pending.delete(data.cid); // the server has it: never sent again
+        showPending();
       } else if (data.type === "members") {
         showMembers(data.members); // another server's members, learned later
       } else if (data.type === "error") {
@@ -146,6 +166,18 @@
     setState("connected", `connected to #${room}`);
     setComposer(true);
     $("text").focus();
+    // What was typed while the connection was going: sent again, in order.
+    for (const [cid, text] of pending) socket.send(JSON.stringify({ text, cid }));
+  }
+
+  function showPending() {
+    $("pending").hidden = pending.size === 0;
+    $("pending").textContent = pending.size === 1 ? "1 message not delivered yet" : `${pending.size} messages not delivered yet`;
+  }
+
+  function clientId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID(); // secure contexts
+    return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   }
 
   function closed(event) {
@@ -203,6 +235,10 @@
     remember(name);
     history.replaceState(null, "", `#${encodeURIComponent(room)}`);
     attempt = 0;
+    lastIds.delete(room); // a room joined afresh starts from now
+    pending = new Map();
+    shown = new Set();
+    showPending();
     $("messages").replaceChildren();
     $("members").replaceChildren();
     $("member-count").textContent = "";
@@ -226,7 +262,10 @@
     event.preventDefault();
     const text = $("text").value;
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
-    socket.send(JSON.stringify({ text }));
+    const cid = clientId();
+    pending.set(cid, text); // until acknowledged, even if the connection drops now
+    showPending();
+    socket.send(JSON.stringify({ text, cid }));
     $("text").value = "";
   };
 

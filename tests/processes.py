@@ -110,6 +110,13 @@ class Uvicorn:
         if process is not None:
             stop(process)
 
+    def kill(self) -> None:
+        """Kill the server (SIGKILL), as a crash would: no socket is closed cleanly."""
+        process, self._process = self._process, None
+        assert process is not None, "not running"
+        process.kill()
+        process.wait(TIMEOUT)
+
     def interrupt(self) -> float:
         """Press Ctrl+C (SIGINT) and wait for the server to exit; the seconds it took."""
         process, self._process = self._process, None

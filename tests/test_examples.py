@@ -310,6 +310,10 @@ def test_chat_refuses_a_handshake_without_a_name(chat_client: TestClient) -> Non
         {"text": "   "},
         {"text": "x" * 2001},
         {"text": "hi", "user": "admin"},
+        {"text": "hi", "cid": 7},
+        {"text": "hi", "cid": ""},
+        {"text": "hi", "cid": "x" * 65},
+        {"text": "hi", "cid": "a\nb"},
         ["hi"],
         "hi",
     ],
@@ -323,6 +327,69 @@ def test_chat_closes_1008_on_a_malformed_message(chat_client: TestClient, messag
     assert info.value.code == 1008
     assert info.value.reason == chat.MALFORMED
     assert "strict" not in chat.rooms.rooms
+
+
+def test_chat_acknowledges_a_message_with_a_client_id_and_drops_it_sent_again(
+    chat_client: TestClient,
+) -> None:
+    with chat_client.websocket_connect("/chat/acks?name=ana") as session:
+        chat_event(session)
+        session.send_json({"text": "hi", "cid": "c1"})
+        events = [session.receive_json(), session.receive_json()]
+        ack = next(event for event in events if event["type"] == "ack")
+        message = next(event for event in events if event["type"] == "message")
+        assert ack["cid"] == message["cid"] == "c1"
+        assert ack["id"] == message["id"]
+        id_key(ack["id"])
+        # The page did not get the acknowledgement and sends it again: acknowledged
+        # with the same id, not published twice.
+        session.send_json({"text": "hi", "cid": "c1"})
+        assert session.receive_json() == {"type": "ack", "cid": "c1", "id": ack["id"]}
+        session.send_json({"text": "next", "cid": "c2"})
+        later = [session.receive_json(), session.receive_json()]
+        assert sorted(event["type"] for event in later) == ["ack", "message"]
+        assert [event["text"] for event in later if event["type"] == "message"] == ["next"]
+
+
+def test_a_page_that_reconnects_with_since_gets_what_was_said_meanwhile_first(
+    chat_client: TestClient,
+) -> None:
+    with chat_client.websocket_connect("/chat/resume?name=ana") as ana:
+        joined = ana.receive_json()
+        since = joined["id"]
+        with chat_client.websocket_connect("/chat/resume?name=bob") as bob:
+            chat_event(bob)
+            chat_event(ana)  # bob's join
+            for n in range(3):
+                bob.send_json({"text": f"m{n}", "cid": f"b{n}"})
+                assert chat_event(ana)["text"] == f"m{n}"
+            # Ana's page lost its connection after its join: it comes back with it.
+            with chat_client.websocket_connect(f"/chat/resume?name=ana&since={since}") as again:
+                first = chat_event(again)
+                assert (first["type"], first["user"]) == ("join", "ana")
+                missed = [chat_event(again) for _ in range(3)]
+                assert [(event["type"], event["text"]) for event in missed] == [
+                    ("message", "m0"),
+                    ("message", "m1"),
+                    ("message", "m2"),
+                ]
+                bob.send_json({"text": "live", "cid": "b9"})
+                event = chat_event(again)
+                while event["type"] != "message":  # bob's page hears of the join too
+                    event = chat_event(again)
+                assert event["text"] == "live"
+
+
+@pytest.mark.parametrize("since", ["not-an-id", "1-1", "99999999999999-0"])
+def test_a_page_that_cannot_catch_up_is_told_so(chat_client: TestClient, since: str) -> None:
+    with chat_client.websocket_connect(f"/chat/gap?name=ana&since={since}") as session:
+        assert chat_event(session)["type"] == "join"
+        assert chat_event(session) == {
+            "type": "error",
+            "text": "some messages from while you were away could not be recovered",
+        }
+        session.send_json({"text": "still here"})
+        assert chat_event(session)["text"] == "still here"
 
 
 def test_chat_closes_1007_on_invalid_json(chat_client: TestClient) -> None:

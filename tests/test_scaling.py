@@ -28,6 +28,12 @@ pytestmark = pytest.mark.anyio
 def servers(
     serve: type[Uvicorn], redis_server: RedisServer, tmp_path: Path
 ) -> tuple[Uvicorn, Uvicorn]:
+    return chat_processes(serve, redis_server, tmp_path)
+
+
+def chat_processes(
+    serve: type[Uvicorn], redis_server: RedisServer, tmp_path: Path
+) -> tuple[Uvicorn, Uvicorn]:
     """`uvicorn examples.chat:app` twice, each on its own port, sharing `redis_server`."""
     logging = str(log_config(tmp_path / "log.json", "examples.chat", "bocws"))
     env = {"BROADCAST_URL": redis_server.url}

@@ -8,12 +8,17 @@ chat takes, 16 KiB: without it uvicorn assembles, and inflates, messages of up t
 The page (`static/`) opens `/chat/{room}?name=NAME`, offering the subprotocol
 `bocws-chat.v1`, and speaks JSON:
 
-- the client sends `{"text": str}`;
-- the server sends `{"type": "message", "user": str, "text": str, "time": ms}`, and
-  `{"type": "join" | "leave", "user": str, "members": [str, ...]}` when someone comes
-  or goes (the joiner's first event is its own `join`), and
+- the client sends `{"text": str, "cid": str}` (`cid`, a client id, may be left out);
+- the server sends `{"type": "ack", "cid": str, "id": str}` once a message with a client
+  id is published (one sent again with the same id is acknowledged, not published
+  twice), `{"type": "message", "user": str, "text": str, "time": ms, "id": str}`, and
+  `{"type": "join" | "leave", "user": str, "members": [str, ...], "id": str}` when
+  someone comes or goes (the joiner's first event is its own `join`), and
   `{"type": "members", "members": [...]}` when the list changes otherwise (other
   processes answering a newcomer, or one that fell silent).
+
+`id` is the event's id in the room's channel, which keeps the last `HISTORY` events:
+a page that reconnects with `?since=ID` gets what was said after it first.
 
 A malformed message closes the socket with 1008, invalid JSON with 1007, one over
 16 KiB with 1009, and a member that does not keep up with 1013 (its oldest queued

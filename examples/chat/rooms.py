@@ -382,10 +382,13 @@ class Rooms:
         assert member.join_id is not None, "joined members only"
         until = id_key(member.join_id)
         try:
-            if id_key(since) >= until:
-                return []
+            after = id_key(since)
         except ValueError:
             raise HistoryGap(room.channel, since) from None
+        if after > until:  # no id of this room's yet
+            raise HistoryGap(room.channel, since)
+        if after == until:
+            return []
         found: list[dict[str, Any]] = []
         heard: set[tuple[str, str]] = set()
         with anyio.fail_after(JOIN_TIMEOUT):

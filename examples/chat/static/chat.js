@@ -31,8 +31,10 @@
   // that reconnects asks for what came after it (`?since=`).
   const lastIds = new Map();
   // Messages sent and not yet acknowledged, by client id, in the order typed: sent
-  // again after reconnecting, until the server acknowledges them.
-  let pending = new Map();
+  // again after reconnecting, and every RESEND_AFTER ms while connected (the server
+  // may have been cut off from the others), until the server acknowledges them.
+  const RESEND_AFTER = 3000;
+  let pending = new Map(); // cid -> { text, sent: ms }
   // Messages shown, by sender and client id: one sent twice is shown once.
   let shown = new Set();
   let retryTimer = 0;
@@ -167,8 +169,23 @@
     setComposer(true);
     $("text").focus();
     // What was typed while the connection was going: sent again, in order.
-    for (const [cid, text] of pending) socket.send(JSON.stringify({ text, cid }));
+    resend(0);
   }
+
+  // Send again what waits for an acknowledgement since over `age` ms.
+  function resend(age) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const now = Date.now();
+    for (const [cid, message] of pending) {
+      if (now - message.sent < age) continue;
+      message.sent = now;
+      socket.send(JSON.stringify({ text: message.text, cid }));
+    }
+  }
+
+  setInterval(() => {
+    if ($("state").dataset.state === "connected") resend(RESEND_AFTER);
+  }, 1000);
 
   function showPending() {
     $("pending").hidden = pending.size === 0;
@@ -263,7 +280,7 @@
     const text = $("text").value;
     if (!text.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
     const cid = clientId();
-    pending.set(cid, text); // until acknowledged, even if the connection drops now
+    pending.set(cid, { text, sent: Date.now() }); // until acknowledged, even if the connection drops now
     showPending();
     socket.send(JSON.stringify({ text, cid }));
     $("text").value = "";

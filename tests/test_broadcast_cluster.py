@@ -126,7 +126,7 @@ async def test_kept_history_is_in_the_channels_slot_and_too_old_is_a_gap(
     node = (await owners(redis_cluster, ["room:{42}"])).pop()
     host, port = node.rsplit(":", 1)
     async with redis.asyncio.Redis(host=host, port=int(port)) as owner:
-        assert await owner.exists("bocws:history:room:{42}") == 1  # the tag is the channel's
+        assert await owner.exists("bocws:history:tagged:room:{42}") == 1  # the channel's tag
 
 
 async def test_a_channel_whose_braces_make_no_hash_tag_cannot_keep_history(
@@ -136,3 +136,16 @@ async def test_a_channel_whose_braces_make_no_hash_tag_cannot_keep_history(
         with pytest.raises(ValueError, match="hash tag"):
             await broadcast.publish("a{}b", "text")
         assert await broadcast.publish("a{b}", "text") is not None  # a tag: fine
+
+
+async def test_a_channel_and_the_same_name_in_braces_keep_histories_of_their_own(
+    redis_cluster: ClusterSetup,
+) -> None:
+    async with Broadcast(redis_cluster.url, history=10) as broadcast:
+        plain = await broadcast.publish("lobby", "plain")
+        await broadcast.publish("{lobby}", "braced")
+        assert plain is not None
+        async with broadcast.subscribe("lobby", since=OLDEST) as kept:
+            assert await anext(kept) == "plain"
+            with anyio.move_on_after(0.3):  # nothing more: "braced" is another channel's
+                assert await anext(kept) is None

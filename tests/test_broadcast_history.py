@@ -37,6 +37,8 @@ from starlette.websockets import WebSocketDisconnect as ClientDisconnected
 
 import bocws
 import bocws.broadcast._backends
+import bocws.broadcast._broadcast
+import bocws.broadcast._history
 from bocws import App, WebSocket
 from bocws.broadcast import (
     OLDEST,
@@ -588,7 +590,22 @@ async def test_redis_a_resume_from_a_trimmed_id_is_a_history_gap(
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "since", ["abc", "1-x", "", "-1", "1-", "-", "1-2-3", " 1-0", "1.5", "\uff11-0", "0x10-0"]
+    "since",
+    [
+        "abc",
+        "1-x",
+        "",
+        "-1",
+        "1-",
+        "-",
+        "1-2-3",
+        " 1-0",
+        "1.5",
+        "\uff11-0",
+        "0x10-0",
+        "0" * 130 + "1-0",  # Redis refuses ids this long (zeros in front or not)
+        "18446744073709551615-18446744073709551615",  # the greatest: nothing after it
+    ],
 )
 async def test_a_malformed_since_is_a_history_gap(keeper: Keeper, since: str) -> None:
     channel = channel_name()
@@ -976,3 +993,70 @@ def test_the_seam_check_sees_a_gap_a_duplicate_and_a_disorder() -> None:
     ):
         with pytest.raises(AssertionError):
             assert_exactly_once_in_order(kept, published, wrong)
+
+
+@pytest.mark.anyio
+async def test_memory_forgets_the_history_of_the_channel_published_to_least_recently(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bound: channels named by clients (chat rooms) cannot grow memory without end.
+    monkeypatch.setattr(bocws.broadcast._history, "MEMORY_CHANNELS", 3)
+    async with Broadcast("memory://", history=10) as broadcast:
+        ids = {name: await broadcast.publish(name, name) for name in ("a", "b", "c")}
+        await broadcast.publish("a", "again")  # "a" is now the most recent: "b" goes next
+        await broadcast.publish("d", "d")
+        for kept in ("a", "c", "d"):
+            async with broadcast.subscribe(kept, since=OLDEST) as subscription:
+                assert await anext(subscription) == kept
+        with pytest.raises(HistoryGap):
+            async with broadcast.subscribe("b", since=str(ids["b"])):
+                pass
+
+
+@pytest.mark.anyio
+async def test_a_foreign_message_with_a_bad_id_is_dropped_and_the_channel_goes_on(
+    redis_keeper: Keeper, redis_raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "bocws.broadcast")
+    channel = channel_name()
+    broadcast = redis_keeper.make(history=100)
+    async with broadcast, broadcast.subscribe(channel) as subscription:
+        await redis_raw.publish(channel, b"@bad j{}")
+        await broadcast.publish(channel, "genuine")
+        with anyio.fail_after(TIMEOUT):
+            assert await anext(subscription) == "genuine"
+    assert any("a bad id" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (HistoryGap("c", "1-0"), "missed messages are no longer kept: resynchronise"),
+        (BroadcastUnavailable("down"), "the broadcast is unavailable: try again later"),
+    ],
+)
+async def test_a_room_that_cannot_go_on_catching_up_closes_its_socket_with_1013(
+    error: Exception, reason: str
+) -> None:
+    closed: list[tuple[int, str]] = []
+
+    class Socket:
+        async def send(self, message: Any) -> None:
+            pass
+
+        async def ensure_closed(self, code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    class Failing:
+        channel = "c"
+        message_id = None
+
+        def __aiter__(self) -> Failing:
+            return self
+
+        async def __anext__(self) -> Any:
+            raise error
+
+    await bocws.broadcast._broadcast._relay(Socket(), Failing(), None)  # type: ignore[arg-type]
+    assert closed == [(1013, reason)]

@@ -51,6 +51,10 @@ def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database() -> No
         "redis+sentinel://a:x/svc",
         "redis+sentinel:///svc",
         "redis+sentinel://a:1/svc/db",
+        "redis+sentinel://a:1/svc/-1",
+        "redis+sentinel://a:1,,b:2/svc",
+        "redis+sentinel://:5/svc",
+        "redis+sentinel://a:1/svc?db=2",
     ],
 )
 def test_a_malformed_sentinel_url_is_a_value_error_without_its_password(url: str) -> None:

@@ -351,6 +351,26 @@ def test_chat_acknowledges_a_message_with_a_client_id_and_drops_it_sent_again(
         assert [event["text"] for event in later if event["type"] == "message"] == ["next"]
 
 
+def test_a_message_sent_again_after_its_room_closed_is_still_dropped(
+    chat_client: TestClient,
+) -> None:
+    # The room closes with its last member here; the page, which missed the
+    # acknowledgement, comes back and sends the message again.
+    with chat_client.websocket_connect("/chat/alone?name=ana") as session:
+        chat_event(session)
+        session.send_json({"text": "once", "cid": "c1"})
+        events = [session.receive_json(), session.receive_json()]
+        (ack,) = [event for event in events if event["type"] == "ack"]
+    assert "alone" not in chat.rooms.rooms
+    with chat_client.websocket_connect("/chat/alone?name=ana") as session:
+        chat_event(session)
+        session.send_json({"text": "once", "cid": "c1"})
+        assert session.receive_json() == {"type": "ack", "cid": "c1", "id": ack["id"]}
+        session.send_json({"text": "then", "cid": "c2"})
+        later = [session.receive_json(), session.receive_json()]
+        assert [event.get("text") for event in later if event["type"] == "message"] == ["then"]
+
+
 def test_a_page_that_reconnects_with_since_gets_what_was_said_meanwhile_first(
     chat_client: TestClient,
 ) -> None:
@@ -380,7 +400,7 @@ def test_a_page_that_reconnects_with_since_gets_what_was_said_meanwhile_first(
                 assert event["text"] == "live"
 
 
-@pytest.mark.parametrize("since", ["not-an-id", "1-1", "99999999999999-0"])
+@pytest.mark.parametrize("since", ["not-an-id", "1-1", "99999999999999-0", "0" * 130 + "1-0"])
 def test_a_page_that_cannot_catch_up_is_told_so(chat_client: TestClient, since: str) -> None:
     with chat_client.websocket_connect(f"/chat/gap?name=ana&since={since}") as session:
         assert chat_event(session)["type"] == "join"

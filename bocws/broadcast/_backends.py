@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import anyio
 import anyio.lowlevel
 
-from ._history import OLDEST, MemoryHistory, id_key
+from ._history import OLDEST, PAGE, MemoryHistory, id_key
 
 __all__ = [
     "SCHEMES",
@@ -244,7 +244,7 @@ class HistoryBackend(Backend, Protocol):
         `since` is not an id of this channel's history as it is now).
 
         `since` is an id, or `"0"` (`OLDEST`): from the oldest kept, and then the flag
-        is `True` unless the channel has no history at all.
+        is `True`.
 
         Raises:
             BroadcastUnavailable: the server cannot be reached.
@@ -347,6 +347,7 @@ class RedisBackend:
         from redis.backoff import ExponentialBackoff, NoBackoff
 
         self._errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+        self._refused = redis.ResponseError
         options.setdefault("socket_connect_timeout", SOCKET_TIMEOUT)
         options.setdefault("socket_timeout", SOCKET_TIMEOUT)  # redis-py < 8 has none
         options.setdefault("socket_keepalive", True)
@@ -531,7 +532,9 @@ class RedisBackend:
         if isinstance(info, Exception):  # no such key: nothing kept (or all of it lost)
             return [], since == OLDEST
         if isinstance(entries, Exception):
-            raise entries
+            if not isinstance(entries, self._refused):
+                raise entries
+            entries = []  # an id Redis will not range from (the greatest): none after it
         messages = [(entry_id.decode(), fields[b"p"]) for entry_id, fields in entries]
         if since == OLDEST:
             return messages, True
@@ -556,9 +559,12 @@ class RedisBackend:
             since = last_id
             while channel in self._channels:
                 try:
-                    messages, complete = await self.history(channel, since, 1000)
+                    messages, complete = await self.history(channel, since, PAGE)
                 except BroadcastUnavailable as error:  # lost again: for _read() to handle
                     raise error.__cause__ or error from None
+                except Exception:  # this channel's, not the connection's: the others go on
+                    logger.exception("channel %r: could not catch up after reconnecting", channel)
+                    break
                 if since == last_id and since != OLDEST and not complete:
                     logger.warning(
                         "channel %r: messages published while the connection to Redis "
@@ -566,13 +572,13 @@ class RedisBackend:
                         channel,
                     )
                 for message_id, payload in messages:
-                    self._delivered(channel, payload, message_id)
+                    self._deliver_kept(channel, payload, message_id)
                 if not messages:
                     break
                 since = messages[-1][0]
                 await anyio.lowlevel.checkpoint()
 
-    def _delivered(self, channel: str, payload: bytes, message_id: str) -> None:
+    def _deliver_kept(self, channel: str, payload: bytes, message_id: str) -> None:
         if channel in self._channels:
             self._last_ids[channel] = message_id
             if self._deliver is not None:
@@ -659,8 +665,14 @@ class RedisBackend:
         if kind in ("message", "smessage"):
             data = message["data"]
             if data[:1] == ID_MARK:  # a message of a channel with history: "@<id> <payload>"
-                message_id, _, payload = data[1:].partition(b" ")
-                self._delivered(channel, payload, message_id.decode())
+                raw_id, _, payload = data[1:].partition(b" ")
+                message_id = raw_id.decode(errors="replace")
+                try:
+                    id_key(message_id)
+                except ValueError:
+                    logger.warning("dropped a message on channel %r: a bad id", channel)
+                    return
+                self._deliver_kept(channel, payload, message_id)
             elif self._deliver is not None and channel in self._channels:
                 self._deliver(channel, data)
         elif kind in ("subscribe", "ssubscribe"):
@@ -729,9 +741,10 @@ class ClusterBackend(RedisBackend):
     a message may wait that long before it is read.
 
     A channel's history is a stream whose key shares the channel's hash slot:
-    `bocws:history:{channel}`, or `bocws:history:channel` when the channel has a hash
-    tag of its own (`room:{42}`). A channel with braces but no hash tag (`a{}b`)
-    cannot keep history in a cluster: `ValueError`.
+    `bocws:history:{channel}`, or `bocws:history:tagged:channel` when the channel has a
+    hash tag of its own (`room:{42}`). A channel with braces that make no hash tag
+    (`a{}b`, `x}y`) cannot keep history in a cluster: `ValueError` from `publish()` and
+    `subscribe(since=...)`.
     """
 
     APPEND = _SHARDED_APPEND
@@ -767,8 +780,11 @@ class ClusterBackend(RedisBackend):
     def history_key(self, channel: str) -> str:
         from redis.crc import key_slot
 
-        tagged = HISTORY_PREFIX + channel
-        key = tagged if _hash_tag(channel) else HISTORY_PREFIX + "{" + channel + "}"
+        # Two shapes that no channel's key can share: `lobby` and `{lobby}` differ.
+        if _hash_tag(channel):
+            key = HISTORY_PREFIX + "tagged:" + channel
+        else:
+            key = HISTORY_PREFIX + "{" + channel + "}"
         if key_slot(key.encode()) != key_slot(channel.encode()):
             raise ValueError(
                 f"channel {channel!r} cannot keep history in Redis Cluster: its braces "
@@ -807,10 +823,17 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, str]]:
 
 
 def _addresses(hosts: str, default_port: int) -> list[tuple[str, int]]:
+    """`host:port,host:port...` (a port may be left out) as pairs; `ValueError` for an
+    empty host or a port that is not a number."""
     addresses = []
     for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        addresses.append((name.strip("[]") or "127.0.0.1", int(port or default_port)))
+        name, colon, port = host.rpartition(":")
+        if not colon:
+            name, port = host, ""
+        name = name.strip("[]")
+        if not name or (port and not (port.isascii() and port.isdigit())):
+            raise ValueError(host)
+        addresses.append((name, int(port or default_port)))
     return addresses
 
 
@@ -838,7 +861,9 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[
     credentials = _credentials(userinfo) if at else {}
     try:
         addresses = _addresses(hosts, 26379)
-        if not 1 <= len(parts) <= 2 or not hosts:
+        if not 1 <= len(parts) <= 2 or "?" in path or "#" in path:
+            raise ValueError
+        if len(parts) == 2 and not (parts[1].isascii() and parts[1].isdigit()):
             raise ValueError
         db = int(parts[1]) if len(parts) == 2 else 0
     except ValueError:

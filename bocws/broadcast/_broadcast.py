@@ -16,8 +16,8 @@ from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._json import dumps_bytes, loads
 from .._metrics import BroadcastMetrics, CollectorRegistry, registry_for
 from ..websockets import WebSocket
-from ._backends import Backend, HistoryBackend, backend_for_url, safe_url
-from ._history import OLDEST, HistoryGap, HistorySetting, id_key
+from ._backends import Backend, BroadcastUnavailable, HistoryBackend, backend_for_url, safe_url
+from ._history import OLDEST, PAGE, HistoryGap, HistorySetting, id_key
 from ._subscription import (
     OVERFLOW_POLICIES,
     HistorySubscription,
@@ -36,8 +36,6 @@ if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
 _Broadcast = TypeVar("_Broadcast", bound="Broadcast")
 
 TOO_SLOW = CloseCode.TRY_AGAIN_LATER
-PAGE = 1000
-"""Messages of history read from the backend at once, while a subscriber catches up."""
 
 # A message on the wire: one byte saying what it is, then its bytes.
 TEXT, BYTES, JSON = b"t", b"b", b"j"
@@ -348,11 +346,20 @@ class Broadcast:
         messages, complete = await backend.history(channel, since, PAGE)
         if not complete and since != OLDEST:
             raise HistoryGap(channel, since)
+        cursor = messages[-1][0] if messages else since  # the last id read
 
-        async def more(after: str) -> list[tuple[str, Any]]:
-            page, complete = await backend.history(channel, after, PAGE)
+        async def more() -> list[tuple[str, Any]] | None:
+            """The next page, decoded; `None` when there is no more (or the broadcast
+            disconnected meanwhile)."""
+            nonlocal cursor
+            if not self._connected:
+                return None
+            page, complete = await backend.history(channel, cursor, PAGE)
             if not complete:  # trimmed past what the subscriber has read
-                raise HistoryGap(channel, after)
+                raise HistoryGap(channel, cursor)
+            if not page:
+                return None
+            cursor = page[-1][0]
             return self._decoded(channel, page)
 
         subscription.catch_up(
@@ -459,8 +466,10 @@ class Broadcast:
 
         The relaying stops quietly when the client is gone or the view has closed
         the socket; when it falls behind with `overflow="close"`, the socket is
-        closed with 1013; a message that cannot be sent (a `TypeError` for the
-        socket's `send_type`) is logged, and stops the relaying.
+        closed with 1013, as when, catching up, it finds that the messages it has
+        not read yet are no longer kept, or that the backend cannot be reached; a
+        message that cannot be sent (a `TypeError` for the socket's `send_type`) is
+        logged, and stops the relaying.
         """
         async with self.subscribe(
             channel, since=since, queue_size=queue_size, overflow=overflow
@@ -521,6 +530,10 @@ async def _relay(
                 await ws.send(envelope(subscription.message_id, message))
     except SubscriptionOverflow:
         await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
+    except HistoryGap:  # found while catching up: what was missed can no longer be had
+        await ws.ensure_closed(TOO_SLOW, "missed messages are no longer kept: resynchronise")
+    except BroadcastUnavailable:  # while catching up
+        await ws.ensure_closed(TOO_SLOW, "the broadcast is unavailable: try again later")
     except (WebSocketDisconnect, WebSocketStateError):
         pass  # the client left, or the view closed the socket: nothing more to send
     except Exception:

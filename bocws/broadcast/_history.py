@@ -13,10 +13,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["OLDEST", "HistoryGap", "HistorySetting", "MemoryHistory", "id_key"]
+__all__ = [
+    "MEMORY_CHANNELS",
+    "OLDEST",
+    "PAGE",
+    "HistoryGap",
+    "HistorySetting",
+    "MemoryHistory",
+    "id_key",
+]
 
 OLDEST = "0"
 """`since=OLDEST`: every message retained, from the oldest; never a gap."""
+PAGE = 1000
+"""Messages of history read from a backend at once, while catching up."""
+MEMORY_CHANNELS = 10_000
+"""Channels `memory://` keeps history for at most: the one published to least recently
+is forgotten first (a resume from one of its ids is then a `HistoryGap`)."""
 
 HistorySetting = int | Callable[[str], int]
 """`Broadcast(history=...)`: messages kept per channel, or a function of the channel."""
@@ -51,6 +64,8 @@ def id_key(message_id: str) -> tuple[int, int]:
     milliseconds, separator, sequence = message_id.partition("-")
     if not _digits(milliseconds) or (separator and not _digits(sequence)):
         raise ValueError(f"not a message id: {message_id!r}")
+    if len(milliseconds) > _DIGITS or len(sequence) > _DIGITS:  # zeros in front too
+        raise ValueError(f"not a message id: {message_id!r}")
     key = int(milliseconds), int(sequence) if separator else 0
     if key[0] > _MAX or key[1] > _MAX:  # beyond what Redis Streams can number
         raise ValueError(f"not a message id: {message_id!r}")
@@ -58,6 +73,7 @@ def id_key(message_id: str) -> tuple[int, int]:
 
 
 _MAX = 2**64 - 1
+_DIGITS = len(str(_MAX))
 
 
 def _digits(text: str) -> bool:
@@ -84,9 +100,14 @@ class MemoryHistory:
         last = self._last
         key = self._last = (last[0], last[1] + 1) if milliseconds <= last[0] else (milliseconds, 0)
         message_id = f"{key[0]}-{key[1]}"
-        ring = self._rings.get(channel)
+        ring = self._rings.pop(channel, None)  # then last: the most recently used
         if ring is None:
-            ring = self._rings[channel] = deque()
+            ring = deque()
+            if len(self._rings) >= MEMORY_CHANNELS:
+                forgotten = next(iter(self._rings))
+                del self._rings[forgotten]
+                self._trimmed.pop(forgotten, None)
+        self._rings[channel] = ring
         while len(ring) >= keep:
             self._trimmed[channel] = ring.popleft()[0]
         ring.append((key, message_id, payload))

@@ -120,7 +120,7 @@ class HistorySubscription(Subscription):
     def __init__(self, channel: str, queue_size: int, overflow: Overflow) -> None:
         super().__init__(channel, queue_size, overflow)
         self._backlog: deque[tuple[str, Any]] = deque()
-        self._more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None = None
+        self._more: Callable[[], Awaitable[list[tuple[str, Any]] | None]] | None = None
         # While live messages may repeat what the backlog gave: the order of the last
         # id yielded (or of `since`); `None` once live messages come after it.
         self._floor: tuple[int, int] | None = None
@@ -129,11 +129,11 @@ class HistorySubscription(Subscription):
         self,
         since: tuple[int, int],
         backlog: list[tuple[str, Any]],
-        more: Callable[[str], Awaitable[list[tuple[str, Any]]]] | None,
+        more: Callable[[], Awaitable[list[tuple[str, Any]] | None]] | None,
     ) -> None:
         """Yield `backlog` (the kept messages after the id of order `since`) first, then
-        what `more(last_id)` returns, page after page, until `more` is `None` or a page
-        is empty; then the live messages after them."""
+        what `more()` returns, page after page, until `more` is `None` or returns
+        `None`; then the live messages after them."""
         self._backlog.extend(backlog)
         self._more = more
         self._floor = since
@@ -146,12 +146,13 @@ class HistorySubscription(Subscription):
                 self.last_id = self.message_id = message_id
                 self._floor = id_key(message_id)
                 return message
-            if self._more is not None and self.last_id is not None:
-                page = await self._more(self.last_id)
-                if page:
+            if self._more is not None:
+                page = await self._more()
+                if page is None:
+                    self._more = None
+                else:
                     backlog.extend(page)
-                    continue
-                self._more = None
+                continue
             message_id, message = await super().__anext__()
             floor = self._floor
             if floor is not None and message_id is not None:

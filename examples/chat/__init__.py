@@ -185,12 +185,12 @@ async def chat(ws: WebSocket, room: str, name: str, since: str | None = None) ->
         await ws.close(1013, "the chat is unavailable: try again later")
         return
     log.info("%r joined room %r", name, room)
-    if since is not None:
-        await catch_up(joined, member, since)
     how = "closed by the server"
     try:
         # The room cancels this block to drop a member too far behind.
         async with anyio.create_task_group() as member.tasks:
+            if since is not None:  # in the group: a member dropped meanwhile is stopped
+                await catch_up(joined, member, since)
             member.tasks.start_soon(deliver, member)
             try:
                 async for message in ws:
@@ -216,10 +216,13 @@ async def catch_up(room: Room, member: Member, since: str) -> None:
         missed = await rooms.missed(room, member, since)
     except (HistoryGap, SubscriptionOverflow, TimeoutError, BroadcastUnavailable) as error:
         log.info("%r could not catch up in room %r: %s", member.name, room.name, error)
-        text = "some messages from while you were away could not be recovered"
-        member.tell_after_first([{"type": "error", "text": text}])
+    except Exception:  # `since` comes from the client: whatever it does, the member stays
+        log.exception("%r could not catch up in room %r", member.name, room.name)
+    else:
+        member.tell_after_first(missed)
         return
-    member.tell_after_first(missed)
+    text = "some messages from while you were away could not be recovered"
+    member.tell_after_first([{"type": "error", "text": text}])
 
 
 async def said(room: Room, member: Member, message: Any) -> str:

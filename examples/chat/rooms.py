@@ -23,7 +23,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from bocws import Broadcast, BroadcastUnavailable, HistoryGap, SubscriptionOverflow, WebSocket
-from bocws.broadcast import id_key
+from bocws.broadcast import OLDEST, id_key
 
 MAX_LAG = 5.0
 """Seconds the oldest event waiting for a member may have waited: a member that does
@@ -139,6 +139,8 @@ class Member:
     def tell_after_first(self, events: list[dict[str, Any]]) -> None:
         """Queue `events` right after the first event queued (its own join): what it
         missed while away, before what came since it joined."""
+        if self._closed:
+            return
         now = time.monotonic()
         for index, event in enumerate(events, start=1):
             self._outbox.insert(index, (now, event))
@@ -292,6 +294,8 @@ class Rooms:
             await self.broadcast.publish(room.channel, room.roster(change=change, ask=first))
             with anyio.fail_after(JOIN_TIMEOUT):
                 await member.joined.wait()
+            if first:
+                await self._recall(room, member)
         except (BroadcastUnavailable, TimeoutError) as error:
             with anyio.CancelScope(shield=True):
                 await self.leave(room, member)  # the join may have reached the others
@@ -370,7 +374,21 @@ class Rooms:
         elif event.get("type") == "message" and room.first_time(event, event_id):
             room.tell_everyone({**event, "id": event_id})
 
-    async def missed(self, room: Room, member: Member, since: str) -> list[dict[str, Any]]:
+    async def _recall(self, room: Room, member: Member) -> None:
+        """Remember the messages `room` kept from before `member` (its first here) joined,
+        so that one sent again is dropped here too: this process may have just started,
+        or its last member may have left the room a moment ago."""
+        try:
+            kept = await self.missed(room, member, OLDEST, dedupe=False)
+        except (HistoryGap, SubscriptionOverflow, TimeoutError, BroadcastUnavailable) as error:
+            log.info("room %r: could not recall the messages kept: %s", room.name, error)
+            return
+        for event in kept:
+            room.first_time(event, event.get("id"))
+
+    async def missed(
+        self, room: Room, member: Member, since: str, *, dedupe: bool = True
+    ) -> list[dict[str, Any]]:
         """The messages of `room` after the event `since` and before `member`'s join, for
         a page that reconnects: what was said while it was away, each once.
 
@@ -382,7 +400,7 @@ class Rooms:
         assert member.join_id is not None, "joined members only"
         until = id_key(member.join_id)
         try:
-            after = id_key(since)
+            after = (-1, -1) if since == OLDEST else id_key(since)
         except ValueError:
             raise HistoryGap(room.channel, since) from None
         if after > until:  # no id of this room's yet
@@ -399,7 +417,7 @@ class Rooms:
                     if isinstance(event, dict) and event.get("type") == "message":
                         cid = event.get("cid")
                         key = (str(event.get("user")), cid)
-                        if isinstance(cid, str) and key in heard:
+                        if dedupe and isinstance(cid, str) and key in heard:
                             continue  # sent twice: told once
                         heard.add(key)
                         found.append({**event, "id": events.message_id})

@@ -125,6 +125,7 @@
     const ws = new WebSocket(url, [SUBPROTOCOL]);
     socket = ws;
     let joined = false; // the first event on a socket is its own "join"
+    const resumed = lastIds.has(room);
     const again = attempt > 0;
     setState(again ? "reconnecting" : "connecting", `${again ? "reconnecting" : "connecting"} to #${room}…`);
     ws.onopen = () => {
@@ -138,7 +139,10 @@
       } catch {
         return; // not part of the protocol: ignore it
       }
-      if (typeof data.id === "string" && data.id) lastIds.set(room, data.id);
+      // The resume point: from the room's events only (an acknowledgement may come
+      // before the message it acknowledges), forward only, and not from this socket's
+      // own join when it resumed (the messages it missed come after it, older).
+      if (ROOM_EVENTS.has(data.type) && (joined || !resumed)) advance(room, data.id);
       if (data.type === "message") {
         showMessage(data);
       } else if (data.type === "ack") {
@@ -186,6 +190,24 @@
   setInterval(() => {
     if ($("state").dataset.state === "connected") resend(RESEND_AFTER);
   }, 1000);
+
+  const ROOM_EVENTS = new Set(["message", "join", "leave"]);
+
+  // "1733367600000-3" as a pair of numbers, to compare ids (BigInt: over 2^53).
+  function idOrder(id) {
+    const [ms, seq] = id.split("-");
+    return [BigInt(ms), BigInt(seq || "0")];
+  }
+
+  function advance(roomName, id) {
+    if (typeof id !== "string" || !/^\d+-\d+$/.test(id)) return;
+    const last = lastIds.get(roomName);
+    if (last !== undefined) {
+      const [a, b] = [idOrder(id), idOrder(last)];
+      if (a[0] < b[0] || (a[0] === b[0] && a[1] <= b[1])) return;
+    }
+    lastIds.set(roomName, id);
+  }
 
   function showPending() {
     $("pending").hidden = pending.size === 0;

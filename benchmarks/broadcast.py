@@ -14,7 +14,10 @@ each round:
   subscribers each, the first one publishing: the scaled-out set-up;
 - `memory-history`, `redis-1-history`: `memory` and `redis-1` with
   `Broadcast(history=10_000)`: each message kept and delivered with its id (the
-  cost of history against pub/sub alone).
+  cost of history against pub/sub alone);
+- `raw`: raw ASGI fan-out by hand, the floor for an ASGI app, and
+  `starlette-broadcaster`: Starlette's WebSocket with encode/broadcaster's
+  `memory://`, the ecosystem's usual recipe (`benchmarks/fanout_apps.py`).
 
 The Redis variants share one `redis-server` (Debian's, on a free port, no
 persistence), each on a channel of its own. Per variant and round it measures, after
@@ -78,6 +81,7 @@ class Setup:
     backend: str  # "memory" or "redis"
     processes: int
     history: int = 0  # messages kept per channel (0: pub/sub alone)
+    app: str = "benchmarks.broadcast_app:app"  # what uvicorn serves
 
 
 SETUPS: dict[str, Setup] = {
@@ -88,11 +92,15 @@ SETUPS: dict[str, Setup] = {
         Setup("redis-2", "redis", 2),
         Setup("memory-history", "memory", 1, HISTORY),
         Setup("redis-1-history", "redis", 1, HISTORY),
+        Setup("raw", "memory", 1, app="benchmarks.fanout_apps:raw"),
+        Setup(
+            "starlette-broadcaster", "memory", 1, app="benchmarks.fanout_apps:starlette_broadcaster"
+        ),
     )
 }
-#: Every figure is also given as a ratio to this variant's in the same round.
+#: Every figure is also given as a ratio to this variant's in the same round
+#: (`--baseline` chooses another).
 BASELINE = "memory"
-APP = "benchmarks.broadcast_app:app"
 
 
 class RedisServer:
@@ -206,7 +214,7 @@ def serving(
             with environment(**variables):
                 servers[setup.name] = [
                     Server(
-                        Variant(f"{setup.name}#{index}", APP, "on", project_python),
+                        Variant(f"{setup.name}#{index}", setup.app, "on", project_python),
                         implementation,
                         loop,
                     )
@@ -249,6 +257,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--timeout", type=float, default=30.0, help="for a batch to arrive once published, s"
     )
     parser.add_argument("--variants", default=",".join(SETUPS), help="comma-separated")
+    parser.add_argument(
+        "--baseline", default=BASELINE, help=f"the variant ratios are to ({BASELINE})"
+    )
     defaults = {"subscribers": (1000, 300), "rounds": (3, 1), "duration": (6.0, 2.0)}
     defaults["burst"] = (200, 100)
     short = ", ".join(f"--{name} {quick:g}" for name, (_, quick) in defaults.items())
@@ -266,7 +277,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         parser.error("--rate must be positive")
     if options.burst >= QUEUE_SIZE:
         parser.error(f"--burst must stay under a subscriber's queue_size ({QUEUE_SIZE:,})")
-    return options, [BASELINE, *[name for name in dict.fromkeys(names) if name != BASELINE]]
+    baseline = options.baseline
+    if baseline not in SETUPS:
+        parser.error(f"unknown baseline {baseline!r}: choose among {', '.join(SETUPS)}")
+    return options, [baseline, *[name for name in dict.fromkeys(names) if name != baseline]]
 
 
 def job(
@@ -343,16 +357,18 @@ def lost(results: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-def summarise(per_round: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def summarise(
+    per_round: dict[str, list[dict[str, Any]]], baseline: str = BASELINE
+) -> dict[str, Any]:
     """Per variant: each figure's median and range over the rounds, ratios to the
     baseline, and what was lost."""
-    base = [figures(result) for result in per_round[BASELINE]]
+    base = [figures(result) for result in per_round[baseline]]
     summary: dict[str, Any] = {}
     for name, results in per_round.items():
         rounds = [figures(result) for result in results]
         entry: dict[str, Any] = {key: spread([each[key] for each in rounds]) for key in rounds[0]}
         for key in RATIO_FIGURES:
-            entry[f"{key}_to_{BASELINE}"] = ratios(
+            entry[f"{key}_to_{baseline}"] = ratios(
                 [each[key] for each in rounds], [each[key] for each in base]
             )
         used = [r["redis_used_memory"] for r in results if r["redis_used_memory"] is not None]
@@ -372,25 +388,27 @@ def report(summary: dict[str, Any], options: argparse.Namespace) -> None:
         f"messages; {options.rounds} rounds; median [min, max] over the rounds; CPU: "
         "server (burst) and client (steady/burst), as a share of wall time"
     )
-    columns = ("burst: deliveries/s", f"x {BASELINE}", "server", "steady: p50 ms", "p99 ms")
-    columns += ("us/delivery", "lost", "RSS MiB", "Redis MiB", "client")
+    baseline = options.baseline
+    columns = ("burst: deliveries/s", f"x {baseline}", "server", "steady: p50 ms", "p99 ms")
+    columns += ("us/delivery", f"x {baseline}", "lost", "RSS MiB", "Redis MiB", "client")
     rows = {}
     for name, entry in summary.items():
         redis = entry["redis_used_memory"]
         rows[name] = (
             format_spread(entry["capacity_per_s"], "8,.0f"),
-            format_spread(entry[f"capacity_per_s_to_{BASELINE}"], "4.2f"),
+            format_spread(entry[f"capacity_per_s_to_{baseline}"], "4.2f"),
             f"{entry['burst_server_cpu_share']['median']:.0%}",
             format_spread(entry["p50_ms"], "5.1f"),
             format_spread(entry["p99_ms"], "5.1f"),
             format_spread(entry["server_cpu_us"], "5.1f"),
+            format_spread(entry[f"server_cpu_us_to_{baseline}"], "4.2f"),
             f"{entry['lost']}",
             f"{entry['rss_per_process_mib']['median']:.0f}",
             "" if redis["median"] is None else f"{redis['median'] / 2**20:.1f}",
             f"{entry['client_cpu_share']['median']:.0%}/"
             f"{entry['burst_client_cpu_share']['median']:.0%}",
         )
-    print_table(title, columns, (30, 18, 8, 22, 22, 20, 6, 9, 11, 9), rows)
+    print_table(title, columns, (30, 18, 8, 22, 22, 20, 18, 6, 9, 11, 9), rows)
 
 
 def redis_versions(names: list[str]) -> dict[str, str | None]:
@@ -416,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's message
         return 2
-    summary = summarise(per_round)
+    summary = summarise(per_round, options.baseline)
     report(summary, options)
     print(f"\n{time.monotonic() - started:.0f} s", file=sys.stderr)  # noqa: T201
     settings = {

@@ -71,7 +71,8 @@ class Uvicorn:
         self.lines: list[str] = []
         self._seen = threading.Condition()
         self._process: subprocess.Popen[str] | None = None
-        self._ended = False  # the running process closed its stderr: it exited
+        self._newest: subprocess.Popen[str] | None = None  # the last one started
+        self._ended = False  # the newest process closed its stderr: it exited
 
     @property
     def url(self) -> str:
@@ -90,7 +91,9 @@ class Uvicorn:
     def start(self) -> None:
         """Start the server; return once it listens."""
         assert self._process is None, "already running"
-        self._ended = False
+        with self._seen:
+            self._newest = None  # the end of the one before no longer counts
+            self._ended = False
         since = len(self.lines)
         command = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
         command += ["--port", str(self.port), *self.options]
@@ -101,6 +104,7 @@ class Uvicorn:
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
+        self._newest = self._process
         threading.Thread(target=self._collect, args=(self._process,), daemon=True).start()
         self.wait_for(rf"Uvicorn running on http://127\.0\.0\.1:{self.port}", since=since)
 
@@ -136,7 +140,10 @@ class Uvicorn:
                 self._seen.notify_all()
         process.stderr.close()
         with self._seen:
-            self._ended = True
+            # A process stopped before a restart may close its stderr after the new one
+            # started: only the newest one's end counts (else wait_for gives up at once).
+            if process is self._newest:
+                self._ended = True
             self._seen.notify_all()
 
     def wait_for(self, pattern: str, *, since: int = 0, times: int = 1) -> re.Match[str]:

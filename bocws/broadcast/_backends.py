@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
 
@@ -493,25 +493,28 @@ class RedisBackend:
             with contextlib.suppress(*self._errors):  # a new connection will not subscribe to it
                 await self._leave(pubsub, channel)
 
-    async def publish(self, channel: str, payload: bytes) -> None:
+    @contextlib.contextmanager
+    def _unavailable(self, doing: str) -> Iterator[None]:
+        """Turn the client's connection errors into `BroadcastUnavailable`, saying
+        what could not be done (`doing`: "publish to 'room'")."""
         try:
-            async with self._publishing:
-                await self._publish(channel, payload)
+            yield
         except self._errors as error:
             raise BroadcastUnavailable(
-                f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
+                f"cannot {doing}: Redis at {self._safe_url} is unreachable ({error})"
             ) from error
 
+    async def publish(self, channel: str, payload: bytes) -> None:
+        with self._unavailable(f"publish to {channel!r}"):
+            async with self._publishing:
+                await self._publish(channel, payload)
+
     async def append(self, channel: str, payload: bytes, keep: int) -> str:
-        try:
+        with self._unavailable(f"publish to {channel!r}"):
             async with self._publishing:
                 message_id = await self._append(
                     keys=[self.history_key(channel)], args=[keep, payload, channel]
                 )
-        except self._errors as error:
-            raise BroadcastUnavailable(
-                f"cannot publish to {channel!r}: Redis at {self._safe_url} is unreachable ({error})"
-            ) from error
         return message_id.decode() if isinstance(message_id, bytes) else str(message_id)
 
     async def history(
@@ -519,16 +522,11 @@ class RedisBackend:
     ) -> tuple[list[tuple[str, bytes]], bool]:
         key = self.history_key(channel)
         start = "-" if since == OLDEST else f"({since}"
-        try:
+        with self._unavailable(f"read the history of {channel!r}"):
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.xinfo_stream(key)
                 pipe.xrange(key, min=start, max="+", count=count)
                 info, entries = await pipe.execute(raise_on_error=False)
-        except self._errors as error:
-            raise BroadcastUnavailable(
-                f"cannot read the history of {channel!r}: Redis at {self._safe_url} is "
-                f"unreachable ({error})"
-            ) from error
         if isinstance(info, Exception):  # no such key: nothing kept (or all of it lost)
             return [], since == OLDEST
         if isinstance(entries, Exception):
@@ -702,6 +700,10 @@ class SentinelBackend(RedisBackend):
     sentinels themselves.
     """
 
+    def __init__(self, url: str, **options: Any) -> None:
+        self._sentinel_clients: list[Any] = []  # filled by _new_client(), for disconnect()
+        super().__init__(url, **options)
+
     def _new_client(self, url: str, options: dict[str, Any]) -> Any:
         from redis.asyncio.sentinel import Sentinel
 
@@ -715,7 +717,7 @@ class SentinelBackend(RedisBackend):
                 if name in options
             }
         sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs, **options)
-        self._sentinel_clients = [*getattr(self, "_sentinel_clients", []), *sentinel.sentinels]
+        self._sentinel_clients.extend(sentinel.sentinels)
         return sentinel.master_for(service, db=db)
 
     async def disconnect(self) -> None:

@@ -121,9 +121,9 @@ class HistorySubscription(Subscription):
         super().__init__(channel, queue_size, overflow)
         self._backlog: deque[tuple[str, Any]] = deque()
         self._more: Callable[[], Awaitable[list[tuple[str, Any]] | None]] | None = None
-        # While live messages may repeat what the backlog gave: the order of the last
-        # id yielded (or of `since`); `None` once live messages come after it.
-        self._floor: tuple[int, int] | None = None
+        # While live messages may repeat what the backlog gave: the order of `since`;
+        # `None` once live messages come after the last message yielded.
+        self._since: tuple[int, int] | None = None
 
     def catch_up(
         self,
@@ -136,7 +136,7 @@ class HistorySubscription(Subscription):
         `None`; then the live messages after them."""
         self._backlog.extend(backlog)
         self._more = more
-        self._floor = since
+        self._since = since
 
     async def __anext__(self) -> Any:
         while True:
@@ -144,7 +144,6 @@ class HistorySubscription(Subscription):
             if backlog:
                 message_id, message = backlog.popleft()
                 self.last_id = self.message_id = message_id
-                self._floor = id_key(message_id)
                 return message
             if self._more is not None:
                 page = await self._more()
@@ -154,11 +153,13 @@ class HistorySubscription(Subscription):
                     backlog.extend(page)
                 continue
             message_id, message = await super().__anext__()
-            floor = self._floor
-            if floor is not None and message_id is not None:
+            if self._since is not None and message_id is not None:
+                # At the seam only: the last id the backlog gave, else `since`.
+                last = self.last_id
+                floor = self._since if last is None else id_key(last)
                 if id_key(message_id) <= floor:
                     continue  # the backlog gave it, or it came before `since`
-                self._floor = None  # live from now on: each id after the last
+                self._since = None  # live from now on: each id after the last
             self.message_id = message_id
             if message_id is not None:
                 self.last_id = message_id

@@ -48,12 +48,13 @@ _echo_text = echo("text")
 async def raw(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
     """A bare ASGI app, nothing in between: the baseline of every ratio."""
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await lifespan(receive, send)
         return
     await _echo_text(scope, receive, send)
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def lifespan(receive: Receive, send: Send) -> None:
+    """The ASGI lifespan protocol, with nothing to start or stop."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

@@ -17,14 +17,14 @@ as it would be in an app whose handlers publish.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bocws import App, Broadcast, WebSocket
+
+from .fanout_apps import publish_as_asked
 
 URL = os.environ.get("BOCWS_BENCH_BROADCAST", "memory://")
 CHANNEL = os.environ.get("BOCWS_BENCH_CHANNEL", "feed")
@@ -51,19 +51,8 @@ async def feed(ws: WebSocket) -> None:
 @app.route("/publish", methods=["POST"])
 async def publish(request: Request) -> JSONResponse:
     """Publish `count` messages at `rate` a second (0: back to back)."""
-    count = int(request.query_params["count"])
-    rate = float(request.query_params.get("rate", "0"))
-    batch = int(request.query_params.get("batch", "0"))
-    started = time.perf_counter()
-    behind = 0.0  # the most the publisher fell behind its schedule, seconds
-    for seq in range(count):
-        if rate:
-            delay = started + seq / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                behind = max(behind, -delay)
-        await broadcast.publish(CHANNEL, {"batch": batch, "seq": seq, "sent": time.time_ns()})
-    return JSONResponse(
-        {"published": count, "seconds": time.perf_counter() - started, "behind_s": behind}
-    )
+
+    async def one(event: dict[str, int]) -> None:
+        await broadcast.publish(CHANNEL, event)
+
+    return JSONResponse(await publish_as_asked(request.query_params, one))

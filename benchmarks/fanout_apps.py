@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from .apps import lifespan
 
 try:
     import orjson
@@ -42,12 +44,12 @@ def dumps(value: Any) -> str:
 
 
 async def publish_loop(
-    count: int, rate: float, batch: int, publish: Callable[[str], Awaitable[None]]
+    count: int, rate: float, batch: int, publish: Callable[[dict[str, Any]], Awaitable[Any]]
 ) -> dict[str, Any]:
-    """Publish `count` messages at `rate` a second (0: back to back), as
-    `broadcast_app.publish` does; the answer `/publish` sends."""
+    """Publish `count` messages `{"batch", "seq", "sent"}` with `publish` at `rate` a
+    second (0: back to back); the answer every variant's `/publish` sends."""
     started = time.perf_counter()
-    behind = 0.0
+    behind = 0.0  # the most the publisher fell behind its schedule, seconds
     for seq in range(count):
         if rate:
             delay = started + seq / rate - time.perf_counter()
@@ -55,8 +57,16 @@ async def publish_loop(
                 await asyncio.sleep(delay)
             else:
                 behind = max(behind, -delay)
-        await publish(dumps({"batch": batch, "seq": seq, "sent": time.time_ns()}))
+        await publish({"batch": batch, "seq": seq, "sent": time.time_ns()})
     return {"published": count, "seconds": time.perf_counter() - started, "behind_s": behind}
+
+
+async def publish_as_asked(
+    arguments: Mapping[str, str], publish: Callable[[dict[str, Any]], Awaitable[Any]]
+) -> dict[str, Any]:
+    """`publish_loop` with `/publish`'s query: `count`, `rate` (0) and `batch` (0)."""
+    count, rate = int(arguments["count"]), float(arguments.get("rate", "0"))
+    return await publish_loop(count, rate, int(arguments.get("batch", "0")), publish)
 
 
 def query(scope: dict[str, Any]) -> dict[str, str]:
@@ -71,23 +81,13 @@ async def answer(send: Send, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-async def lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 # raw
 
 _sends: set[Send] = set()
 
 
-async def _publish_raw(text: str) -> None:
-    message = {"type": "websocket.send", "text": text}  # encoded once, for every socket
+async def _publish_raw(event: dict[str, Any]) -> None:
+    message = {"type": "websocket.send", "text": dumps(event)}  # encoded once, for all
     for send in list(_sends):
         try:
             await send(message)
@@ -111,16 +111,7 @@ async def raw(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     else:
         while (await receive()).get("more_body"):
             pass
-        arguments = query(scope)
-        await answer(
-            send,
-            await publish_loop(
-                int(arguments["count"]),
-                float(arguments.get("rate", "0")),
-                int(arguments.get("batch", "0")),
-                _publish_raw,
-            ),
-        )
+        await answer(send, await publish_as_asked(query(scope), _publish_raw))
 
 
 # starlette_broadcaster
@@ -157,19 +148,10 @@ def _starlette_broadcaster() -> Any:
                 tasks.cancel_scope.cancel()
 
     async def publish(request: Request) -> JSONResponse:
-        arguments = request.query_params
+        async def one(event: dict[str, Any]) -> None:
+            await broadcast.publish(channel=channel, message=dumps(event))
 
-        async def one(text: str) -> None:
-            await broadcast.publish(channel=channel, message=text)
-
-        return JSONResponse(
-            await publish_loop(
-                int(arguments["count"]),
-                float(arguments.get("rate", "0")),
-                int(arguments.get("batch", "0")),
-                one,
-            )
-        )
+        return JSONResponse(await publish_as_asked(request.query_params, one))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:

@@ -138,8 +138,11 @@ def test_rpc_answers_its_methods() -> None:
 
 
 def test_rpc_tells_every_client_and_calls_back() -> None:
-    client = TestClient(rpc.app)
-    with client.websocket_connect("/rpc") as first, client.websocket_connect("/rpc") as second:
+    with (
+        TestClient(rpc.app) as client,  # one event loop for both: see docs/testing.md
+        client.websocket_connect("/rpc") as first,
+        client.websocket_connect("/rpc") as second,
+    ):
         call(second, "add", [1, 1])  # second is served: both are clients now
         assert json.loads(second.receive_text())["result"] == 2
         call(first, "chat.say", {"text": "hello"})

@@ -33,6 +33,7 @@ from typing import Any, TypeVar, overload
 import anyio
 
 from . import _json
+from ._baton import Baton
 from ._codecs import Codec
 from ._codes import CloseCode
 from ._connection import ended_with
@@ -563,73 +564,42 @@ class _Tasks:
 
 class _AsyncioTasks(_Tasks):
     """Under asyncio: a reader task runs each request itself, and hands the reading
-    over to a new task only if the request waits for something (leader and
-    followers); the view's own task only waits for the end.
-
-    The reader keeps a call of `_relay()` scheduled at the loop's next turn. That
-    call can only run while the reader is not running: if the reader then waits
-    inside a request (for a slow database, for the client's answer to
-    `JsonRpc.call()`), `_relay()` starts a new reader, and the old one finishes its
-    request and ends; if it waits for a message, the call does nothing. A request
-    that completes without waiting costs two attributes set, not a task, and while
-    messages come without the reader waiting, one scheduled call serves them all.
-    The request keeps its task, its context and its cancel scopes: nothing moves
-    between tasks.
+    over to a new task only if the request waits for something (a slow database,
+    the client's answer to `JsonRpc.call()`): see `Baton`. The view's own task only
+    waits for the end. A request that completes without waiting costs no task, and
+    keeps its task, its context and its cancel scopes.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._running: set[asyncio.Task[None]] = set()
-        self._reader: Callable[[], Coroutine[Any, Any, None]] | None = None
-        self._armed = False  # a call of _relay() is scheduled
-        self._busy = False  # the reader runs a request
-        self._leader = object()  # the reader now: a new one gets a new token
-        self._cancelled = False
+    def __init__(self) -> None:
+        self._baton: Baton | None = None
 
     def read_in_tasks(self, reader: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         # The view's task only waits: every request then runs in a task that can be
         # cancelled alone, once the connection ends.
-        self._reader = reader
-        self._start_reader()
+        self._baton = Baton(reader)
+        self._baton.start()
         return True
 
     async def __aenter__(self: _Self) -> _Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        while self._running:  # the cancelled ones finish their cleanup first
-            await asyncio.wait(list(self._running))
+        if self._baton is not None:
+            await self._baton.wait()
 
     async def run(self, work: Coroutine[Any, Any, None]) -> bool:
-        if not self._armed:
-            self._armed = True
-            self._loop.call_soon(self._relay)
-        leader = self._leader
-        self._busy = True
+        baton = self._baton
+        assert baton is not None  # read_in_tasks() came first
+        token = baton.hold()
         try:
             await work
         finally:
-            if self._leader is leader:
-                self._busy = False
-        return self._leader is leader  # else another task reads now: this one is done
-
-    def _relay(self) -> None:
-        self._armed = False
-        if self._busy and not self._cancelled:  # the reader waits inside a request
-            self._busy = False
-            self._leader = object()
-            self._start_reader()
-
-    def _start_reader(self) -> None:
-        assert self._reader is not None
-        task = self._loop.create_task(self._reader())
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+            leads = baton.release(token)
+        return leads  # else another task reads now: this one is done
 
     def cancel(self) -> None:
-        self._cancelled = True
-        for task in self._running:
-            task.cancel()
+        if self._baton is not None:
+            self._baton.cancel()
 
 
 class _TaskGroupTasks(_Tasks):
@@ -664,10 +634,10 @@ class _TaskGroupTasks(_Tasks):
 
 def _tasks() -> _Tasks:
     try:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
     except RuntimeError:  # not asyncio
         return _TaskGroupTasks()
-    return _AsyncioTasks(loop)
+    return _AsyncioTasks()
 
 
 def _request(method: str, params: Any) -> dict[str, Any]:

@@ -54,18 +54,19 @@ class Baton:
         self.running: set[asyncio.Task[None]] = set()
         self._armed = False  # a call of _pass() is scheduled
         self._busy = False  # the leader holds the baton
-        self._leader = object()  # the leader now: a new one gets a new token
+        self._leader: object = object()  # the leader's task (its token)
         self._cancelled = False
 
     def start(self) -> None:
         """Start a task running `lead()`."""
         task = self._loop.create_task(self._lead())
+        self._leader = task
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
     def hold(self) -> object:
         """The leader starts a piece of work that may wait: the token to give
-        `release()` (or `leads()`) once it is done."""
+        `release()` (or `leads()`) once it is done (the leader's task itself)."""
         if not self._armed:
             self._armed = True
             self._loop.call_soon(self._pass)

@@ -422,7 +422,8 @@ class BroadcastMetrics:
         )
         self.delivered = Counter(
             "bocws_broadcast_delivered_total",
-            "Messages queued for a subscriber in this process, once per subscriber.",
+            "Messages queued for a subscriber in this process, or sent to a room's socket, "
+            "once per subscriber.",
             registry=registry,
         )
         self.dropped = Counter(

@@ -215,16 +215,8 @@ class WebSocket(Connection):
         return cls._receive_decoded
 
     def _sender(self) -> Callable[[Any], Awaitable[None]]:
-        codec = self._send_codec
-        if codec is TEXT:
-            return self.send_text
-        if codec is BYTES:
-            return self.send_bytes
-        if codec is JSON:
-            return self.send_json
-        if codec is EVENT:
-            return self.send_event
-        return self._send_encoded
+        send: Callable[[Any], Awaitable[None]] = getattr(self, _send_name(self._send_codec))
+        return send
 
     @property
     def receive_type(self) -> MessageKind:
@@ -498,10 +490,7 @@ class WebSocket(Connection):
         elif isinstance(payload, (bytes, bytearray, memoryview)):
             message = {"type": SEND, "bytes": bytes(payload)}
         else:
-            raise TypeError(
-                f"{codec!r}.encode() returned {type(payload).__name__}: a codec's encode() "
-                "returns a str (a text frame) or bytes (a binary frame)"
-            )
+            raise _not_a_payload(codec, payload)
         # As send_text() and the others: the send here, not in a helper (a coroutine
         # layer less for each typed message).
         if not self._core.open:
@@ -628,3 +617,69 @@ class WebSocket(Connection):
                 if self._core.client_state is DISCONNECTED and self._receive_codec is EVENT:
                     raise StopAsyncIteration from None
                 raise
+
+
+# Sending one message to many sockets (`Broadcast.room()`): encoded once, then sent to
+# each socket of the same codec as `send()` would send it.
+
+#: What sends an encoded payload to a socket: `await send(ws, payload)`.
+PayloadSender = Callable[[WebSocket, Any], Awaitable[None]]
+
+
+def encoder_of(ws: WebSocket) -> Codec | None:
+    """The codec `ws.send()` encodes a message with, to encode it once with
+    `encoded()` for every socket of that codec; `None` when `send()` is not a codec's
+    encoding and sending: the event kind, or a `send()` of a subclass's or replaced
+    on the instance (each message then goes through that `send()`)."""
+    codec = ws._send_codec
+    if codec is EVENT:
+        return None
+    # The shortcut __init__ bound (see _sender), unless replaced since.
+    send = ws.__dict__.get("send")
+    own = getattr(WebSocket, _send_name(codec))
+    if getattr(send, "__func__", None) is not own or getattr(send, "__self__", None) is not ws:
+        return None
+    return codec
+
+
+def _send_name(codec: Codec) -> str:
+    """The name of what `WebSocket.send()` calls for `codec` (compared by identity: a
+    codec may not be hashable)."""
+    if codec is TEXT:
+        return "send_text"
+    if codec is BYTES:
+        return "send_bytes"
+    if codec is JSON:
+        return "send_json"
+    if codec is EVENT:
+        return "send_event"
+    return "_send_encoded"
+
+
+def encoded(codec: Codec | None, message: Any) -> tuple[PayloadSender, Any]:
+    """`message` encoded by `codec` (an `encoder_of()` a socket), and what sends the
+    payload to a socket of that codec as `ws.send(message)` would: `(send, payload)`.
+    With `None`, the message itself and each socket's own `send()`.
+
+    Raises:
+        TypeError: `codec` cannot encode `message` (nothing is sent).
+    """
+    if codec is None:
+        return _send_value, message
+    payload = codec.encode(message)
+    if payload.__class__ is str:
+        return WebSocket.send_text, payload
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return WebSocket.send_bytes, bytes(payload)
+    raise _not_a_payload(codec, payload)
+
+
+def _not_a_payload(codec: Codec, payload: object) -> TypeError:
+    return TypeError(
+        f"{codec!r}.encode() returned {type(payload).__name__}: a codec's encode() "
+        "returns a str (a text frame) or bytes (a binary frame)"
+    )
+
+
+def _send_value(ws: WebSocket, message: Any) -> Awaitable[None]:
+    return ws.send(message)

@@ -996,7 +996,15 @@ def receive_json(session: WebSocketTestSession) -> Any:
 
 def room_members(session: WebSocketTestSession, broadcast: Broadcast, name: str) -> int:
     """The app's subscribers to `name` (a look inside: nothing public counts them)."""
-    return session.portal.call(lambda: len(broadcast._subscribers.get(name, ())))
+    return session.portal.call(lambda: subscribers_of(broadcast, name))
+
+
+def subscribers_of(broadcast: Broadcast, name: str) -> int:
+    """The subscribers to `name` here, the sockets of its rooms included (a look inside)."""
+    fanout = broadcast._fanouts.get(name)  # under asyncio, the rooms' sockets are its members
+    return len(broadcast._subscribers.get(name, ())) + (
+        0 if fanout is None else len(fanout.members)
+    )
 
 
 def wait_until_left(
@@ -1009,7 +1017,7 @@ def wait_until_left(
     deadline = time.monotonic() + TIMEOUT
     # A look inside, as for `room_members`: an overflowed subscriber's channel stays
     # there, empty, until its block ends.
-    while session.portal.call(lambda: name in broadcast._subscribers):
+    while session.portal.call(lambda: name in broadcast._subscribers or name in broadcast._fanouts):
         assert time.monotonic() < deadline, f"the app is still subscribed to {name!r}"
         time.sleep(POLL)  # a pause of the bounded polling loop
     session.portal.call(under_test.wait_for_subscriptions, name, 0)

@@ -1058,5 +1058,5 @@ async def test_a_room_that_cannot_go_on_catching_up_closes_its_socket_with_1013(
         async def __anext__(self) -> Any:
             raise error
 
-    await bocws.broadcast._broadcast._relay(Socket(), Failing(), None)  # type: ignore[arg-type]
+    await bocws.broadcast._rooms.relay(Socket(), Failing(), None)  # type: ignore[arg-type]
     assert closed == [(1013, reason)]

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
 
-from .._codes import CloseCode
-from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._json import dumps_bytes, loads
 from .._metrics import BroadcastMetrics, CollectorRegistry, registry_for
 from ..websockets import WebSocket
-from ._backends import Backend, BroadcastUnavailable, HistoryBackend, backend_for_url, safe_url
+from ._backends import Backend, HistoryBackend, backend_for_url, safe_url
 from ._history import OLDEST, PAGE, HistoryGap, HistorySetting, id_key
+from ._rooms import Envelope, Fanout, Member, fanout_for, relay
 from ._subscription import (
     OVERFLOW_POLICIES,
     HistorySubscription,
     Overflow,
     Subscription,
-    SubscriptionOverflow,
+    report_overflow,
 )
 
 __all__ = ["Broadcast", "decode", "encode"]
@@ -34,8 +33,6 @@ if sys.version_info < (3, 11):  # pragma: no cover - Python 3.10
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 _Broadcast = TypeVar("_Broadcast", bound="Broadcast")
-
-TOO_SLOW = CloseCode.TRY_AGAIN_LATER
 
 # A message on the wire: one byte saying what it is, then its bytes.
 TEXT, BYTES, JSON = b"t", b"b", b"j"
@@ -155,7 +152,10 @@ class Broadcast:
             )
         #: Messages kept per channel: an int, or a function of the channel's name.
         self.history = history
+        # The subscribers here, by channel: those of subscribe(), and under asyncio the
+        # rooms' fan-out (the rooms' sockets are its members).
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._fanouts: dict[str, Fanout] = {}
         # For the channels with history subscribed to here: the order of the last
         # message delivered, to drop one delivered again (a backend catching up).
         self._delivered: dict[str, tuple[int, int]] = {}
@@ -195,6 +195,10 @@ class Broadcast:
             for subscription in subscribers:
                 subscription.end()
         self._subscribers.clear()
+        fanouts = list(self._fanouts.values())
+        self._fanouts.clear()
+        for fanout in fanouts:
+            await fanout.closed()
         self._joined.clear()
         self._delivered.clear()
         await self._backend.disconnect()
@@ -291,6 +295,22 @@ class Broadcast:
                 an id of this channel).
             ValueError: `since` on a channel without history.
         """
+        subscription = self._subscription(channel, since, queue_size, overflow)
+        subscribers = self._subscribers.get(channel)
+        if subscribers is None:
+            subscribers = self._subscribers[channel] = set()
+        subscribers.add(subscription)
+        try:
+            async with self._joined_to(channel, subscription, since):
+                yield subscription
+        finally:
+            subscribers.discard(subscription)
+            await self._leave(channel)
+
+    def _subscription(
+        self, channel: str, since: str | None, queue_size: int | None, overflow: Overflow | None
+    ) -> Subscription:
+        """A subscription to `channel`, its arguments checked (see `subscribe()`)."""
         self._check_connected("subscribe()")
         _check_channel(channel)
         queue_size = self.queue_size if queue_size is None else queue_size
@@ -299,17 +319,17 @@ class Broadcast:
         keep = self._keep(channel)
         if since is not None:
             _check_since(channel, since, keep)
-        subscription = (
-            HistorySubscription(channel, queue_size, overflow)
-            if keep
-            else Subscription(channel, queue_size, overflow)
-        )
-        subscribers = self._subscribers.get(channel)
-        if subscribers is None:
-            subscribers = self._subscribers[channel] = set()
-        subscribers.add(subscription)
         if keep:
             self._delivered.setdefault(channel, (-1, -1))
+            return HistorySubscription(channel, queue_size, overflow)
+        return Subscription(channel, queue_size, overflow)
+
+    @asynccontextmanager
+    async def _joined_to(
+        self, channel: str, subscription: Subscription, since: str | None
+    ) -> AsyncIterator[None]:
+        """Within the block, the backend is subscribed to `channel` (and `subscription`,
+        already among its subscribers here, has what was kept after `since`)."""
         metrics = self._metrics
         counted = False
         try:
@@ -330,12 +350,11 @@ class Broadcast:
             if metrics is not None:
                 metrics.subscriptions.inc()
                 counted = True
-            yield subscription
+            yield
         finally:
             if counted and metrics is not None:
                 metrics.subscriptions.dec()
             subscription.end()
-            await self._leave(channel, subscription)
 
     async def _catch_up_from(self, subscription: HistorySubscription, since: str) -> None:
         """Give `subscription` the kept messages after `since`, page by page as it reads
@@ -378,14 +397,17 @@ class Broadcast:
                 logger.warning("dropped a kept message on channel %r: %s", channel, error)
         return decoded
 
-    async def _leave(self, channel: str, subscription: Subscription) -> None:
-        subscribers = self._subscribers.get(channel)
-        if subscribers is None:
-            return  # the broadcast disconnected
-        subscribers.discard(subscription)
-        if subscribers:
+    async def _leave(self, channel: str) -> None:
+        """A subscriber of `channel` left: if it was the last one here, unsubscribe."""
+        if not self._connected:
+            return  # the broadcast disconnected: every subscription has ended
+        fanout = self._fanouts.get(channel)
+        if fanout is not None and not fanout.members:
+            del self._fanouts[channel]
+            await fanout.closed()
+        if self._subscribers.get(channel) or channel in self._fanouts:
             return
-        del self._subscribers[channel]
+        self._subscribers.pop(channel, None)
         self._delivered.pop(channel, None)
         if channel not in self._joined:
             return  # the last subscriber left before any join succeeded
@@ -408,7 +430,8 @@ class Broadcast:
         """Queue a message that arrived on `channel` for each of its subscribers here;
         with its id, on a channel with history."""
         subscribers = self._subscribers.get(channel)
-        if not subscribers:
+        fanout = self._fanouts.get(channel)
+        if not subscribers and fanout is None:
             return
         delivered = self._delivered.get(channel)  # None: a channel without history
         try:
@@ -425,16 +448,16 @@ class Broadcast:
             return
         if delivered is not None:
             message = (message_id, message)  # what a HistorySubscription queues
+        if fanout is not None:
+            fanout.put(message)  # it counts its own deliveries
+        if not subscribers:
+            return
         if self._metrics is None:
             overflowed = [each for each in subscribers if not each.put(message)]
         else:
             overflowed = _put_counted(self._metrics, subscribers, message)
         for subscription in overflowed:
-            logger.info(
-                "channel %r: unsubscribed a subscriber %d messages behind (queue_size)",
-                channel,
-                subscription.queue_size,
-            )
+            report_overflow(subscription)
             subscribers.discard(subscription)  # the backend's subscription ends with the last
 
     # Rooms.
@@ -446,7 +469,7 @@ class Broadcast:
         channel: str,
         *,
         since: str | None = None,
-        envelope: Callable[[str | None, Any], Any] | None = None,
+        envelope: Envelope | None = None,
         queue_size: int | None = None,
         overflow: Overflow | None = None,
     ) -> AsyncIterator[Subscription]:
@@ -456,10 +479,15 @@ class Broadcast:
         `envelope(message_id, message)`, if given, makes what is sent for each message,
         so that the client learns the ids to resume from: for example `lambda
         message_id, message: {**message, "id": message_id}` for dict messages. The id
-        is `None` on a channel without history.
+        is `None` on a channel without history. Sockets given the same function may
+        share what it made for a message (it is called once for them all).
 
-        The view goes on receiving from `ws` in the block; the messages are sent
-        with `ws.send()`, as the socket's `send_type` says. The room is left when
+        The view goes on receiving from `ws` in the block; the messages are sent as
+        `ws.send()` sends them, as the socket's `send_type` says, and encoded once
+        for every socket of the same `send_type`. Under asyncio, one task sends each
+        message to every socket of the channel that is ready; a socket whose last
+        send has not completed gets its messages queued, and sent in order by a task
+        of its own. The room is left when
         the block ends, however it ends, and an exception raised in the block comes
         out of it unchanged. A socket's close is seen by receiving: a view that only
         sends should still receive in the block (`async for _ in ws: pass`).
@@ -471,28 +499,54 @@ class Broadcast:
         message that cannot be sent (a `TypeError` for the socket's `send_type`) is
         logged, and stops the relaying.
         """
-        async with self.subscribe(
-            channel, since=since, queue_size=queue_size, overflow=overflow
-        ) as subscribed:
+        subscription = self._subscription(channel, since, queue_size, overflow)
+        history = isinstance(subscription, HistorySubscription)
+        fanout = self._fanouts.get(channel) or fanout_for(channel, history, self._metrics)
+        member: Member | None = None
+        if fanout is None:  # not asyncio: the socket's relay sends every message
+            self._subscribers.setdefault(channel, set()).add(subscription)
+        else:
+            self._fanouts[channel] = fanout
+            member = fanout.join(ws, subscription, envelope)
+        try:
+            async with (
+                self._joined_to(channel, subscription, since),
+                _relaying(ws, subscription, envelope, member),
+            ):
+                yield subscription
+        finally:
+            if fanout is None:
+                self._subscribers.get(channel, set()).discard(subscription)
+            else:
+                await fanout.leave(member)  # type: ignore[arg-type] # a member of it
+            await self._leave(channel)
+
+
+@asynccontextmanager
+async def _relaying(
+    ws: WebSocket, subscription: Subscription, envelope: Envelope | None, member: Member | None
+) -> AsyncIterator[None]:
+    """`relay()` in a task of its own while the block runs; what the block raises
+    comes out of it unchanged."""
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(relay, ws, subscription, envelope, member)
             try:
-                async with anyio.create_task_group() as group:
-                    group.start_soon(_relay, ws, subscribed, envelope)
-                    try:
-                        yield subscribed
-                    finally:
-                        group.cancel_scope.cancel()
-            except BaseExceptionGroup as errors:
-                # anyio wraps what the block raised; the view catches what it raised.
-                if len(errors.exceptions) != 1:
-                    raise
-                error = errors.exceptions[0]
-                context, cause = error.__context__, error.__cause__
-                suppress = error.__suppress_context__
-                try:
-                    raise error  # the block's own error, with its own context
-                finally:
-                    error.__context__, error.__cause__ = context, cause
-                    error.__suppress_context__ = suppress
+                yield
+            finally:
+                group.cancel_scope.cancel()
+    except BaseExceptionGroup as errors:
+        # anyio wraps what the block raised; the view catches what it raised.
+        if len(errors.exceptions) != 1:
+            raise
+        error = errors.exceptions[0]
+        context, cause = error.__context__, error.__cause__
+        suppress = error.__suppress_context__
+        try:
+            raise error  # the block's own error, with its own context
+        finally:
+            error.__context__, error.__cause__ = context, cause
+            error.__suppress_context__ = suppress
 
 
 def _put_counted(
@@ -516,32 +570,6 @@ def _put_counted(
     if overflowed:
         metrics.overflows.inc(len(overflowed))
     return overflowed
-
-
-async def _relay(
-    ws: WebSocket, subscription: Subscription, envelope: Callable[[str | None, Any], Any] | None
-) -> None:
-    try:
-        if envelope is None:
-            async for message in subscription:
-                await ws.send(message)
-        else:
-            async for message in subscription:
-                await ws.send(envelope(subscription.message_id, message))
-    except SubscriptionOverflow:
-        await ws.ensure_closed(TOO_SLOW, "too slow: try again later")
-    except HistoryGap:  # found while catching up: what was missed can no longer be had
-        await ws.ensure_closed(TOO_SLOW, "missed messages are no longer kept: resynchronise")
-    except BroadcastUnavailable:  # while catching up
-        await ws.ensure_closed(TOO_SLOW, "the broadcast is unavailable: try again later")
-    except (WebSocketDisconnect, WebSocketStateError):
-        pass  # the client left, or the view closed the socket: nothing more to send
-    except Exception:
-        logger.exception(
-            "%r: could not relay a message of channel %r; stopped relaying",
-            ws.url.path,
-            subscription.channel,
-        )
 
 
 def _check_backend(backend: object, url: object, options: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -12,6 +13,8 @@ import anyio
 from ._history import id_key
 
 __all__ = ["HistorySubscription", "Overflow", "Subscription", "SubscriptionOverflow"]
+
+logger = logging.getLogger("bocws.broadcast")
 
 Overflow = Literal["close", "drop_oldest"]
 OVERFLOW_POLICIES: tuple[Overflow, ...] = ("close", "drop_oldest")
@@ -89,6 +92,23 @@ class Subscription:
         self._ended = True
         self._wakeup.wake()
 
+    def overflow_now(self) -> None:
+        """Messages for it were lost before they could be queued (`Fanout`): as `put()`
+        does when its queue is full, with `overflow="close"`."""
+        self._overflowed = True
+        self.end()
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing waits to be read, and more may come."""
+        return not self._queue and not self._ended
+
+    async def ready(self) -> None:
+        """Return once the iteration has a message to give (or its end to raise),
+        without taking it."""
+        while not self._queue and not self._ended:
+            await self._wakeup.wait()
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -138,6 +158,15 @@ class HistorySubscription(Subscription):
         self._more = more
         self._since = since
 
+    @property
+    def idle(self) -> bool:
+        # Caught up, and past the seam: a live message needs no look at its id.
+        return not self._backlog and self._more is None and self._since is None and super().idle
+
+    async def ready(self) -> None:
+        if not self._backlog and self._more is None:
+            await super().ready()
+
     async def __anext__(self) -> Any:
         while True:
             backlog = self._backlog
@@ -164,6 +193,15 @@ class HistorySubscription(Subscription):
             if message_id is not None:
                 self.last_id = message_id
             return message
+
+
+def report_overflow(subscription: Subscription) -> None:
+    """Log that `subscription` was unsubscribed for falling behind."""
+    logger.info(
+        "channel %r: unsubscribed a subscriber %d messages behind (queue_size)",
+        subscription.channel,
+        subscription.queue_size,
+    )
 
 
 class Wakeup:

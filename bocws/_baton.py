@@ -30,8 +30,8 @@ class Baton:
 
     Args:
         lead: makes the coroutine a new leader runs: it goes on with the work, and
-            returns once `release()` or `leads()` says it no longer leads (or when
-            there is nothing more to do; `start()` makes another).
+            returns once `release()` says it no longer leads, or `leader` is another
+            task (or when there is nothing more to do; `start()` makes another).
 
     Made in, and for, the running asyncio event loop.
 
@@ -54,33 +54,30 @@ class Baton:
         self.running: set[asyncio.Task[None]] = set()
         self._armed = False  # a call of _pass() is scheduled
         self._busy = False  # the leader holds the baton
-        self._leader: object = object()  # the leader's task (its token)
+        #: The leader's task: the token `hold()` gives it (read only).
+        self.leader: object = object()
         self._cancelled = False
 
     def start(self) -> None:
         """Start a task running `lead()`."""
         task = self._loop.create_task(self._lead())
-        self._leader = task
+        self.leader = task
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
     def hold(self) -> object:
         """The leader starts a piece of work that may wait: the token to give
-        `release()` (or `leads()`) once it is done (the leader's task itself)."""
+        `release()` once it is done (the leader's task itself, as `leader` is)."""
         if not self._armed:
             self._armed = True
             self._loop.call_soon(self._pass)
         self._busy = True
-        return self._leader
-
-    def leads(self, token: object) -> bool:
-        """Whether the task that holds `token` still leads."""
-        return self._leader is token
+        return self.leader
 
     def release(self, token: object) -> bool:
         """The piece of work `hold()` gave `token` for is done: whether the task still
         leads (else another took over meanwhile, and this one should end)."""
-        if self._leader is token:
+        if self.leader is token:
             self._busy = False
             return True
         return False
@@ -88,7 +85,7 @@ class Baton:
     def pass_on(self, token: object) -> None:
         """The holder of `token` is to stop (it is about to be cancelled): if it leads
         and holds the baton, a new task takes over now."""
-        if self._leader is token and self._busy:
+        if self.leader is token and self._busy:
             self._hand_over()
 
     def _pass(self) -> None:
@@ -98,7 +95,7 @@ class Baton:
 
     def _hand_over(self) -> None:
         self._busy = False
-        self._leader = object()
+        self.leader = object()
         if not self._cancelled:
             self.start()
 

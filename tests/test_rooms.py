@@ -134,10 +134,12 @@ async def run(
     envelopes: list[Callable[[str | None, Any], Any] | None] | None = None,
     before_opening: Callable[[], None] | None = None,
     settling: bool = False,
+    burst: bool = False,
     **options: Any,
 ) -> Outcome:
     """Every client in the room, `messages` published one by one (`settling`: each
-    once the last one is sent, or queued, to everyone); once settled,
+    once the last one is sent, or queued, to everyone; `burst`: all at once, without
+    letting the loop turn, as a Redis reader may deliver them); once settled,
     `before_opening()`, then the blocked sends let through, and every client leaves."""
     envelopes = envelopes or [None] * len(clients)
     with path(fast):
@@ -148,6 +150,9 @@ async def run(
             ]
             assert (CHANNEL in broadcast._fanouts) is fast  # a look inside: the path taken
             for message in messages:
+                if burst:  # a look inside: delivered as the backend does
+                    broadcast._deliver(CHANNEL, encode(message))
+                    continue
                 await broadcast.publish(CHANNEL, message)
                 if settling:
                     await settled()
@@ -199,9 +204,10 @@ def shared_envelope(message_id: str | None, message: Any) -> Any:
     clients=clients_strategy,
     messages=st.lists(values, max_size=12),
     enveloped=st.sampled_from(["none", "shared", "own"]),
+    burst=st.booleans(),
 )
 async def test_any_room_gives_every_client_the_same_on_both_paths(
-    clients: list[Client], messages: list[Any], enveloped: str
+    clients: list[Client], messages: list[Any], enveloped: str, burst: bool
 ) -> None:
     def envelopes() -> list[Any]:
         if enveloped == "none":
@@ -210,8 +216,8 @@ async def test_any_room_gives_every_client_the_same_on_both_paths(
             return [shared_envelope if c.kind == "json" else None for c in clients]
         return [(lambda i, m: shared_envelope(i, m)) if c.kind == "json" else None for c in clients]
 
-    fast = await run(fresh(clients), messages, fast=True, envelopes=envelopes())
-    slow = await run(fresh(clients), messages, fast=False, envelopes=envelopes())
+    fast = await run(fresh(clients), messages, fast=True, envelopes=envelopes(), burst=burst)
+    slow = await run(fresh(clients), messages, fast=False, envelopes=envelopes(), burst=burst)
     assert fast == slow
     # And right, not only alike: a client that takes every message gets each, in order.
     takes_all = not any(isinstance(message, bytes) for message in messages)
@@ -243,6 +249,19 @@ async def test_a_client_that_does_not_read_holds_up_no_other(fast: bool) -> None
     assert seen_before == [frames, [], frames]  # all of it, while the blocked one waited
     assert outcome.frames == [frames, frames, frames]  # then it got its own, in order
     assert outcome.closes == [None, None, None]  # the clients closed first, and left
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+async def test_a_burst_reaches_every_client_in_order_past_one_that_does_not_read(
+    fast: bool,
+) -> None:
+    """Several messages waiting go to each socket in turn (a batch); a send that waits
+    mid-batch leaves the rest of the batch queued for its socket, before any later."""
+    clients = [Client(), Client(mode="blocked"), Client(mode="yields"), Client()]
+    messages = [{"n": n} for n in range(40)]  # more than a batch
+    outcome = await run(clients, messages, fast=fast, burst=True)
+    frames = [f'{{"n":{n}}}' for n in range(40)]
+    assert outcome.frames == [frames] * 4
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])

@@ -41,6 +41,12 @@ logger = logging.getLogger("bocws.broadcast")
 
 TOO_SLOW = CloseCode.TRY_AGAIN_LATER
 
+#: Messages sent to one member before the next member's turn, when several wait: the
+#: connection's state stays in the CPU's caches, and its client reads them at once.
+BATCH = 32
+
+_UNSEEN = object()  # no member's envelope or codec
+
 Envelope = Callable[[str | None, Any], Any]
 
 # A member's state: who sends to its socket next.
@@ -85,13 +91,13 @@ class Fanout:
     """The rooms of one channel in one `Broadcast`, under asyncio: a subscriber of
     the channel (`put()`) that sends each message to every member's socket.
 
-    One task at a time sends (see `Baton`): it takes each message in turn, and sends
-    it to each direct member, or queues it for the others, where its overflow policy
-    applies as to any subscriber. The messages put here and not taken yet wait in
-    one queue for all: at most as many as the largest `queue_size` of the members;
-    when a message comes and it is full, the oldest one waiting is lost to each
-    member that has not had it, as its policy says (dropped, or the member is
-    closed as too slow).
+    One task at a time sends (see `Baton`): it takes the messages waiting (up to
+    `BATCH` at a time), and sends them to each direct member, or queues them for the
+    others, where its overflow policy applies as to any subscriber. The messages
+    put here and not taken yet wait in one queue for all: at most as many as the
+    largest `queue_size` of the members; when a message comes and it is full, the
+    oldest one waiting is lost to each member that has not had it, as its policy
+    says (dropped, or the member is closed as too slow).
     """
 
     def __init__(self, channel: str, history: bool, metrics: BroadcastMetrics | None) -> None:
@@ -105,9 +111,12 @@ class Fanout:
         self._pending: deque[tuple[int, Any]] = deque()  # put, not sent: (number, message)
         self._published = 0  # the messages put so far
         self._limit = 1  # messages that may wait in `_pending`: see the class docstring
-        # The message being sent: (number, id, value); and the next member's index.
-        self._message: tuple[int, str | None, Any] | None = None
+        # The messages being sent, (number, id, value) each, and the next member's
+        # index; the member a send waits for now, and the message's place in the batch.
+        self._batch: list[tuple[int, str | None, Any]] | None = None
         self._index = 0
+        self._sending: Member | None = None
+        self._position = 0
         self._wakeup = Wakeup()  # the task with nothing to send
         self._closed = False
         self._baton = Baton(self._carry)
@@ -167,74 +176,115 @@ class Fanout:
     # The fan-out's task.
 
     async def _carry(self) -> None:
-        """Send each message to each member, until another task takes over (this one
-        then finishes its send alone, and ends)."""
+        """Send each batch of messages to each member, until another task takes over
+        (this one then finishes its send alone, and ends)."""
         baton = self._baton
         me = asyncio.current_task()
         while True:
-            if self._message is None and not self._next_message():
-                await self._wakeup.wait()
-                continue
-            number, message_id, message = self._message  # type: ignore[misc] # just set
+            if self._batch is None:
+                if not self._pending:
+                    await self._wakeup.wait()
+                    continue
+                # Messages published in a burst join the batch: wait a loop turn at a
+                # time while they come (a publish lets the loop turn once).
+                waiting = len(self._pending)
+                while waiting < BATCH:
+                    await asyncio.sleep(0)
+                    if len(self._pending) == waiting:
+                        break
+                    waiting = len(self._pending)
+                self._next_batch()
+            else:  # taking over from a task whose send waits
+                self._queue_the_rest()
+            batch = self._batch
+            assert batch is not None
             token = baton.hold()
             members = self._round
+            count = len(members)
             delivered = 0
-            last: tuple[Any, Any, PayloadSender, Any] | None = None  # envelope, codec, ...
-            while self._index < len(members):
+            # Each message of the batch as the last (envelope, codec) seen sends it.
+            envelope: Any = _UNSEEN
+            codec: Any = _UNSEEN
+            payloads: list[tuple[PayloadSender, Any] | None] = []
+            while self._index < count:
                 member = members[self._index]
                 self._index += 1
-                state = member.state
-                if state >= OVERFLOWED or member.first > number:
-                    continue  # gone, or it joined after this message was put
-                subscription = member.subscription
-                if state != DIRECT or member.sender is not None:
-                    delivered += self._queue(member, message_id, message)
-                    continue
-                # Direct: sent from here, encoded once for the members alike.
-                envelope, codec = member.envelope, member.codec
-                try:
-                    if last is not None and last[0] is envelope and last[1] is codec:
-                        send, payload = last[2], last[3]
-                    else:
-                        value = message if envelope is None else envelope(message_id, message)
-                        send, payload = encoded(codec, value)
-                        last = (envelope, codec, send, payload)
-                except Exception:  # a message this socket cannot send: as `relay` does
-                    self._failed(member)
-                    continue
-                if message_id is not None:
-                    subscription.last_id = subscription.message_id = message_id
-                member.sender = me
-                try:
-                    await send(member.ws, payload)
-                    delivered += 1
-                except (WebSocketDisconnect, WebSocketStateError):
-                    member.stop()  # the client left, or the view closed the socket
-                except Exception:
-                    self._failed(member)
-                finally:
-                    member.sender = None
+                if member.state >= OVERFLOWED:
+                    continue  # gone
+                if member.envelope is not envelope or member.codec is not codec:
+                    envelope, codec = member.envelope, member.codec
+                    payloads = [None] * len(batch)
+                for position, (number, message_id, message) in enumerate(batch):
+                    state = member.state
+                    if number < member.first:
+                        continue  # it joined after this message was put
+                    if state != DIRECT or member.sender is not None:
+                        if state < OVERFLOWED:
+                            delivered += self._queue(member, message_id, message)
+                        continue
+                    # Direct: sent from here, encoded once for the members alike.
+                    prepared = payloads[position]
+                    if prepared is None:
+                        try:
+                            value = message if envelope is None else envelope(message_id, message)
+                            prepared = payloads[position] = encoded(codec, value)
+                        except Exception:  # a message it cannot send: as `relay` does
+                            self._failed(member)
+                            continue
+                    if message_id is not None:
+                        subscription = member.subscription
+                        subscription.last_id = subscription.message_id = message_id
+                    member.sender = me
+                    self._sending = member
+                    self._position = position
+                    try:
+                        await prepared[0](member.ws, prepared[1])
+                        delivered += 1
+                    except (WebSocketDisconnect, WebSocketStateError):
+                        member.stop()  # the client left, or the view closed the socket
+                    except Exception:
+                        self._failed(member)
+                    finally:
+                        member.sender = None
+                    if baton.leader is not token:  # another task took over meanwhile
+                        if self._sending is member:
+                            self._queue_the_rest()  # before the new task could
+                        if member.state != DIRECT:  # messages were queued for it
+                            member.settled.wake()
+                        self._count(delivered)
+                        return
                     if member.state != DIRECT:  # messages were queued for it meanwhile
                         member.settled.wake()
-                if not baton.leads(token):  # another task took over while this one sent
-                    self._count(delivered)
-                    return
-            self._message = None
+            self._sending = None
+            self._batch = None
             self._count(delivered)
             baton.release(token)
 
-    def _next_message(self) -> bool:
-        """Start sending the next message put, if there is one."""
-        if not self._pending:
-            return False
-        number, message = self._pending.popleft()
-        message_id, value = message if self.history else (None, message)
-        self._message = (number, message_id, value)
+    def _next_batch(self) -> None:
+        """Start sending the next messages put, up to `BATCH`."""
+        pending = self._pending
+        batch = []
+        for _ in range(min(len(pending), BATCH)):
+            number, message = pending.popleft()
+            message_id, value = message if self.history else (None, message)
+            batch.append((number, message_id, value))
+        self._batch = batch
         self._index = 0
         if self._changed:
             self._changed = False
             self._round = tuple(self.members)
-        return True
+
+    def _queue_the_rest(self) -> None:
+        """The task sending to a member waits: queue it the batch's messages after the
+        one being sent, before any message of a later batch."""
+        member, self._sending = self._sending, None
+        if member is None or self._batch is None:
+            return
+        for number, message_id, message in self._batch[self._position + 1 :]:
+            if member.state >= OVERFLOWED:
+                return
+            if number >= member.first:
+                self._count(self._queue(member, message_id, message))
 
     def _queue(self, member: Member, message_id: str | None, message: Any) -> int:
         """Queue the message for `member`'s relay: 1 if it was, 0 if the member

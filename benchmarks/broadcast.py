@@ -1,11 +1,11 @@
 """Broadcast fan-out benchmark: one publisher, many subscribers, memory:// and Redis.
 
-Every variant serves `benchmarks/broadcast_app.py` (a `bocws.App` whose `/feed`
-view is `async with broadcast.room(ws, channel): async for _ in ws: pass`) from
-uvicorn on 127.0.0.1, all started at once; a picows client in another process
-(`benchmarks/broadcast_client.py`) holds the subscribers and has one of the server
-processes publish (`POST /publish`), the variants taking turns, the order rotated
-each round:
+The bocws variants serve `benchmarks/broadcast_app.py` (a `bocws.App` whose `/feed`
+view is `async with broadcast.room(ws, channel): async for _ in ws: pass`), the peers
+their own apps, from uvicorn (the reference: its own server) on 127.0.0.1, all
+started at once; a picows client in another process (`benchmarks/broadcast_client.py`)
+holds the subscribers and has one of the server processes publish (`POST /publish`),
+the variants taking turns, the order rotated each round:
 
 - `memory`: `Broadcast("memory://")`, one uvicorn process holding every subscriber
   (the publisher is in it: memory:// cannot reach another process);
@@ -15,9 +15,16 @@ each round:
 - `memory-history`, `redis-1-history`: `memory` and `redis-1` with
   `Broadcast(history=10_000)`: each message kept and delivered with its id (the
   cost of history against pub/sub alone);
-- `raw`: raw ASGI fan-out by hand, the floor for an ASGI app, and
+- `raw`: raw ASGI fan-out by hand, the floor for an ASGI app,
   `starlette-broadcaster`: Starlette's WebSocket with encode/broadcaster's
-  `memory://`, the ecosystem's usual recipe (`benchmarks/fanout_apps.py`).
+  `memory://`, the ecosystem's usual recipe, and `socketio`: python-socketio's
+  `ASGIApp`, each client in a room and every message emitted to it, its subscribers
+  speaking Socket.IO over the WebSocket (`benchmarks/fanout_apps.py`);
+- `websockets-broadcast`: the `websockets` library's own server (not uvicorn, not
+  ASGI) with `broadcast()`, each message's frame built once and written to every
+  connection (`benchmarks/websockets_broadcast.py`): a reference outside ASGI, the
+  physical floor of a fan-out in Python, reported apart (marked `*`, `"reference":
+  true` in the JSON) and never the baseline.
 
 The Redis variants share one `redis-server` (Debian's, on a free port, no
 persistence), each on a channel of its own. Per variant and round it measures, after
@@ -28,7 +35,10 @@ deliveries per second while a `--burst` of messages published back to back drain
 (fewer than a subscriber's queue holds, so nothing is dropped); then each server
 process's RSS and Redis's `used_memory`. Figures are also given as a ratio to
 `memory` in the same round. Every message must reach every subscriber: a loss fails
-the run (exit status 1), after the report.
+the run (exit status 1), after the report. `--gc freeze` has every server process call
+`gc.freeze()` once started up (`BOCWS_BENCH_GC`), so that the objects made at start-up
+are left out of every later collection; `--gc on` (the default) leaves the collector
+as it is.
 
 Run: `python -m benchmarks.broadcast` (see `--help`), `--quick` for a short look.
 """
@@ -50,6 +60,7 @@ from typing import IO, Any
 
 from .broadcast_app import QUEUE_SIZE
 from .environments import project_python
+from .fanout_apps import GC_SETTINGS, GC_VARIABLE
 from .harness import SetupError, comma_separated, write_json
 from .servers import (
     READY_TIMEOUT,
@@ -74,14 +85,21 @@ HISTORY = 10_000
 
 @dataclass(frozen=True)
 class Setup:
-    """One variant: the broadcast's backend and how many uvicorn processes share the
-    subscribers."""
+    """One variant: the broadcast's backend, how many server processes share the
+    subscribers, and what they serve."""
 
     name: str
     backend: str  # "memory" or "redis"
     processes: int
     history: int = 0  # messages kept per channel (0: pub/sub alone)
-    app: str = "benchmarks.broadcast_app:app"  # what uvicorn serves
+    app: str = "benchmarks.broadcast_app:app"  # what uvicorn serves (a reference: the module)
+    #: Where the subscribers connect, and what they speak there (`broadcast_client`):
+    #: "websocket" (each message a text frame of JSON) or "socketio".
+    feed: str = "/feed"
+    protocol: str = "websocket"
+    #: Not an ASGI app: `app` is a module that is its own server (`Variant.serves_itself`);
+    #: reported apart, and never the baseline.
+    reference: bool = False
 
 
 SETUPS: dict[str, Setup] = {
@@ -95,6 +113,21 @@ SETUPS: dict[str, Setup] = {
         Setup("raw", "memory", 1, app="benchmarks.fanout_apps:raw"),
         Setup(
             "starlette-broadcaster", "memory", 1, app="benchmarks.fanout_apps:starlette_broadcaster"
+        ),
+        Setup(
+            "socketio",
+            "memory",
+            1,
+            app="benchmarks.fanout_apps:socketio",
+            feed="/socket.io/?EIO=4&transport=websocket",
+            protocol="socketio",
+        ),
+        Setup(
+            "websockets-broadcast",
+            "memory",
+            1,
+            app="benchmarks.websockets_broadcast",
+            reference=True,
         ),
     )
 }
@@ -187,10 +220,11 @@ def redis_executable() -> str:
 
 @contextlib.contextmanager
 def serving(
-    names: list[str], implementation: str, loop: str
+    names: list[str], implementation: str, loop: str, gc: str = "on"
 ) -> Iterator[tuple[dict[str, list[Server]], RedisServer | None]]:
-    """Start Redis (if a variant needs it) and every variant's servers at once; wait
-    until all listen; stop them all on every exit, Ctrl-C included."""
+    """Start Redis (if a variant needs it) and every variant's servers at once, each
+    told `gc` (see `fanout_apps.freeze_gc_if_asked`); wait until all listen; stop them
+    all on every exit, Ctrl-C included."""
     raise_fd_limit()
     setups = [SETUPS[name] for name in names]
     python = project_python()
@@ -210,11 +244,18 @@ def serving(
                 "BOCWS_BENCH_BROADCAST": url,
                 "BOCWS_BENCH_CHANNEL": f"bocws:bench:{setup.name}",
                 "BOCWS_BENCH_HISTORY": str(setup.history),
+                GC_VARIABLE: gc,
             }
             with environment(**variables):
                 servers[setup.name] = [
                     Server(
-                        Variant(f"{setup.name}#{index}", setup.app, "on", project_python),
+                        Variant(
+                            f"{setup.name}#{index}",
+                            setup.app,
+                            "on",
+                            project_python,
+                            serves_itself=setup.reference,
+                        ),
                         implementation,
                         loop,
                     )
@@ -254,6 +295,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--implementation", default="websockets-sansio", help="uvicorn --ws")
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument(
+        "--gc",
+        default="on",
+        choices=GC_SETTINGS,
+        help="what every server does with Python's collector once started up: on (leave "
+        "it), freeze (gc.freeze(): start-up's objects left out of later collections)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=30.0, help="for a batch to arrive once published, s"
     )
     parser.add_argument("--variants", default=",".join(SETUPS), help="comma-separated")
@@ -280,6 +328,10 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     baseline = options.baseline
     if baseline not in SETUPS:
         parser.error(f"unknown baseline {baseline!r}: choose among {', '.join(SETUPS)}")
+    if SETUPS[baseline].reference:
+        parser.error(
+            f"{baseline!r} is a reference outside ASGI, not a baseline: choose an ASGI app"
+        )
     return options, [baseline, *[name for name in dict.fromkeys(names) if name != baseline]]
 
 
@@ -287,10 +339,12 @@ def job(
     name: str, group: list[Server], redis: RedisServer | None, options: argparse.Namespace
 ) -> dict[str, Any]:
     """The client's job for variant `name` (see `broadcast_client`)."""
-    uses_redis = SETUPS[name].backend == "redis"
+    setup = SETUPS[name]
+    uses_redis = setup.backend == "redis"
     return {
         "variant": name,
-        "urls": [f"ws://127.0.0.1:{server.port}/feed" for server in group],
+        "protocol": setup.protocol,
+        "urls": [f"ws://127.0.0.1:{server.port}{setup.feed}" for server in group],
         "publish_url": f"http://127.0.0.1:{group[0].port}/publish",
         "pids": [server.pid for server in group],
         "redis_pid": redis.process.pid if redis and uses_redis else None,
@@ -311,7 +365,7 @@ def measure(names: list[str], options: argparse.Namespace) -> dict[str, list[dic
     # Bounded: connecting, then three batches, each published and waited for (see
     # `broadcast_client.run_batch`).
     budget = 120 + 6 * options.timeout + options.duration + options.warmup / options.rate
-    with serving(names, options.implementation, options.loop) as (servers, redis):
+    with serving(names, options.implementation, options.loop, options.gc) as (servers, redis):
         for order in progress(names, options.rounds):
             jobs = [job(name, servers[name], redis, options) for name in order]
             for result in run_client(jobs, budget * len(jobs), "benchmarks.broadcast_client"):
@@ -375,26 +429,29 @@ def summarise(
         entry["redis_used_memory"] = spread(used)
         entry["processes"] = SETUPS[name].processes
         entry["backend"] = SETUPS[name].backend
+        entry["reference"] = SETUPS[name].reference
         entry.update(lost(results))
         summary[name] = entry
     return summary
 
 
 def report(summary: dict[str, Any], options: argparse.Namespace) -> None:
-    """Print the table: a line per variant, medians with their range over the rounds."""
+    """Print the table: a line per variant, medians with their range over the rounds;
+    the references outside ASGI last, marked."""
     title = (
-        f"\n{options.subscribers:,} subscribers, {options.implementation}; steady: "
-        f"{options.rate:g} messages/s for {options.duration:g} s; burst: {options.burst} "
-        f"messages; {options.rounds} rounds; median [min, max] over the rounds; CPU: "
-        "server (burst) and client (steady/burst), as a share of wall time"
+        f"\n{options.subscribers:,} subscribers, {options.implementation}, gc "
+        f"{options.gc}; steady: {options.rate:g} messages/s for {options.duration:g} s; "
+        f"burst: {options.burst} messages; {options.rounds} rounds; median [min, max] over "
+        "the rounds; CPU: server (burst) and client (steady/burst), as a share of wall time"
     )
     baseline = options.baseline
-    columns = ("burst: deliveries/s", f"x {baseline}", "server", "steady: p50 ms", "p99 ms")
-    columns += ("us/delivery", f"x {baseline}", "lost", "RSS MiB", "Redis MiB", "client")
+    columns: tuple[str, ...] = ("burst: deliveries/s", f"x {baseline}", "server")
+    columns += ("steady: p50 ms", "p99 ms", "us/delivery", f"x {baseline}", "lost", "RSS MiB")
+    columns += ("Redis MiB", "client")
     rows = {}
-    for name, entry in summary.items():
+    for name, entry in sorted(summary.items(), key=lambda item: bool(item[1]["reference"])):
         redis = entry["redis_used_memory"]
-        rows[name] = (
+        rows[f"{name} *" if entry["reference"] else name] = (
             format_spread(entry["capacity_per_s"], "8,.0f"),
             format_spread(entry[f"capacity_per_s_to_{baseline}"], "4.2f"),
             f"{entry['burst_server_cpu_share']['median']:.0%}",
@@ -409,6 +466,11 @@ def report(summary: dict[str, Any], options: argparse.Namespace) -> None:
             f"{entry['burst_client_cpu_share']['median']:.0%}",
         )
     print_table(title, columns, (30, 18, 8, 22, 22, 20, 18, 6, 9, 11, 9), rows)
+    if any(entry["reference"] for entry in summary.values()):
+        print(  # noqa: T201 - the report's note
+            "* a reference outside ASGI (its own server, not an ASGI app): the floor of a "
+            "fan-out in Python, not a peer"
+        )
 
 
 def redis_versions(names: list[str]) -> dict[str, str | None]:
@@ -446,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "implementation": options.implementation,
         "loop": options.loop,
+        "gc": options.gc,
         "queue_size": QUEUE_SIZE,
         "cpus": os.cpu_count(),
         "versions": redis_versions(names),

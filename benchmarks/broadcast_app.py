@@ -10,7 +10,8 @@
 `BOCWS_BENCH_BROADCAST` is the broadcast URL (`memory://` by default, or
 `redis://127.0.0.1:PORT/0`), `BOCWS_BENCH_CHANNEL` the channel (`feed`),
 `BOCWS_BENCH_HISTORY` the messages kept per channel (0: none). The broadcast
-is connected in the app's lifespan. With `memory://` the publisher is in the process
+is connected in the app's lifespan, and then `BOCWS_BENCH_GC` read
+(`fanout_apps.freeze_gc_if_asked`). With `memory://` the publisher is in the process
 that holds the subscribers, as it must be; with Redis it is in one of the processes,
 as it would be in an app whose handlers publish.
 """
@@ -24,7 +25,7 @@ from starlette.responses import JSONResponse
 
 from bocws import App, Broadcast, WebSocket
 
-from .fanout_apps import publish_as_asked
+from .fanout_apps import freeze_gc_if_asked, publish_as_asked
 
 URL = os.environ.get("BOCWS_BENCH_BROADCAST", "memory://")
 CHANNEL = os.environ.get("BOCWS_BENCH_CHANNEL", "feed")
@@ -37,6 +38,7 @@ HISTORY = int(os.environ.get("BOCWS_BENCH_HISTORY", "0"))
 broadcast = Broadcast(URL, queue_size=QUEUE_SIZE, history=HISTORY)
 app = App()
 app.on_startup(broadcast.connect)
+app.on_startup(freeze_gc_if_asked)  # last: start-up's objects are all made by then
 app.on_shutdown(broadcast.disconnect)
 
 

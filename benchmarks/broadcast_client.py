@@ -1,9 +1,12 @@
 """The subscribers of the broadcast benchmark: picows connections, in a process of their own.
 
 Reads a JSON list of jobs on stdin, runs them one after the other and prints one JSON
-line per job on stdout. A job opens `subscribers` connections to the `/feed` of
-`benchmarks.broadcast_app`, shared out evenly over the job's `urls` (one per server
-process), and has the server at `publish_url` publish three batches:
+line per job on stdout. A job opens `subscribers` connections to the feed of
+`benchmarks.broadcast_app` or of a peer, shared out evenly over the job's `urls` (one
+per server process), speaking its `protocol` (`PROTOCOLS`): "websocket", each message
+a text frame of JSON, or "socketio", Socket.IO v5 over Engine.IO v4 on a plain
+WebSocket (`SocketIOSubscriber`), each message an event whose argument is the same
+JSON. It has the server at `publish_url` publish three batches:
 
 - a warm-up of `warmup` messages (not measured), which also shows that every
   connection is subscribed: each must receive all of them;
@@ -37,6 +40,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 from picows import (
+    WSCloseCode,
     WSFrame,
     WSListener,
     WSMsgType,
@@ -49,7 +53,10 @@ from .loadclient import CONNECT_BATCH, close_transports, returning, run_jobs
 try:
     from orjson import loads
 except ImportError:  # pragma: no cover - orjson is in the bench extra
-    from json import loads
+    from json import loads  # type: ignore[assignment]
+
+#: Bound on a connection's Socket.IO handshake once its WebSocket is open.
+JOIN_TIMEOUT = 30.0
 
 
 class Batch:
@@ -84,7 +91,8 @@ class Batch:
 
 
 class Subscriber(WSListener):
-    """One connection: checks and times the messages of the batch under way."""
+    """One connection: checks and times the messages of the batch under way, each a text
+    frame of JSON."""
 
     def __init__(self, index: int) -> None:
         super().__init__()
@@ -92,13 +100,17 @@ class Subscriber(WSListener):
         self.transport: WSTransport | None = None
         self.batch: Batch | None = None
         self.received = self.next_seq = 0
-        #: Messages of no batch under way: late ones, or from an earlier batch.
+        #: Messages of no batch under way: late ones, or from an earlier batch; and, over
+        #: Socket.IO, packets that are not the protocol's.
         self.strays = 0
         #: The close code, when the server closed the connection (1013: too slow).
-        self.closed_with: int | None = None
+        self.closed_with: WSCloseCode | int | None = None
+        #: Done once the connection gets the messages published (`connect` waits).
+        self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self.joined.set_result(None)
 
     def start(self, batch: Batch) -> None:
         self.batch, self.received, self.next_seq = batch, 0, 0
@@ -106,46 +118,96 @@ class Subscriber(WSListener):
             batch.given_up(batch.count)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        now = time_ns()
         if frame.msg_type is WSMsgType.TEXT:
-            message = loads(frame.get_payload_as_bytes())
-            batch = self.batch
-            if batch is None or message["batch"] != batch.number:
-                self.strays += 1
-                return
-            seq = message["seq"]
-            if seq != self.next_seq:
-                batch.disordered += 1
-            self.next_seq = seq + 1
-            self.received += 1
-            batch.delivered(now, message["sent"])
+            self.check(time_ns(), loads(frame.get_payload_as_bytes()))
         elif frame.msg_type is WSMsgType.CLOSE:
-            if self.closed_with is None and self.batch is not None:
-                self.closed_with = frame.get_close_code()
-                self.batch.given_up(self.batch.count - self.received)
-            transport.disconnect()
+            self.on_close(transport, frame.get_close_code())
+
+    def check(self, now: int, message: dict[str, Any]) -> None:
+        """Count `message`, read at `now` (ns): in the batch under way, and in order?"""
+        batch = self.batch
+        if batch is None or message["batch"] != batch.number:
+            self.strays += 1
+            return
+        seq = message["seq"]
+        if seq != self.next_seq:
+            batch.disordered += 1
+        self.next_seq = seq + 1
+        self.received += 1
+        batch.delivered(now, message["sent"])
+
+    def on_close(self, transport: WSTransport, code: WSCloseCode | int) -> None:
+        """The server closed the connection with `code`: what is missing will not come."""
+        if self.closed_with is None and self.batch is not None:
+            self.closed_with = code
+            self.batch.given_up(self.batch.count - self.received)
+        transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.joined.done():
+            self.joined.set_exception(ConnectionError("disconnected before joining"))
         if self.closed_with is None and self.batch is not None:
             self.closed_with = 1006
             self.batch.given_up(self.batch.count - self.received)
 
 
-async def connect(urls: list[str], count: int) -> list[Subscriber]:
-    """`count` connections, the first share to `urls[0]` and so on; `CONNECT_BATCH` at once."""
-    subscribers = [Subscriber(index) for index in range(count)]
+class SocketIOSubscriber(Subscriber):
+    """A `Subscriber` speaking Socket.IO v5 over Engine.IO v4 on a plain WebSocket
+    (`/socket.io/?EIO=4&transport=websocket`), as python-socketio's clients do.
+
+    The server opens with `0{...}` (Engine.IO's open packet); `40` asks to join the
+    default namespace, `40{...}` says it is joined; each `2` (ping) is answered with
+    `3` (pong); each `42["feed",{...}]` (an event on the default namespace) is a message,
+    its argument checked as the other protocols' JSON is.
+    """
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport  # joined once the namespace's `40{...}` comes
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.TEXT:
+            now = time_ns()
+            packet = frame.get_payload_as_bytes()
+            if packet.startswith(b"42"):
+                self.check(now, loads(packet[2:])[1])
+            elif packet == b"2":
+                transport.send(WSMsgType.TEXT, b"3")
+            elif packet.startswith(b"40"):
+                if not self.joined.done():
+                    self.joined.set_result(None)
+            elif packet.startswith(b"0"):
+                transport.send(WSMsgType.TEXT, b"40")
+            else:  # a disconnect (`41`, `1`) ends with a close frame, counted there
+                self.strays += 1
+        elif frame.msg_type is WSMsgType.CLOSE:
+            self.on_close(transport, frame.get_close_code())
+
+
+#: What a job's `protocol` asks the subscribers to speak.
+PROTOCOLS: dict[str, type[Subscriber]] = {
+    "websocket": Subscriber,
+    "socketio": SocketIOSubscriber,
+}
+
+
+async def connect(urls: list[str], count: int, protocol: str = "websocket") -> list[Subscriber]:
+    """`count` connections speaking `protocol`, the first share to `urls[0]` and so on;
+    `CONNECT_BATCH` at once, each batch joined before the next."""
+    kind = PROTOCOLS[protocol]
+    subscribers = [kind(index) for index in range(count)]
     targets = [urls[index * len(urls) // count] for index in range(count)]
     for start in range(0, count, CONNECT_BATCH):
+        batch = subscribers[start : start + CONNECT_BATCH]
         await asyncio.gather(
             *[
                 ws_connect(returning(subscriber), url, websocket_handshake_timeout=30)
                 for subscriber, url in zip(
-                    subscribers[start : start + CONNECT_BATCH],
-                    targets[start : start + CONNECT_BATCH],
-                    strict=True,
+                    batch, targets[start : start + CONNECT_BATCH], strict=True
                 )
             ]
         )
+        joins = asyncio.gather(*[subscriber.joined for subscriber in batch])
+        await asyncio.wait_for(joins, JOIN_TIMEOUT)
     return subscribers
 
 
@@ -271,7 +333,7 @@ async def run_batch(
 async def fanout_job(job: dict[str, Any]) -> dict[str, Any]:
     """Connect the subscribers, then warm-up, steady and burst batches; memory at the end."""
     started = time.perf_counter()
-    subscribers = await connect(job["urls"], job["subscribers"])
+    subscribers = await connect(job["urls"], job["subscribers"], job.get("protocol", "websocket"))
     connect_s = time.perf_counter() - started
     try:
         warmup = await run_batch(job, subscribers, 1, job["warmup"], job["warmup_rate"])

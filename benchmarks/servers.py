@@ -4,7 +4,8 @@
 per idle connection) both start one server process per variant on 127.0.0.1 (uvicorn
 with one of its WebSocket implementations, or granian), drive them from a load client
 in a process of its own (`benchmarks.loadclient`), and summarise each variant's
-rounds against raw ASGI measured in the same round.
+rounds against raw ASGI measured in the same round. A variant may also be a module that
+is its own server (`Variant.serves_itself`), as the fan-out benchmark's reference is.
 """
 
 from __future__ import annotations
@@ -45,15 +46,18 @@ STOP_TIMEOUT = 5.0
 
 @dataclass(frozen=True)
 class Variant:
-    """One echo app and how to serve it."""
+    """One app and how to serve it."""
 
     name: str
-    #: uvicorn's "module:attribute" of the app.
+    #: uvicorn's "module:attribute" of the app; or, when `serves_itself`, the module.
     app: str
     #: uvicorn's --lifespan: "on" for the frameworks with startup hooks, "off" for bare apps.
     lifespan: str
     #: The interpreter that serves it (Bocadillo needs its own virtualenv).
     python: Callable[[], Path]
+    #: Not an ASGI app: `app` is a module that serves on its own, run as `python -m app
+    #: --port N --loop LOOP` (in place of uvicorn or granian); it stops on SIGTERM.
+    serves_itself: bool = False
 
 
 VARIANTS: dict[str, Variant] = {
@@ -111,6 +115,8 @@ def server_command(
     python: Path, variant: Variant, implementation: str, loop: str, port: int
 ) -> list[str]:
     """The command line serving `variant` on 127.0.0.1:`port` with one worker, quietly."""
+    if variant.serves_itself:
+        return [str(python), "-m", variant.app, f"--port={port}", f"--loop={loop}"]
     if implementation == "granian":
         # "asginl": ASGI without the lifespan protocol, for the bare apps.
         interface = "asgi" if variant.lifespan == "on" else "asginl"
@@ -147,8 +153,8 @@ def server_command(
 
 
 class Server:
-    """One server process (uvicorn or granian) serving one variant on 127.0.0.1, one
-    worker."""
+    """One server process (uvicorn, granian, or a variant that serves itself) serving one
+    variant on 127.0.0.1, one worker."""
 
     def __init__(self, variant: Variant, implementation: str, loop: str) -> None:
         self.variant = variant
@@ -165,9 +171,10 @@ class Server:
     @property
     def pid(self) -> int:
         """The id of the process that serves, whose CPU time and memory the benchmarks
-        read: uvicorn's own; granian's one worker, a child of a process that only
-        supervises (read once the server listens)."""
-        if self.implementation != "granian":
+        read: uvicorn's own, or that of a variant that serves itself; granian's one
+        worker, a child of a process that only supervises (read once the server
+        listens)."""
+        if self.implementation != "granian" or self.variant.serves_itself:
             return self.process.pid
         import psutil  # type: ignore[import-untyped,unused-ignore] # in the bench extra
 
@@ -223,7 +230,8 @@ class Server:
         return log
 
     def __str__(self) -> str:
-        return f"{self.variant.name} ({self.implementation}, port {self.port})"
+        served = self.variant.app if self.variant.serves_itself else self.implementation
+        return f"{self.variant.name} ({served}, port {self.port})"
 
 
 @contextlib.contextmanager
@@ -370,12 +378,13 @@ def format_spread(figures: dict[str, Any], spec: str) -> str:
 def print_table(
     title: str, columns: Sequence[str], widths: Sequence[int], rows: Mapping[str, Sequence[str]]
 ) -> None:
-    """Print `title`, then a line of `columns` and one per row: the row's name, then
-    each cell right-aligned in its width."""
+    """Print `title`, then a line of `columns` and one per row: the row's name, in a column
+    as wide as the longest (10 at least), then each cell right-aligned in its width."""
+    name_width = max([10, *(len(name) + 1 for name in rows)])
 
     def line(name: str, cells: Sequence[str]) -> str:
         aligned = (f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
-        return f"{name:10}" + "".join(aligned)
+        return f"{name:{name_width}}" + "".join(aligned)
 
     print(title, flush=True)  # noqa: T201 - the benchmark's report
     print(line("variant", columns))  # noqa: T201

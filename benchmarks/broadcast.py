@@ -132,8 +132,8 @@ SETUPS: dict[str, Setup] = {
     )
 }
 #: Every figure is also given as a ratio to this variant's in the same round
-#: (`--baseline` chooses another).
-BASELINE = "memory"
+#: (`--baseline` chooses another): raw ASGI, the floor of an ASGI app.
+BASELINE = "raw"
 
 
 class RedisServer:
@@ -506,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             key: getattr(options, key)
             for key in ("subscribers", "rounds", "rate", "duration", "burst", "warmup")
         },
+        "baseline": options.baseline,
         "implementation": options.implementation,
         "loop": options.loop,
         "gc": options.gc,

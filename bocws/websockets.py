@@ -115,32 +115,37 @@ class WebSocket(Connection):
                 self._receive_codec = self._send_codec = value_codec
         self._receive_type = receive_type or "text"
         self._send_type = send_type or "text"
-        # The shortcuts, bound once here so that receive()/send() cost no lookup per
-        # message (unless a subclass overrides them); dropped once the connection ends,
-        # which leaves no reference cycle through the instance (see _release).
         if on_invalid != "close":
             self._on_invalid = check_on_invalid(on_invalid)
         # What receive() and `async for` call for one message: a plain function (a
         # bound method kept here would be a reference cycle).
-        self._receive_next = self._receive_function()
+        self._receive_next = self._receive_function(type(self))
         # A subclass's receive() decides what `async for` yields.
         self._own_receive = type(self).receive is not WebSocket.receive
-        # Whether `async for` may inline _receive_decoded() (a type's or a codec's).
-        self._inline_codec = (
-            self._receive_next is WebSocket._receive_decoded and not self._own_receive
-        )
+        # The codec whose receive `async for` inlines (see __anext__); None when a
+        # subclass overrides receive() or that receive, which then decide, and for the
+        # event kind.
+        self._inline: Codec | None = None
+        if (
+            not self._own_receive
+            and self._receive_next is self._receive_function(WebSocket)
+            and self._receive_codec is not EVENT
+        ):
+            self._inline = self._receive_codec
+        # The shortcuts, bound once here so that receive()/send() cost no lookup per
+        # message (unless a subclass overrides them); dropped once the connection ends,
+        # which leaves no reference cycle through the instance (see _release). Assigned,
+        # not written into self.__dict__: that would give the instance a dict of its
+        # own, on which CPython 3.11 reads every attribute of the hot paths slower (a
+        # quarter of `async for`'s cost).
         if not self._own_receive:
             # receive() itself raises for an invalid message under "close" and "raise":
             # then it is the kind's own receive, without the layer that skips messages.
             skips = self._on_invalid != "close" and self._on_invalid != "raise"
             shortcut = self._receive_value if skips else self._receive_next.__get__(self)
-            self.__dict__["receive"] = shortcut
-        # Whether `async for` may inline receive_text(): not if a subclass overrides it.
-        self._inline_text = (
-            self._receive_codec is TEXT and type(self).receive_text is WebSocket.receive_text
-        )
+            self.receive = shortcut  # type: ignore[method-assign]
         if type(self).send is WebSocket.send:
-            self.__dict__["send"] = self._sender()
+            self.send = self._sender()  # type: ignore[method-assign,assignment]
 
     async def receive(self, *, timeout: float | None = None) -> Any:
         """Receive a message of `receive_type`: `receive_text()`, `receive_bytes()`,
@@ -199,10 +204,10 @@ class WebSocket(Connection):
         `send_event()`, or a value a `Codec` or a type encodes."""
         await self._sender()(data)
 
-    def _receive_function(self) -> Callable[..., Awaitable[Any]]:
-        """What receives one message of `receive_type`, to call with the instance: the
-        built-in kinds have receives of their own, with the hot path inlined."""
-        cls = type(self)
+    def _receive_function(self, cls: type[WebSocket]) -> Callable[..., Awaitable[Any]]:
+        """What receives one message of `receive_type` in class `cls`, to call with the
+        instance: the built-in kinds have receives of their own, with the hot path
+        inlined."""
         codec = self._receive_codec
         if codec is TEXT:
             return cls.receive_text
@@ -569,39 +574,53 @@ class WebSocket(Connection):
         while True:  # until a message to yield: on_invalid may skip some
             try:
                 try:
-                    # receive_text()'s hot path again, for the default receive type: a
-                    # coroutine layer less per message in the commonest loop (about 15%
-                    # of its cost); and _receive_decoded()'s, for a type or a codec.
-                    if self._inline_text and self._core.open:
+                    # The receive of the receive type, inlined: a coroutine layer less
+                    # per message in the commonest loop (about 15% of its cost). A plain
+                    # message passes as that receive passes it; any other goes through
+                    # the core, as there.
+                    codec = self._inline
+                    if codec is not None and self._core.open:
                         self._receiving += 1
                         try:
                             message = await self._receive()
                         finally:
                             self._receiving -= 1
-                        text = message.get("text")
-                        if (
-                            text.__class__ is str
-                            and len(text) <= self._fast_text_limit
-                            and message.get("type") == RECEIVE
-                            and message.get("bytes") is None
-                        ):
-                            tally = self._tally
-                            if tally is not None:  # metrics on: count it (inlined, as the rest)
-                                tally.received += 1
-                                tally.received_bytes += (
-                                    len(text) if text.isascii() else utf8_size(text)
-                                )
-                            return text
-                        return await self._text_after(message)
-                    if self._inline_codec and self._core.open:
-                        self._receiving += 1
-                        try:
-                            message = await self._receive()
-                        finally:
-                            self._receiving -= 1
-                        if not self._is_plain(message):
-                            message = await self._judge(message, True)
-                        return self._decode(self._receive_codec, message)
+                        if codec is TEXT or codec is JSON:
+                            text = message.get("text")
+                            if (
+                                text.__class__ is str
+                                and len(text) <= self._fast_text_limit
+                                and message.get("type") == RECEIVE
+                                and message.get("bytes") is None
+                            ):
+                                tally = self._tally
+                                if tally is not None:  # metrics on: count it (inlined, as the rest)
+                                    tally.received += 1
+                                    tally.received_bytes += (
+                                        len(text) if text.isascii() else utf8_size(text)
+                                    )
+                                if codec is TEXT:
+                                    return text
+                                try:
+                                    return _json.loads(text)  # the JSON codec's decode()
+                                except (ValueError, RecursionError):
+                                    return self._decode(JSON, message)  # says why: InvalidJSON
+                        elif codec is BYTES:
+                            data = message.get("bytes")
+                            if (
+                                data.__class__ is bytes
+                                and len(data) <= self._fast_bytes_limit
+                                and message.get("type") == RECEIVE
+                                and message.get("text") is None
+                            ):
+                                tally = self._tally
+                                if tally is not None:
+                                    tally.received += 1
+                                    tally.received_bytes += len(data)
+                                return data
+                        elif self._is_plain(message):  # a type's or a codec's
+                            return self._decode(codec, message)
+                        return self._decode(codec, await self._judge(message, True))
                     if self._own_receive:
                         return await self.receive()
                     return await self._receive_next(self)

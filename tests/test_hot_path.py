@@ -23,6 +23,7 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 from uvicorn.protocols.utils import ClientDisconnected
 
 from bocws import (
@@ -32,6 +33,8 @@ from bocws import (
     WebSocketState,
     WebSocketStateError,
 )
+from bocws._connection import count_with
+from bocws._metrics import ConnectionMetrics, Tally
 from bocws._state import ConnectionState
 
 from .fake import CONNECT, FakeServer, Message
@@ -58,6 +61,8 @@ DISCONNECTED = WebSocketState.DISCONNECTED
 
 #: What the client gives when the script runs out: it has gone.
 GONE: Message = {"type": DISCONNECT, "code": 1006, "reason": ""}
+#: The route whose metrics count the connections of the tests with metrics on.
+ROUTE = ConnectionMetrics.of(CollectorRegistry()).route("/ws")
 
 
 class Server(FakeServer):
@@ -119,8 +124,14 @@ def typed(message: Message) -> list[tuple[str, type, Any]]:
     return [(key, type(value), value) for key, value in message.items()]
 
 
+def counted(ws: WebSocket) -> None:
+    """Turn metrics on for `ws`, accepted already (the accept is not counted)."""
+    count_with(ws, Tally(ROUTE))
+
+
 def snapshot(ws: WebSocket, server: Server) -> tuple[Any, ...]:
     core = ws._core
+    tally = ws._tally
     return (
         ws.client_state,
         ws.application_state,
@@ -131,6 +142,9 @@ def snapshot(ws: WebSocket, server: Server) -> tuple[Any, ...]:
         [typed(message) for message in server.sent],
         len(server.incoming),
         [typed(message) for message in (ws._search._unread if ws._search else ())],
+        None
+        if tally is None
+        else (tally.received, tally.received_bytes, tally.sent, tally.sent_bytes),
     )
 
 
@@ -204,9 +218,10 @@ def run_loop(
     receive_type: str,
     caught: Any,
     slow: bool,
+    metrics: bool = False,
 ) -> list[tuple[Any, ...]]:
     """`async for` over a WebSocket (the hot path), or the loop it stands for, written
-    out with `receive_<type>(timeout=...)` (the original path)."""
+    out with `receive_<type>(timeout=...)` (the original path); with `metrics`, counted."""
     server = Server(messages)
 
     async def main() -> list[tuple[Any, ...]]:
@@ -219,6 +234,8 @@ def run_loop(
             on_invalid="raise",
         )
         await ws.accept()
+        if metrics:
+            counted(ws)
         items: list[tuple[Any, ...]] = []
         if not slow:
             try:
@@ -380,18 +397,200 @@ def test_a_typed_receive_gives_the_same_outcome_on_both_paths(
     assert run_receives(batch, limit, fast) == run_receives(batch, limit, slow)
 
 
+def loop_example(receive_type: str, *messages: Message, limit: int | None = None) -> Any:
+    """An example of `async for` over `messages`, with metrics on."""
+    return example(
+        scenario=(list(messages), limit), receive_type=receive_type, caught=None, metrics=True
+    )
+
+
+def text_message(text: str) -> Message:
+    return {"type": RECEIVE, "text": text}
+
+
+def bytes_message(data: Any) -> Message:
+    return {"type": RECEIVE, "bytes": data}
+
+
 @hot_settings
 @given(
     scenario=receive_scenarios(),
     receive_type=st.sampled_from(["text", "bytes", "json"]),
     caught=st.sampled_from([None, all, (), (1006,)]),
+    metrics=st.booleans(),
 )
+@loop_example("bytes", bytes_message(b"ab"), bytes_message(b""), limit=2)
+@loop_example("bytes", bytes_message(b"abc"), limit=2)  # over the limit: 1009
+@loop_example("bytes", bytes_message(bytearray(b"ab")), bytes_message(memoryview(b"cd")))
+@loop_example("bytes", bytes_message(b"ab"), text_message("ab"))  # the other kind: 1003
+@loop_example("bytes", {"type": RECEIVE, "bytes": b"ab", "text": None, "extra": 1})
+@loop_example("bytes", {"type": RECEIVE, "bytes": b"ab", "text": "ab"})
+@loop_example("json", text_message('{"a":[1,2]}'), text_message("{"))  # invalid JSON
+@loop_example("json", text_message("NaN"), text_message("1" * 5000))
+@loop_example("json", text_message("[" * 300 + "]" * 300), text_message("[" * 100_000))
+@loop_example("json", text_message('"\\ud800"'), text_message("\ud800"), text_message(""))
+@loop_example("json", bytes_message(b"[1]"), bytes_message(b"\xff"))  # binary frames
+@loop_example("json", text_message('"éé"'), limit=5)  # 6 bytes over the limit
+@loop_example("json", text_message('"éé"'), limit=6)
+@loop_example("json", {"type": RECEIVE, "text": "[1]", "bytes": b"[2]"})
+@loop_example("text", text_message("ééé"), limit=5)
 def test_async_for_gives_the_same_items_on_both_paths(
-    scenario: tuple[list[Message], int | None], receive_type: str, caught: Any
+    scenario: tuple[list[Message], int | None], receive_type: str, caught: Any, metrics: bool
 ) -> None:
     batch, limit = scenario
-    fast = run_loop(batch, limit, receive_type, caught, slow=False)
-    assert fast == run_loop(batch, limit, receive_type, caught, slow=True)
+    fast = run_loop(batch, limit, receive_type, caught, slow=False, metrics=metrics)
+    assert fast == run_loop(batch, limit, receive_type, caught, slow=True, metrics=metrics)
+
+
+class OriginalPath(WebSocket):
+    """A WebSocket whose `async for` takes the original path: a subclass's receive of
+    each kind is not inlined, and with a timeout (that never runs out) the base's
+    goes through the state core."""
+
+    async def receive_text(self, *, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        return await super().receive_text(timeout=SLOW)
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await super().receive_bytes(timeout=SLOW)
+
+    async def receive_json(self, mode: Any = None, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        return await super().receive_json(mode, timeout=SLOW)
+
+    async def _receive_decoded(self, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        return await super()._receive_decoded(timeout=SLOW)
+
+
+#: The receive types of `async for`: the built-in kinds, and a type (a codec's path).
+LOOP_TYPES: dict[str, Any] = {
+    "text": "text",
+    "bytes": "bytes",
+    "json": "json",
+    "list[int]": list[int],
+}
+
+
+def run_async_for(
+    messages: list[Message],
+    limit: int | None,
+    receive_type: str,
+    on_invalid: str,
+    metrics: bool,
+    websocket: type[WebSocket],
+) -> list[tuple[Any, ...]]:
+    """`async for` over a `websocket` (the class) under `on_invalid` ("skip": a
+    function that notes the error and skips the message); every item, error and
+    state, and with `metrics`, the counts."""
+    server = Server(messages)
+
+    async def main() -> list[tuple[Any, ...]]:
+        skipped: list[tuple[Any, ...]] = []
+
+        def skip(ws: WebSocket, error: Exception) -> None:
+            skipped.append(describe_error(ws, error))
+
+        ws = websocket(
+            server.scope,
+            server.receive,
+            server.send,
+            receive_type=LOOP_TYPES[receive_type],
+            max_message_size=limit,
+            on_invalid=skip if on_invalid == "skip" else on_invalid,
+        )
+        await ws.accept()
+        assert (ws._inline is None) is (websocket is OriginalPath)
+        if metrics:
+            counted(ws)
+        items: list[tuple[Any, ...]] = []
+        try:
+            async for item in ws:
+                items.append(describe_value(item))
+                items.append(snapshot(ws, server))
+        except Exception as error:
+            items.append(describe_error(ws, error))
+        else:
+            items.append(("ended",))
+        return [*items, *skipped, snapshot(ws, server)]
+
+    return anyio.run(main)
+
+
+def policy_example(
+    receive_type: str, on_invalid: str, *messages: Message, limit: int | None = None
+) -> Any:
+    """An example of `async for` over `messages` under `on_invalid`, with metrics on."""
+    return example(
+        scenario=(list(messages), limit),
+        receive_type=receive_type,
+        on_invalid=on_invalid,
+        metrics=True,
+    )
+
+
+@hot_settings
+@given(
+    scenario=receive_scenarios(),
+    receive_type=st.sampled_from(sorted(LOOP_TYPES)),
+    on_invalid=st.sampled_from(["close", "raise", "reply", "skip"]),
+    metrics=st.booleans(),
+)
+@policy_example("json", "reply", text_message("{"), bytes_message(b"[1]"), text_message("[2]"))
+@policy_example("json", "close", text_message("["))  # 1007
+@policy_example("bytes", "close", text_message("[1]"))  # 1003
+@policy_example(
+    "bytes", "skip", text_message("a"), bytes_message(b"ab"), bytes_message(b"abc"), limit=2
+)
+@policy_example("list[int]", "skip", text_message('["a"]'), bytes_message(b"[1]"), limit=4)
+def test_async_for_gives_the_same_items_as_the_original_path_under_every_policy(
+    scenario: tuple[list[Message], int | None], receive_type: str, on_invalid: str, metrics: bool
+) -> None:
+    batch, limit = scenario
+    fast = run_async_for(batch, limit, receive_type, on_invalid, metrics, WebSocket)
+    assert fast == run_async_for(batch, limit, receive_type, on_invalid, metrics, OriginalPath)
+
+
+class Tagged(WebSocket):
+    """A subclass whose receive() tags what the base's returns."""
+
+    async def receive(self, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        return ("tagged", await super().receive(timeout=timeout))
+
+
+class Shouting(WebSocket):
+    """A subclass whose receive of each kind changes what the base's returns."""
+
+    async def receive_text(self, *, timeout: float | None = None) -> str:  # noqa: ASYNC109
+        return (await super().receive_text(timeout=timeout)).upper()
+
+    async def receive_bytes(self, *, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return (await super().receive_bytes(timeout=timeout)).upper()
+
+    async def receive_json(self, mode: Any = None, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        return {"shouted": await super().receive_json(mode, timeout=timeout)}
+
+
+@pytest.mark.parametrize(
+    ("receive_type", "message", "tagged", "shouted"),
+    [
+        ("text", text_message("hi"), ("tagged", "hi"), "HI"),
+        ("bytes", bytes_message(b"hi"), ("tagged", b"hi"), b"HI"),
+        ("json", text_message("[1]"), ("tagged", [1]), {"shouted": [1]}),
+    ],
+)
+def test_async_for_honours_a_subclass_receive_on_every_message(
+    receive_type: str, message: Message, tagged: Any, shouted: Any
+) -> None:
+    # Every message after the first comes while the connection is open: where the
+    # base's receive is inlined, a subclass's must still be called.
+    async def items(websocket: type[WebSocket]) -> list[Any]:
+        server = Server([message, message, message, {"type": DISCONNECT, "code": 1000}])
+        ws = websocket(server.scope, server.receive, server.send, receive_type=receive_type)
+        return [item async for item in ws]
+
+    async def main() -> None:
+        assert await items(Tagged) == [tagged] * 3
+        assert await items(Shouting) == [shouted] * 3
+
+    anyio.run(main)
 
 
 # The sending side.

@@ -152,8 +152,8 @@ class Broadcast:
             )
         #: Messages kept per channel: an int, or a function of the channel's name.
         self.history = history
-        # The subscribers here, by channel: those of subscribe(), and under asyncio the
-        # rooms' fan-out (the rooms' sockets are its members).
+        # The subscribers here, by channel: those of subscribe() (and of room() under
+        # trio); under asyncio, a room's socket is a member of its channel's fan-out.
         self._subscribers: dict[str, set[Subscription]] = {}
         self._fanouts: dict[str, Fanout] = {}
         # For the channels with history subscribed to here: the order of the last
@@ -487,10 +487,10 @@ class Broadcast:
         for every socket of the same `send_type`. Under asyncio, one task sends each
         message to every socket of the channel that is ready; a socket whose last
         send has not completed gets its messages queued, and sent in order by a task
-        of its own. The room is left when
-        the block ends, however it ends, and an exception raised in the block comes
-        out of it unchanged. A socket's close is seen by receiving: a view that only
-        sends should still receive in the block (`async for _ in ws: pass`).
+        of its own. The room is left when the block ends, however it ends, and an
+        exception raised in the block comes out of it unchanged. A socket's close is
+        seen by receiving: a view that only sends should still receive in the block
+        (`async for _ in ws: pass`).
 
         The relaying stops quietly when the client is gone or the view has closed
         the socket; when it falls behind with `overflow="close"`, the socket is

@@ -118,7 +118,6 @@ class Fanout:
         self._sending: Member | None = None
         self._position = 0
         self._wakeup = Wakeup()  # the task with nothing to send
-        self._closed = False
         self._baton = Baton(self._carry)
         self._baton.start()
 
@@ -159,17 +158,12 @@ class Fanout:
         self._wakeup.wake()
         return True
 
-    def end(self) -> None:
-        """Stop every member, and the tasks (without waiting for them: `closed()`)."""
-        self._closed = True
+    async def closed(self) -> None:
+        """Stop every member and the tasks, and wait for the tasks' end."""
         for member in self.members:
             member.stop()
         self.members.clear()
         self._baton.cancel()
-
-    async def closed(self) -> None:
-        """`end()`, and wait for the tasks' end."""
-        self.end()
         with anyio.CancelScope(shield=True):
             await self._baton.wait()
 

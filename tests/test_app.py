@@ -438,6 +438,162 @@ def test_middleware_given_to_the_constructor_wraps_the_views() -> None:
         assert session.receive_json() == {}
 
 
+class PassThrough:
+    """Middleware of the user's that changes nothing."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+class Teapot(Exception):
+    pass
+
+
+def handlers_app(middleware: Sequence[Middleware]) -> App:
+    """An app whose WebSocket routes raise, with handlers for some of the errors."""
+    from starlette.exceptions import HTTPException, WebSocketException
+    from starlette.websockets import WebSocket as StarletteWebSocket
+
+    def teapot(request: Any, error: Exception) -> PlainTextResponse:
+        return PlainTextResponse("short and stout", status_code=418)
+
+    async def closing(websocket: StarletteWebSocket, error: Exception) -> None:
+        await websocket.close(4002, "handled")
+
+    class Handled(Exception):
+        pass
+
+    app = App(
+        middleware=middleware,
+        exception_handlers={Teapot: teapot, 418: teapot, Handled: closing},
+    )
+
+    @app.websocket_route("/teapot")
+    async def raises_teapot(ws: WebSocket) -> None:
+        raise Teapot
+
+    @app.websocket_route("/late")
+    async def raises_late(ws: WebSocket) -> None:
+        await ws.send("hi")
+        raise HTTPException(418)
+
+    async def starlette_refusal(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        raise WebSocketException(4001, "refused")
+
+    async def starlette_handled(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hi")
+        raise Handled
+
+    async def starlette_unhandled(websocket: StarletteWebSocket) -> None:
+        await websocket.accept()
+        raise KeyError("nobody handles this")
+
+    app.router.routes += [
+        WebSocketRoute("/starlette/refusal", starlette_refusal),
+        WebSocketRoute("/starlette/handled", starlette_handled),
+        WebSocketRoute("/starlette/unhandled", starlette_unhandled),
+    ]
+    return app
+
+
+@pytest.mark.parametrize("middleware", [[], [Middleware(PassThrough)]], ids=["bare", "middleware"])
+def test_exception_handlers_take_websocket_errors_with_or_without_middleware(
+    middleware: Sequence[Middleware],
+) -> None:
+    # Without middleware of the user's, WebSocket connections skip Starlette's
+    # ExceptionMiddleware for a copy that keeps their send: the handlers behave alike.
+    from starlette.testclient import WebSocketDenialResponse
+
+    client = TestClient(handlers_app(middleware))
+    with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect("/teapot"):
+        pass  # pragma: no cover
+    assert (denied.value.status_code, denied.value.text) == (418, "short and stout")
+    with client.websocket_connect("/late") as session:
+        assert session.receive_text() == "hi"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+    assert closed.value.code == 1011
+    with (
+        client.websocket_connect("/starlette/refusal") as session,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        session.receive_text()
+    assert (closed.value.code, closed.value.reason) == (4001, "refused")
+    with client.websocket_connect("/starlette/handled") as session:
+        assert session.receive_text() == "hi"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+    assert (closed.value.code, closed.value.reason) == (4002, "handled")
+    with (
+        pytest.raises(KeyError, match="nobody handles this"),
+        client.websocket_connect("/starlette/unhandled") as session,
+    ):
+        session.receive_text()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("middleware", [[], [Middleware(PassThrough)]], ids=["bare", "middleware"])
+async def test_a_views_sends_reach_the_servers_send_directly_without_middleware(
+    middleware: Sequence[Middleware],
+) -> None:
+    import sys
+
+    callers: list[Any] = []
+    server = connected()
+
+    async def send(message: Message) -> None:
+        callers.append(sys._getframe(1).f_code)
+        await server.send(message)
+
+    app = App(middleware=middleware)
+
+    @app.websocket_route("/ws")
+    async def greet(ws: WebSocket) -> None:
+        await ws.send("hi")
+
+    await app(server.scope, server.receive, send)
+    assert server.types() == ["websocket.accept", "websocket.send", "websocket.close"]
+    # The text message's send: from send_text() itself, or through Starlette's
+    # ExceptionMiddleware's wrapper once the app has middleware of the user's.
+    sent_by_the_view = callers[1] is WebSocket.send_text.__code__
+    assert sent_by_the_view == (not middleware)
+
+
+def test_an_unhandled_websocket_error_keeps_no_reference_cycle_through_the_handling() -> None:
+    import gc
+    import weakref
+
+    app = App()
+    errors: list[weakref.ref[BaseException]] = []
+
+    class Boom(Exception):
+        pass
+
+    @app.websocket_route("/boom")
+    async def boom(ws: WebSocket) -> None:
+        raise Boom
+
+    async def run() -> None:
+        server = connected(path="/boom")
+        try:
+            await app(server.scope, server.receive, server.send)
+        except Boom as error:
+            errors.append(weakref.ref(error))
+
+    gc.disable()
+    try:
+        anyio.run(run)
+        assert len(errors) == 1
+        assert errors[0]() is None  # freed as soon as the last reference went
+    finally:
+        gc.enable()
+
+
 # Lifespan.
 
 

@@ -24,7 +24,7 @@ from ._exceptions import InvalidMessage, MessageTypeError, WebSocketStateError
 from ._invalid import OnInvalid, invalid_reply
 from ._metrics import size_of, utf8_size
 from ._options import check_codec, check_on_invalid
-from ._state import CONNECTING, DISCONNECTED, RECEIVE, SEND
+from ._state import CONNECTING, DISCONNECTED, RECEIVE, SEND, ConnectionState
 from ._typed import Library, TypedJSON
 
 __all__ = ["WebSocket"]
@@ -677,22 +677,41 @@ def _send_name(codec: Codec) -> str:
     return "_send_encoded"
 
 
-def encoded(codec: Codec | None, message: Any) -> tuple[PayloadSender, Any]:
+def encoded(codec: Codec | None, message: Any) -> tuple[PayloadSender, Any, str | None]:
     """`message` encoded by `codec` (an `encoder_of()` a socket), and what sends the
-    payload to a socket of that codec as `ws.send(message)` would: `(send, payload)`.
-    With `None`, the message itself and each socket's own `send()`.
+    payload to a socket of that codec as `ws.send(message)` would: `(send, payload,
+    frame)`, `frame` the payload's key in a `websocket.send` message (`"text"` or
+    `"bytes"`), for a sender that hands it to the server itself (see `plain_send()`).
+    With `None`, the message itself, each socket's own `send()`, and no frame.
 
     Raises:
         TypeError: `codec` cannot encode `message` (nothing is sent).
     """
     if codec is None:
-        return _send_value, message
+        return _send_value, message, None
     payload = codec.encode(message)
     if payload.__class__ is str:
-        return WebSocket.send_text, payload
+        return WebSocket.send_text, payload, "text"
     if isinstance(payload, (bytes, bytearray, memoryview)):
-        return WebSocket.send_bytes, bytes(payload)
+        return WebSocket.send_bytes, bytes(payload), "bytes"
     raise _not_a_payload(codec, payload)
+
+
+def plain_send(ws: WebSocket) -> tuple[ConnectionState | None, Send]:
+    """For a sender of many messages to `ws` (a room's fan-out), what its typed sends
+    do on their hot path: `(core, send)`, the state core and the server's `send`.
+    While `core.open`, a message `{"type": "websocket.send", frame: payload}` (see
+    `encoded()`) may go to that `send` as `ws.send()` would send it, a failure of
+    which `send_failed()` says what it means; otherwise `ws`'s own sends decide.
+    `core` is `None` when they decide every time: `ws` counts its messages (metrics
+    on).
+    """
+    return (ws._core if ws._tally is None else None), ws._send
+
+
+async def send_failed(ws: WebSocket, error: Exception) -> Exception:
+    """What to raise after the server's `send` (from `plain_send()`) raised `error`."""
+    return await ws._send_failed(error)
 
 
 def _not_a_payload(codec: Codec, payload: object) -> TypeError:

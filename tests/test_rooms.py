@@ -124,6 +124,29 @@ class Outcome:
     frames: list[list[Any]]
     closes: list[tuple[int, str] | None]
     dropped: list[int]
+    logged: list[str]  # bocws's warnings and errors, sorted
+
+
+class Logged(logging.Handler):
+    """Collects the warnings and errors of bocws's loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def logged() -> Iterator[list[str]]:
+    handler = Logged()
+    logger = logging.getLogger("bocws")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
 
 
 async def run(
@@ -142,7 +165,7 @@ async def run(
     letting the loop turn, as a Redis reader may deliver them); once settled,
     `before_opening()`, then the blocked sends let through, and every client leaves."""
     envelopes = envelopes or [None] * len(clients)
-    with path(fast):
+    with path(fast), logged() as warnings:
         async with Broadcast("memory://") as broadcast, anyio.create_task_group() as group:
             subscriptions = [
                 await group.start(member, broadcast, client, envelope, options)
@@ -169,6 +192,7 @@ async def run(
         [client.frames for client in clients],
         [client.close for client in clients],
         [subscription.dropped for subscription in subscriptions],
+        sorted(warnings),
     )
 
 
@@ -255,8 +279,9 @@ async def test_a_client_that_does_not_read_holds_up_no_other(fast: bool) -> None
 async def test_a_burst_reaches_every_client_in_order_past_one_that_does_not_read(
     fast: bool,
 ) -> None:
-    """Several messages waiting go to each socket in turn (a batch); a send that waits
-    mid-batch leaves the rest of the batch queued for its socket, before any later."""
+    """Several messages waiting are taken at once (a batch), each sent to every socket
+    in turn; a send that waits mid-batch has the batch's later messages queued for its
+    socket, before any later batch's."""
     clients = [Client(), Client(mode="blocked"), Client(mode="yields"), Client()]
     messages = [{"n": n} for n in range(40)]  # more than a batch
     outcome = await run(clients, messages, fast=fast, burst=True)
@@ -348,6 +373,92 @@ async def test_a_client_that_leaves_while_a_send_to_it_waits_is_let_go() -> None
         await settled()
         assert broadcast._fanouts == {}  # a look inside: the fan-out and its tasks ended
         assert len(anyio.get_running_tasks()) == before
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+async def test_a_client_gone_mid_fan_out_is_let_go_quietly(fast: bool) -> None:
+    """The server's send raising as the client leaves is a departure, not an error."""
+    clients = [Client(gone_after=1), Client(mode="yields", gone_after=0), Client()]
+    outcome = await run(clients, ["a", "b"], fast=fast)
+    assert outcome.frames == [['"a"'], [], ['"a"', '"b"']]
+    assert outcome.logged == []
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "slow"])
+async def test_a_socket_its_view_closed_in_the_room_is_sent_nothing_more(fast: bool) -> None:
+    client, other = Client(), Client()
+    closed = anyio.Event()
+
+    async def closing_view(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        ws = WebSocket(websocket_scope(), client.receive, client.send, value_type="json")
+        async with ws, broadcast.room(ws, CHANNEL):
+            task_status.started()
+            await closed.wait()
+            await ws.close(4000)  # still in the room
+            await client.left.wait()
+
+    with path(fast), logged() as messages:
+        async with Broadcast("memory://") as broadcast, anyio.create_task_group() as group:
+            await group.start(closing_view)
+            await group.start(member, broadcast, other, None, {})
+            await broadcast.publish(CHANNEL, 1)
+            await settled()
+            closed.set()
+            await settled()
+            await broadcast.publish(CHANNEL, 2)
+            await settled()
+            client.left.set()
+            other.left.set()
+    assert [m["type"] for m in client.sent] == [
+        "websocket.accept",
+        "websocket.send",
+        "websocket.close",
+    ]
+    assert client.frames == ["1"]
+    assert other.frames == ["1", "2"]
+    assert messages == []
+
+
+def test_a_rooms_messages_are_counted_in_the_routes_metrics() -> None:
+    from prometheus_client import CollectorRegistry
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from bocws import App
+
+    registry = CollectorRegistry()
+    broadcast = Broadcast("memory://")
+    app = App(metrics=registry)
+    app.on_startup(broadcast.connect)
+    app.on_shutdown(broadcast.disconnect)
+
+    @app.websocket_route("/feed", value_type="json")
+    async def feed(ws: WebSocket) -> None:
+        async with broadcast.room(ws, CHANNEL):
+            await ws.send("joined")
+            async for _ in ws:
+                pass
+
+    @app.route("/publish", methods=["POST"])
+    async def publish(request: Request) -> PlainTextResponse:
+        for n in range(3):
+            await broadcast.publish(CHANNEL, {"n": n})
+        return PlainTextResponse("ok")
+
+    with TestClient(app) as client:
+        with (
+            client.websocket_connect("/feed") as first,
+            client.websocket_connect("/feed") as second,
+        ):
+            assert first.receive_json() == second.receive_json() == "joined"
+            client.post("/publish")
+            for session in (first, second):
+                assert [session.receive_json() for _ in range(3)] == [{"n": n} for n in range(3)]
+        sent = registry.get_sample_value("bocws_messages_sent_total", {"route": "/feed"})
+        sent_bytes = registry.get_sample_value("bocws_sent_bytes_total", {"route": "/feed"})
+    assert sent == 2 * 4  # "joined" and the room's three, for each
+    assert sent_bytes == 2 * (len('"joined"') + 3 * len('{"n":0}'))
 
 
 async def test_a_message_is_encoded_once_for_the_sockets_alike() -> None:

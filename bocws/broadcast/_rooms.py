@@ -30,7 +30,8 @@ from .._baton import Baton
 from .._codes import CloseCode
 from .._exceptions import WebSocketDisconnect, WebSocketStateError
 from .._metrics import BroadcastMetrics
-from ..websockets import PayloadSender, WebSocket, encoded, encoder_of
+from .._state import SEND
+from ..websockets import WebSocket, encoded, encoder_of, plain_send, send_failed
 from ._backends import BroadcastUnavailable
 from ._history import HistoryGap
 from ._subscription import Subscription, SubscriptionOverflow, Wakeup, report_overflow
@@ -41,8 +42,8 @@ logger = logging.getLogger("bocws.broadcast")
 
 TOO_SLOW = CloseCode.TRY_AGAIN_LATER
 
-#: Messages sent to one member before the next member's turn, when several wait: the
-#: connection's state stays in the CPU's caches, and its client reads them at once.
+#: Messages taken at once when several wait (a burst): each goes to every member in
+#: turn, and the batch costs one hand-over check and one loop turn for them all.
 BATCH = 32
 
 _UNSEEN = object()  # no member's envelope or codec
@@ -60,7 +61,18 @@ class Member:
     """A socket in a room: its subscription (the messages waiting for it), who sends
     to it next (`state`), and the fan-out's task sending to it now (`sender`)."""
 
-    __slots__ = ("codec", "envelope", "first", "sender", "settled", "state", "subscription", "ws")
+    __slots__ = (
+        "codec",
+        "core",
+        "envelope",
+        "first",
+        "sender",
+        "server_send",
+        "settled",
+        "state",
+        "subscription",
+        "ws",
+    )
 
     def __init__(
         self, ws: WebSocket, subscription: Subscription, envelope: Envelope | None, first: int
@@ -71,6 +83,9 @@ class Member:
         # The codec of its send type, to encode a message once for every socket of
         # that codec (None: its own `send()` for each message).
         self.codec = encoder_of(ws)
+        # What its sends do on their hot path, for the fan-out to do it itself (None:
+        # each message through its own sends).
+        self.core, self.server_send = plain_send(ws)
         # Its relay sends first: it makes the member direct once nothing waits for it.
         self.state = QUEUED
         self.first = first  # the number of the first message put after it joined
@@ -92,8 +107,10 @@ class Fanout:
     the channel (`put()`) that sends each message to every member's socket.
 
     One task at a time sends (see `Baton`): it takes the messages waiting (up to
-    `BATCH` at a time), and sends them to each direct member, or queues them for the
-    others, where its overflow policy applies as to any subscriber. The messages
+    `BATCH` at a time), and sends each to every direct member in turn (as the
+    members' own sends would, a socket's typed send inlined: `plain_send()`), or
+    queues it for the others, where its overflow policy applies as to any
+    subscriber. The messages
     put here and not taken yet wait in one queue for all: at most as many as the
     largest `queue_size` of the members; when a message comes and it is full, the
     oldest one waiting is lost to each member that has not had it, as its policy
@@ -111,12 +128,11 @@ class Fanout:
         self._pending: deque[tuple[int, Any]] = deque()  # put, not sent: (number, message)
         self._published = 0  # the messages put so far
         self._limit = 1  # messages that may wait in `_pending`: see the class docstring
-        # The messages being sent, (number, id, value) each, and the next member's
-        # index; the member a send waits for now, and the message's place in the batch.
+        # The messages being sent, (number, id, value) each; the place in the batch of
+        # the one being sent, and the index of the next member to send it to.
         self._batch: list[tuple[int, str | None, Any]] | None = None
-        self._index = 0
-        self._sending: Member | None = None
         self._position = 0
+        self._index = 0
         self._wakeup = Wakeup()  # the task with nothing to send
         self._baton = Baton(self._carry)
         self._baton.start()
@@ -188,51 +204,65 @@ class Fanout:
                         break
                     waiting = len(self._pending)
                 self._next_batch()
-            else:  # taking over from a task whose send waits
-                self._queue_the_rest()
+            # Else: taking over from a task whose send waits, where it left off. The
+            # member it sends to has that task as `sender`: it gets the next messages
+            # queued, and its relay sends them once that send is over.
             batch = self._batch
             assert batch is not None
             token = baton.hold()
             members = self._round
             count = len(members)
             delivered = 0
-            # Each message of the batch as the last (envelope, codec) seen sends it.
-            envelope: Any = _UNSEEN
-            codec: Any = _UNSEEN
-            payloads: list[tuple[PayloadSender, Any] | None] = []
-            while self._index < count:
-                member = members[self._index]
-                self._index += 1
-                if member.state >= OVERFLOWED:
-                    continue  # gone
-                if member.envelope is not envelope or member.codec is not codec:
-                    envelope, codec = member.envelope, member.codec
-                    payloads = [None] * len(batch)
-                for position, (number, message_id, message) in enumerate(batch):
-                    state = member.state
-                    if number < member.first:
-                        continue  # it joined after this message was put
-                    if state != DIRECT or member.sender is not None:
-                        if state < OVERFLOWED:
+            while self._position < len(batch):
+                number, message_id, message = batch[self._position]
+                # The message as the last (envelope, codec) seen sends it.
+                envelope: Any = _UNSEEN
+                codec: Any = _UNSEEN
+                send: Any = None
+                payload: Any = None
+                frame: str | None = None
+                index = self._index
+                while index < count:
+                    member = members[index]
+                    index += 1
+                    if (
+                        member.state != DIRECT
+                        or member.sender is not None
+                        or member.envelope is not envelope
+                        or member.codec is not codec
+                        or number < member.first
+                    ):
+                        # Off the fast path: gone, queued, joined since, or another
+                        # envelope or codec than the member before.
+                        if member.state >= OVERFLOWED or number < member.first:
+                            continue
+                        if member.state != DIRECT or member.sender is not None:
                             delivered += self._queue(member, message_id, message)
-                        continue
-                    # Direct: sent from here, encoded once for the members alike.
-                    prepared = payloads[position]
-                    if prepared is None:
+                            continue
+                        envelope, codec = member.envelope, member.codec
                         try:
                             value = message if envelope is None else envelope(message_id, message)
-                            prepared = payloads[position] = encoded(codec, value)
+                            send, payload, frame = encoded(codec, value)
                         except Exception:  # a message it cannot send: as `relay` does
+                            envelope = codec = _UNSEEN  # the next member tries again
                             self._failed(member)
                             continue
+                    # Direct: sent from here, encoded once for the members alike.
                     if message_id is not None:
                         subscription = member.subscription
                         subscription.last_id = subscription.message_id = message_id
+                    self._index = index  # where a task taking over goes on
                     member.sender = me
-                    self._sending = member
-                    self._position = position
                     try:
-                        await prepared[0](member.ws, prepared[1])
+                        core = member.core
+                        if frame is not None and core is not None and core.open:
+                            # What send_text() or send_bytes() would do: the hot path.
+                            try:
+                                await member.server_send({"type": SEND, frame: payload})
+                            except Exception as error:
+                                raise await send_failed(member.ws, error)  # noqa: B904
+                        else:
+                            await send(member.ws, payload)
                         delivered += 1
                     except (WebSocketDisconnect, WebSocketStateError):
                         member.stop()  # the client left, or the view closed the socket
@@ -241,15 +271,14 @@ class Fanout:
                     finally:
                         member.sender = None
                     if baton.leader is not token:  # another task took over meanwhile
-                        if self._sending is member:
-                            self._queue_the_rest()  # before the new task could
                         if member.state != DIRECT:  # messages were queued for it
                             member.settled.wake()
                         self._count(delivered)
                         return
                     if member.state != DIRECT:  # messages were queued for it meanwhile
                         member.settled.wake()
-            self._sending = None
+                self._index = 0
+                self._position += 1
             self._batch = None
             self._count(delivered)
             baton.release(token)
@@ -263,22 +292,11 @@ class Fanout:
             message_id, value = message if self.history else (None, message)
             batch.append((number, message_id, value))
         self._batch = batch
+        self._position = 0
         self._index = 0
         if self._changed:
             self._changed = False
             self._round = tuple(self.members)
-
-    def _queue_the_rest(self) -> None:
-        """The task sending to a member waits: queue it the batch's messages after the
-        one being sent, before any message of a later batch."""
-        member, self._sending = self._sending, None
-        if member is None or self._batch is None:
-            return
-        for number, message_id, message in self._batch[self._position + 1 :]:
-            if member.state >= OVERFLOWED:
-                return
-            if number >= member.first:
-                self._count(self._queue(member, message_id, message))
 
     def _queue(self, member: Member, message_id: str | None, message: Any) -> int:
         """Queue the message for `member`'s relay: 1 if it was, 0 if the member

@@ -225,7 +225,10 @@ else:
             return _standard_loads(text)
         if payload.translate(_ALL_DIGITS_ZERO).find(_LONG_NUMBER) < 0:
             try:
-                return _check_depth(text, _loads(payload))
+                value = _loads(payload)
             except _DecodeError:
                 pass  # NaN, 1e400, a lone surrogate escape, or bad JSON: Python decides
+            else:
+                # _check_depth()'s first test, inlined: most texts are too short to need it.
+                return value if len(text) <= MAX_DEPTH else _check_depth(text, value)
         return _standard_loads(text)

@@ -38,6 +38,16 @@ def refusal_code(app: App, path: str) -> int:
     return info.value.code
 
 
+def closed_after(client: TestClient, path: str, *greeting: str) -> tuple[int, str]:
+    """Connect to `path`, receive `greeting`'s messages, then the close: its code and
+    reason."""
+    with client.websocket_connect(path) as session:
+        assert [session.receive_text() for _ in greeting] == list(greeting)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            session.receive_text()
+    return closed.value.code, closed.value.reason
+
+
 async def echo(ws: WebSocket) -> None:
     async for message in ws:
         await ws.send(message)
@@ -513,22 +523,9 @@ def test_exception_handlers_take_websocket_errors_with_or_without_middleware(
     with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect("/teapot"):
         pass  # pragma: no cover
     assert (denied.value.status_code, denied.value.text) == (418, "short and stout")
-    with client.websocket_connect("/late") as session:
-        assert session.receive_text() == "hi"
-        with pytest.raises(WebSocketDisconnect) as closed:
-            session.receive_text()
-    assert closed.value.code == 1011
-    with (
-        client.websocket_connect("/starlette/refusal") as session,
-        pytest.raises(WebSocketDisconnect) as closed,
-    ):
-        session.receive_text()
-    assert (closed.value.code, closed.value.reason) == (4001, "refused")
-    with client.websocket_connect("/starlette/handled") as session:
-        assert session.receive_text() == "hi"
-        with pytest.raises(WebSocketDisconnect) as closed:
-            session.receive_text()
-    assert (closed.value.code, closed.value.reason) == (4002, "handled")
+    assert closed_after(client, "/late", "hi")[0] == 1011
+    assert closed_after(client, "/starlette/refusal") == (4001, "refused")
+    assert closed_after(client, "/starlette/handled", "hi") == (4002, "handled")
     with (
         pytest.raises(KeyError, match="nobody handles this"),
         client.websocket_connect("/starlette/unhandled") as session,
